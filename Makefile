@@ -1,0 +1,32 @@
+# backprop-lab: every target creates .venv from constraints.txt when it is missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: demo test lint release constraints clean
+
+$(BIN)/activate: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(BIN)/activate
+
+demo: $(BIN)/activate  ## a simulated class through the whole nbgrader cycle
+	$(BIN)/python -m autograder demo
+
+test: $(BIN)/activate  ## lint, then the test suite
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+lint: $(BIN)/activate
+	$(BIN)/ruff check .
+
+release: $(BIN)/activate  ## regenerate assignments/ and solutions/ from source/
+	$(BIN)/python -m autograder release
+
+constraints: $(BIN)/activate  ## re-pin every package after a deliberate upgrade
+	$(BIN)/pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' > constraints.txt
+
+clean:
+	rm -rf build .pytest_cache

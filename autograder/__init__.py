@@ -1,0 +1,13 @@
+"""backprop-lab's autograder: autograd references, checks, grading engine and CLI.
+
+Layout:
+    tolerances.py   every numerical tolerance, with the reason for it
+    parts.py        what a gradable part is: its cases, its reference, its outputs
+    compare.py      student tensor vs reference tensor -> a message in plain words
+    grading.py      run a student's function on a part's cases and judge the results
+    notebook.py     the `check` function the notebooks' test cells call
+    assignments/    one module per assignment: seeded inputs and autograd references
+    course.py       the nbgrader course: release, exchange, collect, autograde, export
+    submissions.py  build student notebooks from the release (demo and tests)
+    demo.py         a simulated class going through the whole nbgrader cycle
+"""

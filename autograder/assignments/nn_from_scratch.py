@@ -1,0 +1,187 @@
+"""The 5-3-1 network from scratch (tutorial 003): seeded inputs and autograd references.
+
+The loss is 0.5 * sum((y - output)**2): the tutorial computes `loss = y - output` and
+adds the deltas (`w += ...`), which is gradient descent on exactly that function.
+"""
+
+import torch
+
+from ..parts import Assignment, Case, Part
+from ..tolerances import ONE_OPERATION, ONE_STEP, TRAINING
+
+LEARNING_RATE = 0.1
+EPOCHS = 500
+
+# The values the tutorial printed (to 4 decimals), in its layout: X is (batch, inputs),
+# w1 is (inputs, hidden), b1 is (1, hidden), w2 is (hidden, outputs), b2 is (1, outputs).
+_TUTORIAL = {
+    "X": [[-1.4169, -0.1208, 2.9017, -0.5320, 1.1673]],
+    "y": [[0.9833]],
+    "w1": [[-0.1227, -1.7698, -0.4778],
+           [-0.1151, -0.4091, -1.4808],
+           [0.3592, -1.2880, -0.1151],
+           [-1.5897, -0.7054, 1.2197],
+           [1.2678, 0.9360, -1.2345]],
+    "b1": [[-0.0885, 1.1882, 0.7300]],
+    "w2": [[-0.7256], [0.2154], [0.0544]],
+    "b2": [[2.3224]],
+}
+
+# Layer sizes (batch, inputs, hidden, outputs). The hidden ones include a batch above 1,
+# non-square weights, and square ones where a transposed weight still has the right shape.
+_VISIBLE_SIZES = [(4, 5, 3, 1)]
+_HIDDEN_SIZES = [(6, 4, 7, 2), (3, 4, 4, 1), (5, 2, 3, 3)]
+# Learning rates and epoch counts per network, so that a hard-coded 0.1 or 500 is caught.
+_VISIBLE_TRAINING = [(LEARNING_RATE, EPOCHS), (0.5, 60)]
+_HIDDEN_TRAINING = [(0.3, 150), (LEARNING_RATE, EPOCHS), (1.0, 40)]
+
+
+def tutorial_example() -> tuple[torch.Tensor, ...]:
+    """The tutorial's X, y, w1, b1, w2, b2 as float64 tensors."""
+    return tuple(torch.tensor(_TUTORIAL[name], dtype=torch.float64)
+                 for name in ("X", "y", "w1", "b1", "w2", "b2"))
+
+
+def random_network(seed: int, batch: int, n_in: int, n_hidden: int, n_out: int):
+    """Seeded float64 (X, y, w1, b1, w2, b2); y lies in (0.1, 0.9), where a sigmoid can reach."""
+    g = torch.Generator().manual_seed(seed)
+
+    def randn(*shape):
+        return torch.randn(*shape, generator=g, dtype=torch.float64)
+
+    y = 0.1 + 0.8 * torch.rand(batch, n_out, generator=g, dtype=torch.float64)
+    return (randn(batch, n_in), y, randn(n_in, n_hidden), randn(1, n_hidden),
+            randn(n_hidden, n_out), randn(1, n_out))
+
+
+def loss_function(y: torch.Tensor, output: torch.Tensor) -> torch.Tensor:
+    """0.5 * sum((y - output)**2): the loss whose gradient descent the tutorial performs."""
+    return 0.5 * ((y - output) ** 2).sum()
+
+
+# ---- references -------------------------------------------------------------------------
+
+def reference_sigmoid(z):
+    return {"sigmoid_activation(z)": torch.sigmoid(z)}
+
+
+def reference_forward(X, w1, b1, w2, b2):
+    z1 = X @ w1 + b1
+    a1 = torch.sigmoid(z1)
+    z2 = a1 @ w2 + b2
+    return {"z1": z1, "a1": a1, "z2": z2, "output": torch.sigmoid(z2)}
+
+
+def reference_sigmoid_delta(a):
+    """d sigmoid(z) / dz by autograd, at the z whose activation is a."""
+    z = torch.logit(a).requires_grad_()
+    (slope,) = torch.autograd.grad(torch.sigmoid(z).sum(), z)
+    return {"sigmoid_delta(a)": slope}
+
+
+def _gradients(X, y, params):
+    params = [p.detach().clone().requires_grad_() for p in params]
+    loss = loss_function(y, reference_forward(X, *params)["output"])
+    return loss.detach(), torch.autograd.grad(loss, params)
+
+
+def reference_train_step(X, y, w1, b1, w2, b2, learning_rate):
+    """One step of gradient descent: each parameter moves by -learning_rate * its gradient."""
+    params = (w1, b1, w2, b2)
+    _, grads = _gradients(X, y, params)
+    updated = [p - learning_rate * g for p, g in zip(params, grads, strict=True)]
+    return dict(zip(("w1", "b1", "w2", "b2"), updated, strict=True))
+
+
+def reference_train(X, y, w1, b1, w2, b2, learning_rate, epochs):
+    """The loss of each epoch (before its update) and the parameters after the last one."""
+    params = [p.clone() for p in (w1, b1, w2, b2)]
+    losses = []
+    for _ in range(epochs):
+        loss, grads = _gradients(X, y, params)
+        params = [p - learning_rate * g for p, g in zip(params, grads, strict=True)]
+        losses.append(loss)
+    result = dict(zip(("w1", "b1", "w2", "b2"), params, strict=True))
+    return {"losses": torch.stack(losses), **result}
+
+
+# ---- cases ------------------------------------------------------------------------------
+
+def _networks(kind: str, seed: int) -> list[tuple[str, tuple[torch.Tensor, ...]]]:
+    """(label, (X, y, w1, b1, w2, b2)) for each network of this kind."""
+    networks = []
+    if kind == "visible":
+        networks.append(("the tutorial's example (a batch of 1, a 5-3-1 network)",
+                         tutorial_example()))
+    sizes = _VISIBLE_SIZES if kind == "visible" else _HIDDEN_SIZES
+    for index, (batch, n_in, n_hidden, n_out) in enumerate(sizes):
+        label = f"a batch of {batch}, a {n_in}-{n_hidden}-{n_out} network"
+        if kind == "hidden":
+            label = f"a hidden case ({label})"
+        networks.append((label, random_network(seed + index, batch, n_in, n_hidden, n_out)))
+    return networks
+
+
+def _elementwise_cases(kind: str, seed: int, squash: bool) -> list[Case]:
+    shapes = [(1, 3), (4, 5)] if kind == "visible" else [(6, 7), (2, 3, 5)]
+    cases = []
+    for index, shape in enumerate(shapes):
+        g = torch.Generator().manual_seed(seed + index)
+        values = 3 * torch.randn(*shape, generator=g, dtype=torch.float64)
+        name = "a" if squash else "z"
+        if squash:  # activations in (0, 1), kept 1e-4 away from the ends
+            values = torch.sigmoid(values).clamp(1e-4, 1 - 1e-4)
+        label = f"{name} of shape {shape}"
+        cases.append(Case(label if kind == "visible" else f"a hidden case ({label})",
+                          {name: values}))
+    return cases
+
+
+def _sigmoid_cases(kind, seed):
+    return _elementwise_cases(kind, seed, squash=False)
+
+
+def _sigmoid_delta_cases(kind, seed):
+    return _elementwise_cases(kind, seed, squash=True)
+
+
+def _forward_cases(kind, seed):
+    return [Case(label, {"X": X, "w1": w1, "b1": b1, "w2": w2, "b2": b2})
+            for label, (X, _y, w1, b1, w2, b2) in _networks(kind, seed)]
+
+
+def _train_step_cases(kind, seed):
+    rates = [rate for rate, _ in (_VISIBLE_TRAINING if kind == "visible" else _HIDDEN_TRAINING)]
+    return [Case(f"{label}, learning rate {rate}",
+                 {"X": X, "y": y, "w1": w1, "b1": b1, "w2": w2, "b2": b2, "learning_rate": rate})
+            for (label, (X, y, w1, b1, w2, b2)), rate in zip(_networks(kind, seed), rates,
+                                                              strict=True)]
+
+
+def _train_cases(kind, seed):
+    settings = _VISIBLE_TRAINING if kind == "visible" else _HIDDEN_TRAINING
+    return [Case(f"{label}, learning rate {rate}, {epochs} epochs",
+                 {"X": X, "y": y, "w1": w1, "b1": b1, "w2": w2, "b2": b2,
+                  "learning_rate": rate, "epochs": epochs})
+            for (label, (X, y, w1, b1, w2, b2)), (rate, epochs)
+            in zip(_networks(kind, seed), settings, strict=True)]
+
+
+_PARAMETERS = ("w1", "b1", "w2", "b2")
+
+ASSIGNMENT = Assignment("nn_from_scratch", (
+    Part("sigmoid_activation", "sigmoid_activation", points=1, returns="sigmoid_activation(z)",
+         make_cases=_sigmoid_cases, reference=reference_sigmoid, tolerance=ONE_OPERATION),
+    Part("forward", "forward", points=2, returns=("z1", "a1", "z2", "output"),
+         make_cases=_forward_cases, reference=reference_forward, tolerance=ONE_OPERATION,
+         builds_on=("sigmoid_activation",)),
+    Part("sigmoid_delta", "sigmoid_delta", points=1, returns="sigmoid_delta(a)",
+         make_cases=_sigmoid_delta_cases, reference=reference_sigmoid_delta,
+         tolerance=ONE_OPERATION),
+    Part("train_step", "train_step", points=3, returns=_PARAMETERS,
+         make_cases=_train_step_cases, reference=reference_train_step, tolerance=ONE_STEP,
+         deltas={name: name for name in _PARAMETERS}, builds_on=("forward", "sigmoid_delta")),
+    Part("train", "train", points=3, returns=("losses", _PARAMETERS),
+         make_cases=_train_cases, reference=reference_train, tolerance=TRAINING,
+         sequences=frozenset({"losses"}), builds_on=("train_step",)),
+))

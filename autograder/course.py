@@ -1,0 +1,111 @@
+"""An nbgrader course on one machine: real `nbgrader` commands on a local exchange.
+
+The repository root is itself a course root (source/, assignments/ as the release folder,
+solutions/). `Course.scaffold` makes a throw-away course beside it, for the demo and the
+tests, that shares the repository's nbgrader_config.py and source notebooks.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+COURSE_ID = "backprop-lab"
+
+
+class NbgraderError(RuntimeError):
+    """An nbgrader command failed; the message holds the end of its log."""
+
+
+def assignment_names(root: Path = REPO) -> list[str]:
+    """The assignments of a course: the folders under its source/."""
+    return sorted(p.name for p in (root / "source").iterdir() if p.is_dir())
+
+
+def nbgrader(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """Run `nbgrader ARGS` from this environment (its bin/ goes first on PATH for alembic)."""
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    done = subprocess.run([str(bin_dir / "nbgrader"), *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=1800)
+    if check and done.returncode != 0:
+        log = (done.stdout + done.stderr).strip().splitlines()
+        raise NbgraderError(f"nbgrader {' '.join(args)} failed:\n" + "\n".join(log[-25:]))
+    return done
+
+
+def generate_release(root: Path = REPO, db_dir: Path | None = None) -> None:
+    """Regenerate the student releases and the answer keys of every assignment from source/.
+
+    The gradebook this needs goes to db_dir (a temporary folder by default), not the repo.
+    """
+    with tempfile.TemporaryDirectory() as scratch:
+        db = f"--CourseDirectory.db_url=sqlite:///{Path(db_dir or scratch) / 'gradebook.db'}"
+        for name in assignment_names(root):
+            nbgrader("generate_assignment", name, "--force", db, cwd=root)
+            nbgrader("generate_solution", name, "--force", db, cwd=root)
+
+
+class Course:
+    """A course root and its exchange, driven through the nbgrader command line."""
+
+    def __init__(self, root: Path, exchange: Path):
+        self.root = root
+        self.exchange = exchange
+
+    @classmethod
+    def scaffold(cls, workdir: Path, assignments: list[str] | None = None) -> "Course":
+        """A fresh course in workdir/course with its exchange in workdir/exchange."""
+        root, exchange = workdir / "course", workdir / "exchange"
+        if workdir.exists():
+            shutil.rmtree(workdir)
+        (root / "source").mkdir(parents=True)
+        exchange.mkdir(mode=0o777)
+        for name in assignments or assignment_names():
+            shutil.copytree(REPO / "source" / name, root / "source" / name)
+        (root / "nbgrader_config.py").write_text(
+            f"load_subconfig({str(REPO / 'nbgrader_config.py')!r})\n"
+            "c = get_config()\n"
+            f"c.CourseDirectory.root = {str(root)!r}\n"
+            f"c.Exchange.root = {str(exchange)!r}\n"
+            "# One Unix user plays every student here; nbgrader would call that cheating.\n"
+            "c.ExchangeCollect.check_owner = False\n")
+        return cls(root, exchange)
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """An instructor's command, run in the course root."""
+        return nbgrader(*args, cwd=self.root, check=check)
+
+    def student_home(self, student: str) -> Path:
+        """The folder a student works in (their Jupyter home)."""
+        return self.root.parent / "students" / student
+
+    def _student_run(self, student: str, *args: str) -> None:
+        home = self.student_home(student)
+        home.mkdir(parents=True, exist_ok=True)
+        # A cache per student: a shared one would hand each student everyone's feedback.
+        nbgrader(*args, f"--course={COURSE_ID}", f"--Exchange.root={self.exchange}",
+                 f"--Exchange.cache={home / '.nbgrader-cache'}", cwd=home)
+
+    def fetch(self, assignment: str, students: list[str]) -> None:
+        """Every student fetches the released assignment into their home (in parallel)."""
+        self._each(students, lambda s: self._student_run(s, "fetch_assignment", assignment))
+
+    def submit(self, assignment: str, students: list[str]) -> None:
+        """Every student submits their copy of the assignment (in parallel)."""
+        self._each(students, lambda s: self._student_run(
+            s, "submit", assignment, f"--student={s}"))
+
+    @staticmethod
+    def _each(students, action) -> None:
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            list(pool.map(action, students))
+
+    def notebook_of(self, step: str, student: str, assignment: str) -> Path:
+        """Where a student's notebook lies after a step: submitted, autograded, feedback..."""
+        suffix = ".html" if step == "feedback" else ".ipynb"
+        return self.root / step / student / assignment / f"{assignment}{suffix}"

@@ -1,0 +1,175 @@
+"""`make demo`: a simulated class goes through the whole nbgrader cycle.
+
+release_assignment -> students fetch_assignment, fill in and submit -> collect -> autograde
+-> generate_feedback -> export. Every step is a real nbgrader command. The demo ends with a
+grade table (student x part) and the path of every student's HTML feedback.
+"""
+
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from .course import COURSE_ID, REPO, Course
+from .submissions import Edit, answered, student_answers
+
+
+@dataclass(frozen=True)
+class Student:
+    """A simulated student: what they got right, what they changed, what they broke."""
+
+    id: str
+    story: str
+    solved: frozenset[str] | None = None  # answer cells they filled in; None means all
+    edits: tuple[Edit, ...] = ()  # changes to the solution code: mistakes, mostly
+    damage: str | None = None  # INVALID_JSON or DELETED_TEST_CELL
+    answer_key: bool = False  # submits the notebook from solutions/ as it is
+
+
+INVALID_JSON = "invalid JSON"
+DELETED_TEST_CELL = "deleted test cell"
+
+ROSTER: dict[str, list[Student]] = {
+    "nn_from_scratch": [
+        Student("ada", "perfect"),
+        Student("ben", "partly right: parts 1 to 3 only",
+                solved=frozenset({"sigmoid_activation_answer", "forward_answer",
+                                  "sigmoid_delta_answer"})),
+        Student("cho", "sign error in the updates",
+                edits=(Edit("train_step_answer", "(y - output) * sigmoid_delta",
+                             "(output - y) * sigmoid_delta"),)),
+        Student("dev", "the tutorial's d_hidn.sum() for b1",
+                edits=(Edit("train_step_answer", "d_hidn.sum(0, keepdim=True)", "d_hidn.sum()"),)),
+        Student("eve", "blank: submitted the release untouched", solved=frozenset()),
+        Student("fay", "perfect, but the notebook file is broken", damage=INVALID_JSON),
+        Student("gus", "perfect, but deleted a test cell", damage=DELETED_TEST_CELL),
+        Student("hal", "perfect, and their code raises a UserWarning",
+                edits=(Edit("sigmoid_activation_answer", "    return 1 /",
+                            "    import warnings\n"
+                            "    warnings.warn('exp may overflow', UserWarning, stacklevel=2)\n"
+                            "    return 1 /"),)),
+        Student("key", "the answer key from solutions/", answer_key=True),
+    ],
+}
+
+
+def write_submission(path: Path, student: Student, assignment: str) -> None:
+    """Fill in the fetched notebook at path the way this student would."""
+    if student.answer_key:
+        path.write_bytes((REPO / "solutions" / assignment / path.name).read_bytes())
+        return
+    notebook = answered(path, student_answers(assignment, student.solved, student.edits))
+    if student.damage == DELETED_TEST_CELL:
+        first_test = next(i for i, cell in enumerate(notebook.cells)
+                          if cell.metadata.get("nbgrader", {}).get("grade"))
+        del notebook.cells[first_test]
+    text = nbformat.writes(notebook)
+    if student.damage == INVALID_JSON:
+        text = text[: len(text) // 2]  # an editor crashed mid-save
+    path.write_text(text)
+
+
+def unreadable(path: Path) -> str | None:
+    """Why the notebook at path cannot be graded, or None if it can be read."""
+    if not path.exists():
+        return "no notebook was submitted."
+    try:
+        nbformat.reads(json.dumps(json.loads(path.read_bytes())), as_version=4)
+    except json.JSONDecodeError as error:
+        return (f"the notebook is not valid JSON (line {error.lineno}, column {error.colno}): "
+                f"it could not be opened, so it was not graded. Open it in a text editor "
+                f"or download a fresh copy, then submit again.")
+    except Exception as error:  # nbformat raises several kinds for a malformed notebook
+        return f"the notebook could not be read ({type(error).__name__}), so it was not graded."
+    return None
+
+
+def grade_rows(course: Course, assignment: str, students: list[Student]) -> list[dict]:
+    """One row per student: their score per part, total, and a note."""
+    from nbgrader.api import Gradebook, MissingEntry  # slow import, only needed here
+
+    rows = []
+    with Gradebook(f"sqlite:///{course.root / 'gradebook.db'}", COURSE_ID) as gradebook:
+        for student in students:
+            row = {"student": student.id, "story": student.story, "scores": {}, "note": ""}
+            problem = unreadable(course.notebook_of("submitted", student.id, assignment))
+            try:
+                graded = gradebook.find_submission_notebook(assignment, assignment, student.id)
+                autograded = course.notebook_of("autograded", student.id, assignment).exists()
+            except MissingEntry:
+                autograded = False
+            if problem or not autograded:
+                row["note"] = problem or "nbgrader could not grade this notebook."
+                _write_problem_feedback(course, student.id, assignment, row["note"])
+            else:
+                row["scores"] = {g.name: (g.score, g.max_score) for g in graded.grades}
+                if student.damage == DELETED_TEST_CELL:
+                    row["note"] = "a deleted test cell was restored by nbgrader"
+            rows.append(row)
+    return rows
+
+
+def _write_problem_feedback(course: Course, student: str, assignment: str, note: str) -> None:
+    path = course.notebook_of("feedback", student, assignment)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{assignment}"
+                    f"</title></head><body><h1>{assignment}: not graded</h1>"
+                    f"<p>Score: 0</p><p>{html.escape(note)}</p></body></html>\n")
+
+
+def format_table(assignment: str, rows: list[dict], parts: list[str]) -> str:
+    """A plain-text grade table, one line per student and one column per part."""
+    header = ["student", *parts, "total", "note"]
+    lines = []
+    for row in rows:
+        scores = row["scores"]
+        cells = [f"{scores[p][0]:g}/{scores[p][1]:g}" if p in scores else "-" for p in parts]
+        earned = sum(score for score, _ in scores.values())
+        possible = sum(maximum for _, maximum in scores.values())
+        total = f"{earned:g}/{possible:g}" if scores else "0"
+        lines.append([row["student"], *cells, total, row["note"] or row["story"]])
+    widths = [max(len(str(line[i])) for line in [header, *lines]) for i in range(len(header) - 1)]
+
+    def render(line):
+        padded = [str(value).ljust(width) for value, width in zip(line, widths, strict=False)]
+        return "  ".join([*padded, line[-1]])
+    return "\n".join([f"== {assignment}", render(header), *map(render, lines)])
+
+
+def run_demo(workdir: Path) -> list[dict]:
+    """Run the whole cycle for every assignment in ROSTER; print and return the grade rows."""
+    course = Course.scaffold(workdir, list(ROSTER))
+    all_rows = []
+    for assignment, students in ROSTER.items():
+        ids = [s.id for s in students]
+        course.run("generate_assignment", assignment, "--force")
+        course.run("release_assignment", assignment, "--force")
+        course.fetch(assignment, ids)
+        for student in students:
+            write_submission(course.student_home(student.id) / assignment / f"{assignment}.ipynb",
+                             student, assignment)
+        course.submit(assignment, ids)
+        course.run("collect", assignment)
+        # Exits 1 when a notebook cannot be graded; the others are graded all the same.
+        course.run("autograde", assignment, "--force", check=False)
+        course.run("generate_feedback", assignment, "--force", check=False)
+        rows = grade_rows(course, assignment, students)
+        parts = _part_ids(course, assignment)
+        print(format_table(assignment, rows, parts))
+        all_rows += [{**row, "assignment": assignment} for row in rows]
+    grades_csv = workdir / "grades.csv"
+    course.run("export", f"--to={grades_csv}")
+    print(f"\nGrades exported to {grades_csv}")
+    print("Feedback for each student:")
+    for row in all_rows:
+        feedback = course.notebook_of("feedback", row["student"], row["assignment"])
+        print(f"  {row['student']:5} {feedback}")
+    return all_rows
+
+
+def _part_ids(course: Course, assignment: str) -> list[str]:
+    release = nbformat.read(course.root / "assignments" / assignment / f"{assignment}.ipynb", 4)
+    return [c.metadata["nbgrader"]["grade_id"] for c in release.cells
+            if c.metadata.get("nbgrader", {}).get("grade")]

@@ -1,0 +1,128 @@
+"""What a gradable part is, and how a student's return value becomes named tensors.
+
+A part is one stub in a notebook, worth points. It names the student's function, the
+values that function returns, the seeded inputs it is called on (visible and hidden
+cases), and the autograd reference those results are compared with.
+"""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .tolerances import Tolerance
+
+# The shape of a return value: a name for one tensor, or a tuple of such shapes.
+ReturnSpec = str | tuple["ReturnSpec", ...]
+
+
+class StudentError(Exception):
+    """The student's function failed or returned something unusable; the text says why."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One call of the student's function: a label for messages and positional arguments."""
+
+    label: str
+    args: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Part:
+    """One graded stub: its notebook cell id, its function and how to judge it."""
+
+    id: str
+    function: str
+    points: int
+    returns: ReturnSpec
+    make_cases: Callable[[str, int], list[Case]]
+    reference: Callable[..., dict[str, torch.Tensor]]
+    tolerance: Tolerance
+    # Outputs judged as a change of one input (output - input), e.g. an updated weight.
+    deltas: Mapping[str, str] = field(default_factory=dict)
+    # Outputs that may also be given as a list of numbers, e.g. a loss history.
+    sequences: frozenset[str] = frozenset()
+    # Functions from earlier parts that this one calls.
+    builds_on: tuple[str, ...] = ()
+
+    def cases(self, kind: str, seed: int) -> list[Case]:
+        """The seeded cases of this part; kind is "visible" or "hidden"."""
+        return self.make_cases(kind, seed)
+
+    def output_names(self) -> list[str]:
+        """The names of the tensors the student's function returns, in order."""
+        return _leaves(self.returns)
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """An assignment: its name (the nbgrader assignment id) and its parts in notebook order."""
+
+    name: str
+    parts: tuple[Part, ...]
+
+    def part(self, part_id: str) -> Part:
+        """The part whose id (the nbgrader grade id of its test cell) is part_id."""
+        for part in self.parts:
+            if part.id == part_id:
+                return part
+        known = ", ".join(p.id for p in self.parts)
+        raise KeyError(f"{self.name} has no part {part_id!r} (its parts: {known})")
+
+
+def _leaves(spec: ReturnSpec) -> list[str]:
+    if isinstance(spec, str):
+        return [spec]
+    return [name for item in spec for name in _leaves(item)]
+
+
+def _describe(spec: ReturnSpec) -> str:
+    if isinstance(spec, str):
+        return spec
+    return "(" + ", ".join(_describe(item) for item in spec) + ")"
+
+
+def unpack(function: str, result: Any, spec: ReturnSpec,
+           sequences: frozenset[str] = frozenset()) -> dict[str, torch.Tensor]:
+    """Turn a student's return value into {name: plain float tensor}, or raise StudentError."""
+    if isinstance(spec, str):
+        return {spec: as_tensor(function, spec, result, spec in sequences)}
+    if not isinstance(result, (tuple, list)) or len(result) != len(spec):
+        got = (f"{len(result)} values" if isinstance(result, (tuple, list))
+               else f"a {type(result).__name__}")
+        raise StudentError(
+            f"{function} should return {len(spec)} values {_describe(spec)}, but returned {got}.")
+    tensors: dict[str, torch.Tensor] = {}
+    for item, item_spec in zip(result, spec, strict=True):
+        tensors.update(unpack(function, item, item_spec, sequences))
+    return tensors
+
+
+def as_tensor(function: str, name: str, value: Any, allow_sequence: bool) -> torch.Tensor:
+    """A plain (not subclassed, detached) tensor for one returned value, or StudentError."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().as_subclass(torch.Tensor)
+    if value is None:
+        raise StudentError(f"{function} returned None for {name}: is a `return` missing?")
+    if allow_sequence and isinstance(value, (list, tuple)):
+        try:
+            return torch.tensor([_number(v) for v in value], dtype=torch.float64)
+        except (TypeError, ValueError) as error:
+            raise StudentError(
+                f"{name} from {function} should be a list of numbers or a 1-D tensor: {error}"
+            ) from None
+    kind = "a numpy array (use torch.from_numpy)" if type(value).__module__ == "numpy" \
+        else f"a {type(value).__name__}"
+    raise StudentError(f"{name} from {function} should be a torch.Tensor, but it is {kind}.")
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise ValueError(f"an entry has shape {tuple(value.shape)}, not a single number")
+        return value.item()
+    if isinstance(value, (int, float)):
+        return float(value)
+    raise TypeError(f"an entry is a {type(value).__name__}, not a number")

@@ -1,0 +1,61 @@
+"""Build student notebooks from a release: the demo's class and the tests' corpus.
+
+Answers are never written twice by hand. A correct answer is the solution code of the
+source notebook; any other answer is that code with a deliberate `Edit` (a mistake, say).
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from .course import REPO
+
+SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
+
+
+@dataclass(frozen=True)
+class Edit:
+    """Replace `old` by `new`, once, in the solution of one answer cell."""
+
+    answer: str
+    old: str
+    new: str
+
+    def apply(self, code: str) -> str:
+        if code.count(self.old) != 1:
+            raise ValueError(f"{self.old!r} should occur once in the solution of "
+                             f"{self.answer}; update this edit to the source notebook.")
+        return code.replace(self.old, self.new)
+
+
+def _grade_id(cell) -> str | None:
+    return cell.metadata.get("nbgrader", {}).get("grade_id")
+
+
+def solutions(assignment: str, root: Path = REPO) -> dict[str, str]:
+    """{answer cell id: its solution code} from the source notebook, without the markers."""
+    source = nbformat.read(root / "source" / assignment / f"{assignment}.ipynb", as_version=4)
+    return {_grade_id(cell): "\n".join(line for line in cell.source.splitlines()
+                                       if line.strip() not in SOLUTION_MARKERS)
+            for cell in source.cells
+            if cell.metadata.get("nbgrader", {}).get("solution")}
+
+
+def answered(release: Path, answers: dict[str, str]) -> nbformat.NotebookNode:
+    """The release notebook with the given answer cells filled in; the rest untouched."""
+    notebook = nbformat.read(release, as_version=4)
+    for cell in notebook.cells:
+        if _grade_id(cell) in answers:
+            cell.source = answers[_grade_id(cell)]
+    return notebook
+
+
+def student_answers(assignment: str, solved: frozenset[str] | None = None,
+                    edits: tuple[Edit, ...] = ()) -> dict[str, str]:
+    """Answers of a student who solved the cells in `solved` (all by default), then edited."""
+    keys = solutions(assignment)
+    answers = {cell: code for cell, code in keys.items() if solved is None or cell in solved}
+    for edit in edits:
+        answers[edit.answer] = edit.apply(answers[edit.answer])
+    return answers

@@ -1,0 +1,40 @@
+"""Every tolerance the grader uses, and why.
+
+Students' functions receive float64 inputs and the references are computed by
+torch.autograd in float64. A correct answer therefore differs from the reference only by
+rounding: about 1e-16 relative per operation, times the few operations between input and
+output. The tolerances below leave a wide margin above that, and stay far below the size
+of any real mistake (a wrong sign or scale is an O(1) relative error, one epoch too many
+in training is about 1e-3). A computation done in float32 by accident (errors near 1e-7)
+fails them on purpose, and the message says so.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Passes when |got - expected| <= atol + rtol * |expected| for every element."""
+
+    rtol: float
+    atol: float
+
+
+# A handful of elementwise operations or one small matrix product. The only loss of
+# precision beyond rounding is a(1 - a) when a is close to 1: with a <= 1 - 1e-4 on our
+# inputs, that costs at most 1e-12 relative.
+ONE_OPERATION = Tolerance(rtol=1e-9, atol=1e-12)
+
+# One forward and backward pass, or one parameter update. Summation order may differ
+# from autograd's (a student may sum a batch in another order), which costs about
+# n * 1e-16 relative for n terms. Deltas are compared, not the updated parameters, so a
+# wrong update cannot hide behind the size of the parameter it is added to.
+ONE_STEP = Tolerance(rtol=1e-8, atol=1e-12)
+
+# A training loop of up to 500 epochs: each epoch re-uses the previous parameters, so
+# rounding differences compound (observed below 1e-12 relative on our cases). A real
+# mistake such as a wrong learning rate or epoch count moves the loss by more than 1e-4.
+TRAINING = Tolerance(rtol=1e-7, atol=1e-10)
+
+# Where a difference looks like float32 arithmetic rather than a wrong formula.
+FLOAT32_EPSILON = 1.2e-7

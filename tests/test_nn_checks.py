@@ -1,0 +1,157 @@
+"""The checks of nn_from_scratch: the solution passes, each kind of mistake fails that part
+only, and every failure comes with a message in plain words."""
+
+import pytest
+import torch
+
+from autograder.assignments import nn_from_scratch as nn
+from autograder.grading import grade_part
+from autograder.notebook import HIDDEN_SEED, WrongAnswer, checker
+
+PARTS = [part.id for part in nn.ASSIGNMENT.parts]
+
+
+def grade(part_id, function, kind="hidden"):
+    part = nn.ASSIGNMENT.part(part_id)
+    return grade_part(part, function, part.cases(kind, HIDDEN_SEED))
+
+
+@pytest.mark.parametrize("kind", ["visible", "hidden"])
+@pytest.mark.parametrize("part_id", PARTS)
+def test_solution_scores_full_marks(nn_solution, part_id, kind):
+    result = grade(part_id, nn_solution[part_id], kind)
+    assert result.passed, result.message
+    assert result.score == nn.ASSIGNMENT.part(part_id).points
+
+
+@pytest.mark.parametrize("part_id", PARTS)
+def test_blank_stub_scores_zero_with_a_plain_message(part_id):
+    def stub(*args):
+        raise NotImplementedError()
+
+    result = grade(part_id, stub)
+    assert result.score == 0
+    assert "is not written yet" in result.message
+
+
+def test_check_raises_wrong_answer_and_prints_on_success(nn_solution, capsys):
+    check = checker("nn_from_scratch")
+    check("forward", nn_solution["forward"], hidden=True)
+    assert "✔ forward is correct" in capsys.readouterr().out
+    with pytest.raises(WrongAnswer, match="sigmoid_delta"):
+        check("sigmoid_delta", lambda a: a)
+
+
+def step_with(nn_solution, **changes):
+    """The solution's train_step with one line of its backprop replaced."""
+    forward, delta = nn_solution["forward"], nn_solution["sigmoid_delta"]
+
+    def train_step(X, y, w1, b1, w2, b2, learning_rate):
+        _z1, a1, _z2, output = forward(X, w1, b1, w2, b2)
+        d_outp = changes.get("error", lambda y, o: y - o)(y, output) * delta(output)
+        d_hidn = torch.mm(d_outp, w2.t()) * delta(a1)
+        b1_step = changes.get("b1_step", lambda d: d.sum(0, keepdim=True))(d_hidn)
+        scale = changes.get("scale", 1.0)
+        return (w1 + scale * learning_rate * torch.mm(X.t(), d_hidn),
+                b1 + scale * learning_rate * b1_step,
+                w2 + scale * learning_rate * torch.mm(a1.t(), d_outp),
+                b2 + scale * learning_rate * d_outp.sum(0, keepdim=True))
+
+    return train_step
+
+
+def test_sign_error_is_named(nn_solution):
+    result = grade("train_step", step_with(nn_solution, error=lambda y, o: o - y))
+    assert result.score == 0
+    assert "opposite sign" in result.message
+
+
+def test_tutorials_d_hidn_sum_is_named(nn_solution):
+    result = grade("train_step", step_with(nn_solution, b1_step=lambda d: d.sum()))
+    assert result.score == 0
+    assert "b1" in result.message and "All its entries are equal" in result.message
+
+
+def test_bias_summed_over_the_wrong_axis_is_a_shape_error(nn_solution):
+    result = grade("train_step", step_with(nn_solution, b1_step=lambda d: d.sum(1, keepdim=True)))
+    assert result.score == 0
+    assert "b1 has shape" in result.message
+
+
+def test_scale_error_is_named(nn_solution):
+    result = grade("train_step", step_with(nn_solution, scale=2.0))
+    assert "2 times the right value" in result.message
+
+
+def test_transposed_forward_fails_on_non_square_shapes(nn_solution):
+    def forward(X, w1, b1, w2, b2):
+        z1 = (w1.t() @ X.t()).t() + b1
+        a1 = torch.sigmoid(z1)
+        z2 = (a1 @ w2.t().t()) + b2
+        return z1, a1, z2, torch.sigmoid(z2)
+
+    assert grade("forward", forward).passed  # an equivalent rewriting is fine
+
+    def transposed(X, w1, b1, w2, b2):
+        z1 = X @ (w1.t() if w1.shape[0] == w1.shape[1] else w1) + b1
+        a1 = torch.sigmoid(z1)
+        z2 = a1 @ w2 + b2
+        return z1, a1, z2, torch.sigmoid(z2)
+
+    result = grade("forward", transposed)
+    assert result.score == 0 and "z1 is wrong" in result.message
+
+
+def test_float32_work_is_named():
+    result = grade("sigmoid_activation", lambda z: 1 / (1 + torch.exp(-z.float())))
+    assert "float32" in result.message
+
+
+def test_wrong_type_shape_and_count_each_get_a_message():
+    assert "should be a torch.Tensor, but it is a list" in grade(
+        "sigmoid_activation", lambda z: z.tolist()).message
+    assert "returned None" in grade("sigmoid_delta", lambda a: None).message
+    assert "should return 4 values" in grade(
+        "forward", lambda X, w1, b1, w2, b2: (X, X)).message
+    assert "has shape" in grade("sigmoid_delta", lambda a: (a * (1 - a)).sum(0)).message
+    assert "raised ZeroDivisionError: division by zero" in grade(
+        "sigmoid_delta", lambda a: 1 / 0).message
+    assert "should be a function" in grade("sigmoid_delta", 3).message
+
+
+def test_exiting_from_a_stub_fails_the_part_without_stopping_the_grader():
+    def leave(*args):
+        raise SystemExit(0)
+
+    assert "raised SystemExit" in grade("train", leave).message
+
+
+def test_later_parts_point_back_to_the_parts_they_build_on(nn_solution):
+    result = grade("train", lambda *args: (_ for _ in ()).throw(ValueError("boom")))
+    assert "calls your train_step" in result.message
+
+
+def test_training_must_use_the_given_epochs_and_learning_rate(nn_solution):
+    train = nn_solution["train"]
+    assert not grade("train", lambda *a: train(*a[:6], 0.1, 500)).passed
+    assert not grade("train", lambda *a: train(*a[:7], 500)).passed
+
+
+def test_losses_may_be_a_list_or_a_tensor(nn_solution):
+    train = nn_solution["train"]
+
+    def as_tensor(*args):
+        losses, params = train(*args)
+        return torch.tensor(losses, dtype=torch.float64), params
+
+    assert grade("train", as_tensor).passed
+
+
+def test_a_warning_in_student_code_writes_nothing_to_stderr(nn_solution, capfd):
+    def noisy(z):
+        import warnings
+        warnings.warn("a student's warning", UserWarning, stacklevel=1)
+        return nn_solution["sigmoid_activation"](z)
+
+    assert grade("sigmoid_activation", noisy).passed
+    assert capfd.readouterr().err == ""

@@ -1,0 +1,70 @@
+"""The autograd references of nn_from_scratch, checked against independent PyTorch code."""
+
+import pytest
+import torch
+
+from autograder.assignments import nn_from_scratch as nn
+
+
+def test_reproduces_the_tutorials_printed_numbers():
+    X, _y, w1, b1, w2, b2 = nn.tutorial_example()
+    result = nn.reference_forward(X, w1, b1, w2, b2)
+    assert torch.equal(result["a1"].float().mul(1e4).round(),
+                       torch.tensor([[9697.0, 8139.0, 3020.0]]))
+    assert torch.equal(result["output"].float().mul(1e4).round(), torch.tensor([[8594.0]]))
+
+
+def test_one_step_equals_torch_optim_sgd():
+    X, y, w1, b1, w2, b2 = nn.random_network(7, 5, 4, 6, 2)
+    params = [torch.nn.Parameter(p.clone()) for p in (w1, b1, w2, b2)]
+    sgd = torch.optim.SGD(params, lr=0.3)
+    output = torch.sigmoid(torch.sigmoid(X @ params[0] + params[1]) @ params[2] + params[3])
+    (0.5 * ((y - output) ** 2).sum()).backward()
+    sgd.step()
+    reference = nn.reference_train_step(X, y, w1, b1, w2, b2, 0.3)
+    for name, param in zip(("w1", "b1", "w2", "b2"), params, strict=True):
+        torch.testing.assert_close(reference[name], param.detach(), rtol=1e-12, atol=1e-14)
+
+
+def test_training_reference_repeats_the_step_and_lowers_the_loss():
+    X, y, w1, b1, w2, b2 = nn.tutorial_example()
+    trained = nn.reference_train(X, y, w1, b1, w2, b2, nn.LEARNING_RATE, 3)
+    step = (w1, b1, w2, b2)
+    for _ in range(3):
+        step = tuple(nn.reference_train_step(X, y, *step, nn.LEARNING_RATE).values())
+    torch.testing.assert_close(trained["w1"], step[0], rtol=0, atol=0)
+    full = nn.reference_train(X, y, w1, b1, w2, b2, nn.LEARNING_RATE, nn.EPOCHS)["losses"]
+    assert full.shape == (nn.EPOCHS,) and full[-1] < full[0] / 5
+    assert (full.diff() < 0).all()
+
+
+def test_sigmoid_delta_reference_is_the_autograd_slope():
+    a = torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64)
+    torch.testing.assert_close(nn.reference_sigmoid_delta(a)["sigmoid_delta(a)"], a * (1 - a))
+
+
+def signature(case):
+    """The shapes of a case's tensors and its other arguments: what makes it a new input."""
+    return tuple(tuple(v.shape) if isinstance(v, torch.Tensor) else v for v in case.args.values())
+
+
+@pytest.mark.parametrize("part", nn.ASSIGNMENT.parts, ids=lambda p: p.id)
+def test_hidden_cases_differ_from_visible_and_are_seeded(part):
+    visible, hidden = part.cases("visible", 0), part.cases("hidden", 99)
+    assert len(hidden) >= 2
+    assert {signature(case) for case in hidden}.isdisjoint(signature(case) for case in visible)
+    again = part.cases("hidden", 99)
+    other = part.cases("hidden", 100)
+    first = next(iter(hidden[0].args.values()))
+    assert torch.equal(first, next(iter(again[0].args.values())))
+    assert not torch.equal(first, next(iter(other[0].args.values())))
+
+
+def test_hidden_networks_have_batches_and_non_square_and_square_weights():
+    cases = nn.ASSIGNMENT.part("train_step").cases("hidden", 1)
+    w1_shapes = [tuple(case.args["w1"].shape) for case in cases]
+    assert any(case.args["X"].shape[0] > 1 for case in cases)
+    assert any(rows != cols for rows, cols in w1_shapes)
+    assert any(rows == cols for rows, cols in w1_shapes)
+    assert any(case.args["y"].shape[1] > 1 for case in cases)
+    assert all(((case.args["y"] > 0) & (case.args["y"] < 1)).all() for case in cases)
