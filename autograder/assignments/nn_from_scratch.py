@@ -180,8 +180,9 @@ ASSIGNMENT = Assignment("nn_from_scratch", (
          tolerance=ONE_OPERATION),
     Part("train_step", "train_step", points=3, returns=_PARAMETERS,
          make_cases=_train_step_cases, reference=reference_train_step, tolerance=ONE_STEP,
-         deltas={name: name for name in _PARAMETERS}, builds_on=("forward", "sigmoid_delta")),
+         deltas={name: name for name in _PARAMETERS}, builds_on=("forward", "sigmoid_delta"),
+         manual_backprop=True),
     Part("train", "train", points=3, returns=("losses", _PARAMETERS),
          make_cases=_train_cases, reference=reference_train, tolerance=TRAINING,
-         sequences=frozenset({"losses"}), builds_on=("train_step",)),
+         sequences=frozenset({"losses"}), builds_on=("train_step",), manual_backprop=True),
 ))
