@@ -177,7 +177,7 @@ ASSIGNMENT = Assignment("nn_from_scratch", (
          builds_on=("sigmoid_activation",)),
     Part("sigmoid_delta", "sigmoid_delta", points=1, returns="sigmoid_delta(a)",
          make_cases=_sigmoid_delta_cases, reference=reference_sigmoid_delta,
-         tolerance=ONE_OPERATION),
+         tolerance=ONE_OPERATION, manual_backprop=True),
     Part("train_step", "train_step", points=3, returns=_PARAMETERS,
          make_cases=_train_step_cases, reference=reference_train_step, tolerance=ONE_STEP,
          deltas={name: name for name in _PARAMETERS}, builds_on=("forward", "sigmoid_delta"),

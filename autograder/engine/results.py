@@ -40,7 +40,8 @@ class SubmissionResult:
         """A plain dict: what `grade --json` prints and what the result file holds."""
         return {"assignment": self.assignment, "student": self.student, "seed": self.seed,
                 "score": self.score, "max_score": self.max_score, "note": self.note,
-                "parts": [asdict(part) for part in self.parts],
+                "parts": [{"id": part.part_id, "score": part.score, "max_score": part.max_score,
+                           "message": part.message} for part in self.parts],
                 "notebook_sha256": self.notebook_sha256, "isolation": self.isolation,
                 "seconds": round(self.seconds, 3)}
 
@@ -48,7 +49,8 @@ class SubmissionResult:
     def from_json(cls, data: dict) -> "SubmissionResult":
         return cls(assignment=data["assignment"], student=data.get("student"),
                    seed=data.get("seed"), note=data.get("note", ""),
-                   parts=[PartResult(**part) for part in data["parts"]],
+                   parts=[PartResult(part["id"], part["score"], part["max_score"],
+                                     part["message"]) for part in data["parts"]],
                    notebook_sha256=data.get("notebook_sha256"),
                    isolation=data.get("isolation", ""), seconds=data.get("seconds", 0.0))
 
