@@ -28,6 +28,8 @@ import ctypes
 import dataclasses
 import os
 import resource
+import signal
+import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +43,7 @@ CLONE_NEWNS = 0x00020000
 CLONE_NEWNET = 0x40000000
 MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 4096, 16384, 1 << 18
 PR_SET_NO_NEW_PRIVS = 38
+PR_SET_PDEATHSIG = 1
 # Each sandbox runs as its own uid: this base plus the pid of the sandboxed process.
 SANDBOX_UID_BASE = 1_500_000_000
 
@@ -84,6 +87,10 @@ def isolate(workdir: Path, limits: Limits) -> str:
     os.chdir(workdir)
     _scrub_environment(workdir)
     if os.geteuid() == 0 and limits.drop_privileges:
+        closed = [p for p in workdir.parents if not p.stat().st_mode & stat.S_IXOTH]
+        if closed:
+            raise PermissionError(f"the sandbox's uid could not reach {workdir}: {closed[0]} "
+                                  f"is closed to other users (make it under /tmp)")
         uid = sandbox_uid(os.getpid())
         os.chown(workdir, uid, uid)
         for entry in workdir.iterdir():
@@ -92,6 +99,8 @@ def isolate(workdir: Path, limits: Limits) -> str:
         os.setgroups([])
         os.setgid(uid)
         os.setuid(uid)
+        # Dies with the grader (a change of uid clears this setting, so it comes after).
+        _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         reached.append(f"uid {uid}")
     else:
         reached.append(f"uid {os.geteuid()} (not dropped: the process limit counts all "
