@@ -17,8 +17,9 @@ from safetensors.torch import save
 from autograder import manual_backprop
 from autograder.assignments import nn_from_scratch as nn
 from autograder.course import REPO
-from autograder.engine import protocol
+from autograder.engine import grade_notebook, protocol
 from autograder.engine.isolation import full_isolation_available
+from autograder.engine.sandbox import SandboxError
 from autograder.grading import grade_part
 from autograder.notebook import HIDDEN_SEED
 
@@ -221,3 +222,10 @@ def test_a_missing_or_broken_notebook_scores_zero_with_its_reason(tmp_path):
                                           "--json"))
         assert result["score"] == 0 and reason in result["note"]
 
+
+
+@FULL_ISOLATION
+def test_a_sandbox_that_cannot_start_raises_instead_of_grading(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # closed to the sandbox's uid
+    with pytest.raises(SandboxError, match="could not reach"):
+        grade_notebook(SOLUTION, "nn_from_scratch")

@@ -93,9 +93,9 @@ def sigmoid_activation(z):
 """),)),
     Attack("sys_exit_in_stub", 3, "raised SystemExit", edits=(
         Edit("sigmoid_delta_answer", "return a * (1 - a)", "import sys; sys.exit(0)"),)),
-    Attack("os_exit_in_stub", 2, "ended the Python process", edits=(
+    Attack("os_exit_in_stub", 2, "forward ended the process", edits=(
         prefix("forward_answer", "    z1 = torch.mm", "if len(X) > 1: import os; os._exit(0)"),)),
-    Attack("os_exit_in_a_cell", 0, "could not be run", edits=(
+    Attack("os_exit_in_a_cell", 0, "did not run to the end: its code ended the process", edits=(
         Edit("sigmoid_delta_answer", "return a * (1 - a)",
              "return a * (1 - a)\nimport os; os._exit(0)"),)),
     Attack("keyboard_interrupt", 7, "raised KeyboardInterrupt", edits=(

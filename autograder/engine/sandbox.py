@@ -29,6 +29,11 @@ from . import protocol
 from .isolation import Limits, sandbox_uid
 
 POLL_SECONDS = 0.05
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself could not run (before any student code): no grade is recorded."""
+
 Outcome = dict[str, torch.Tensor] | str
 
 
@@ -85,8 +90,12 @@ def _launch(notebook: bytes, assignment: Assignment, cases: dict[str, list[Case]
         run.isolation = run.isolation or reached
         try:
             status = protocol.read_status(workdir)
-            if status is None:
-                return False, _no_start(why, reached, tail)
+            if status is None and not reached:  # before any student code: not the student's
+                log = b"".join(tail).decode(errors="replace").strip().splitlines()[-3:]
+                raise SandboxError(f"the sandbox failed to start ({why}): {' | '.join(log)}")
+            if status is None or not status["cells_done"]:
+                return False, (f"the notebook did not run to the end: its code {why}. Make sure "
+                               f"every cell runs from top to bottom without ending the process.")
             run.outcomes.update(protocol.read_outcomes(
                 workdir, parts, {p: len(c) for p, c in cases.items()}, status))
         except protocol.Tampered as error:
@@ -94,9 +103,6 @@ def _launch(notebook: bytes, assignment: Assignment, cases: dict[str, list[Case]
                        f"({error}), so this was not graded.")
             run.failures.update({p.id: message for p in parts if not run.settled(p.id)})
             return True, message
-        if not status["cells_done"]:
-            return False, (f"the notebook's code cells did not finish: {why}. Make sure every "
-                           f"cell runs from top to bottom, quickly, without ending the kernel.")
         running = next((p for p in parts if p.id not in status["parts"]), None)
         return True, running and f"{running.function} {why}."
     finally:
@@ -129,8 +135,7 @@ def _watch(child: subprocess.Popen, workdir: Path, parts, limits: Limits) -> str
         return "used up its CPU time"
     if code < 0:
         return f"was killed by {signal.Signals(-code).name} (out of memory?)"
-    return (f"ended the Python process (exit status {code}): os._exit or a crash "
-            f"stops the grading")
+    return (f"ended the process (exit status {code}): os._exit or a crash stops the grading")
 
 
 def _progress(workdir: Path) -> int:
@@ -187,10 +192,3 @@ def _read_report(handle: int) -> str:
     data = os.read(handle, 4096) if ready else b""
     return data.decode(errors="replace").strip()
 
-
-def _no_start(why: str, reached: str, tail: list[bytes]) -> str:
-    if reached:
-        return (f"the notebook could not be run: the grading process {why} before its first "
-                f"cell finished.")
-    log = b"".join(tail).decode(errors="replace").strip().splitlines()[-3:]
-    return f"the sandbox failed to start ({why}): {' | '.join(log)}"
