@@ -6,6 +6,8 @@ Layout:
     compare.py      student tensor vs reference tensor -> a message in plain words
     grading.py      run a student's function on a part's cases and judge the results
     notebook.py     the `check` function the notebooks' test cells call
+    manual_backprop.py  autograd unavailable while a manual-backprop part runs
+    engine/         the sandboxed grading engine: isolation, child, protocol, results
     assignments/    one module per assignment: seeded inputs and autograd references
     course.py       the nbgrader course: release, exchange, collect, autograde, export
     submissions.py  build student notebooks from the release (demo and tests)

@@ -14,6 +14,31 @@ def main(argv: list[str] | None = None) -> int:
     demo = commands.add_parser("demo", help="run a simulated class through the nbgrader cycle")
     demo.add_argument("--workdir", type=Path, default=REPO / "build" / "demo",
                       help="where the demo course and exchange go (default: build/demo)")
+    grade = commands.add_parser("grade", help="grade one notebook in the sandbox")
+    grade.add_argument("notebook", type=Path)
+    grade.add_argument("--assignment", required=True, help="the nbgrader assignment id")
+    grade.add_argument("--seed", type=int, default=None,
+                       help="the seed of the hidden cases (default: a fresh one, reported)")
+    grade.add_argument("--json", action="store_true", help="print one JSON object")
+    grade.add_argument("--gradescope", type=Path, default=None,
+                       help="also write Gradescope's results.json there")
+    course = commands.add_parser(
+        "grade-assignment", help="grade every submission of an assignment of a course "
+                                 "into its gradebook (resumable)")
+    course.add_argument("assignment")
+    course.add_argument("--course", type=Path, default=Path.cwd(),
+                        help="the nbgrader course root (default: the current directory)")
+    course.add_argument("--results", type=Path, default=None,
+                        help="where the JSON results go (default: COURSE/results)")
+    course.add_argument("--regrade", action="store_true",
+                        help="grade again the submissions already graded (same seeds)")
+    course.add_argument("--no-gradebook", action="store_true",
+                        help="write the JSON results only")
+    for command in (grade, course):
+        command.add_argument("--part-seconds", type=float, default=None,
+                             help="wall-clock limit of each part, in seconds")
+        command.add_argument("--memory-mib", type=int, default=None,
+                             help="memory the student's code may use, in MiB")
     args = parser.parse_args(argv)
 
     if args.command == "release":
@@ -23,6 +48,58 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "demo":
         from .demo import run_demo
         run_demo(args.workdir)
+    elif args.command == "grade":
+        from .assignments import ASSIGNMENTS
+        if args.assignment not in ASSIGNMENTS:
+            parser.error(f"unknown assignment {args.assignment!r}; known: "
+                         f"{', '.join(ASSIGNMENTS)}")
+        return _grade(args)
+    elif args.command == "grade-assignment":
+        return _grade_assignment(args)
+    return 0
+
+
+def _limits(args):
+    from dataclasses import replace
+
+    from .engine import DEFAULT_LIMITS
+    from .engine.isolation import MIB
+    limits = DEFAULT_LIMITS
+    if args.part_seconds is not None:
+        limits = replace(limits, part_seconds=args.part_seconds)
+    if args.memory_mib is not None:
+        limits = replace(limits, memory_bytes=args.memory_mib * MIB)
+    return limits
+
+
+def _grade(args) -> int:
+    import json
+
+    from .engine import grade_notebook
+    from .engine.results import write_gradescope
+    result = grade_notebook(args.notebook, args.assignment, seed=args.seed,
+                            limits=_limits(args))
+    if args.gradescope:
+        write_gradescope(result, args.gradescope)
+    if args.json:
+        print(json.dumps(result.to_json()))
+    else:
+        print(result.feedback())
+        print(f"(seed {result.seed}; sandbox: {result.isolation or 'not started'})")
+    return 0
+
+
+def _grade_assignment(args) -> int:
+    from .engine import grade_assignment
+
+    def report(result, now):
+        state = "graded" if now else "already graded"
+        print(f"{result.student:20} {result.score:g}/{result.max_score:g}  {state}"
+              f"{'  ' + result.note if result.note else ''}", flush=True)
+
+    grade_assignment(args.course, args.assignment, results=args.results,
+                     limits=_limits(args), gradebook=not args.no_gradebook,
+                     regrade=args.regrade, on_result=report)
     return 0
 
 

@@ -6,13 +6,13 @@ grade table (student x part) and the path of every student's HTML feedback.
 """
 
 import html
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 
 from .course import COURSE_ID, REPO, Course
+from .engine.runner import read_submission
 from .submissions import Edit, answered, student_answers
 
 
@@ -73,17 +73,7 @@ def write_submission(path: Path, student: Student, assignment: str) -> None:
 
 def unreadable(path: Path) -> str | None:
     """Why the notebook at path cannot be graded, or None if it can be read."""
-    if not path.exists():
-        return "no notebook was submitted."
-    try:
-        nbformat.reads(json.dumps(json.loads(path.read_bytes())), as_version=4)
-    except json.JSONDecodeError as error:
-        return (f"the notebook is not valid JSON (line {error.lineno}, column {error.colno}): "
-                f"it could not be opened, so it was not graded. Open it in a text editor "
-                f"or download a fresh copy, then submit again.")
-    except Exception as error:  # nbformat raises several kinds for a malformed notebook
-        return f"the notebook could not be read ({type(error).__name__}), so it was not graded."
-    return None
+    return read_submission(path)[1]
 
 
 def grade_rows(course: Course, assignment: str, students: list[Student]) -> list[dict]:

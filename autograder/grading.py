@@ -8,10 +8,12 @@ notebook's test cells use both in one process; the sandboxed engine runs them in
 import contextlib
 import io
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
 
+from . import manual_backprop
 from .compare import compare
 from .parts import Case, Part, StudentError, unpack
 
@@ -34,14 +36,19 @@ def call_student(part: Part, function, case: Case) -> dict[str, torch.Tensor]:
     """Call the student's function on copies of the case's inputs; StudentError on failure.
 
     Whatever it prints is swallowed so that test cells stay readable, and warnings are
-    silenced: nbgrader gives 0 to a test cell that writes anything to stderr.
+    silenced: nbgrader gives 0 to a test cell that writes anything to stderr. A
+    manual-backprop part runs with autograd unavailable (see `manual_backprop`).
     """
     args = [value.clone() if isinstance(value, torch.Tensor) else value
             for value in case.args.values()]
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+    no_autograd = (manual_backprop.forbidden(part.function) if part.manual_backprop
+                   else contextlib.nullcontext())
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), no_autograd:
         warnings.simplefilter("ignore")
         try:
             result = function(*args)
+        except manual_backprop.AutogradForbidden as error:
+            raise StudentError(str(error)) from None
         except NotImplementedError:
             raise StudentError(f"{part.function} is not written yet "
                                f"(it still raises NotImplementedError).") from None
@@ -59,7 +66,7 @@ def judge(part: Part, case: Case, outputs: dict[str, torch.Tensor]) -> str | Non
         what = name
         if name in part.deltas:
             start = case.args[part.deltas[name]]
-            if got.shape == start.shape:
+            if got.shape == start.shape and got.dtype == start.dtype:
                 got, reference, what = got - start, reference - start, f"the update of {name}"
         problem = compare(what, got, reference, part.tolerance)
         if problem:
@@ -70,20 +77,35 @@ def judge(part: Part, case: Case, outputs: dict[str, torch.Tensor]) -> str | Non
 def grade_part(part: Part, function, cases: list[Case]) -> PartResult:
     """Full points when every case passes, else 0 with the first problem found."""
     if not callable(function):
-        return _failed(part, f"{part.function} should be a function, but it is a "
+        return failed(part, f"{part.function} should be a function, but it is a "
                              f"{type(function).__name__}.")
-    for case in cases:
-        try:
-            problem = judge(part, case, call_student(part, function, case))
-        except StudentError as error:
-            problem = str(error)
+    return grade_outcomes(part, cases, (_attempt(part, function, case) for case in cases))
+
+
+def _attempt(part: Part, function, case: Case) -> dict[str, torch.Tensor] | str:
+    try:
+        return call_student(part, function, case)
+    except StudentError as error:
+        return str(error)
+
+
+def grade_outcomes(part: Part, cases: list[Case],
+                   outcomes: Iterable[dict[str, torch.Tensor] | str]) -> PartResult:
+    """Judge each case's outcome (the student's outputs, or why there are none) in order.
+
+    Full points when every case passes, else 0 with the first problem found. Outcomes may
+    come lazily (a generator): nothing after the first failing case is asked for.
+    """
+    for case, outcome in zip(cases, outcomes, strict=False):
+        problem = outcome if isinstance(outcome, str) else judge(part, case, outcome)
         if problem:
-            return _failed(part, f"{part.function} fails on {case.label}: {problem}")
+            return failed(part, f"{part.function} fails on {case.label}: {problem}")
     return PartResult(part.id, part.points, part.points,
                       f"{part.function} is correct on {len(cases)} cases.")
 
 
-def _failed(part: Part, message: str) -> PartResult:
+def failed(part: Part, message: str) -> PartResult:
+    """0 points for part, with message and a pointer to the parts it builds on."""
     if part.builds_on:
         message += (f" ({part.function} calls your {' and '.join(part.builds_on)}: "
                     f"make their checks pass first.)")

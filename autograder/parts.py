@@ -46,6 +46,8 @@ class Part:
     sequences: frozenset[str] = frozenset()
     # Functions from earlier parts that this one calls.
     builds_on: tuple[str, ...] = ()
+    # The student does backprop by hand: autograd is unavailable while the function runs.
+    manual_backprop: bool = False
 
     def cases(self, kind: str, seed: int) -> list[Case]:
         """The seeded cases of this part; kind is "visible" or "hidden"."""

@@ -1,0 +1,119 @@
+"""The sandboxed child: the only code that runs a student's code.
+
+    python -m autograder.engine.child WORKDIR [--report-fd FD]
+
+It imports torch, confines itself (`isolation.isolate`), writes one line describing the
+isolation to the report pipe and closes it (so nothing the student runs can write there),
+then `execute_request(WORKDIR)`: it runs the notebook's code cells except the test cells,
+calls the student's function on every case of every requested part, and writes the plain
+tensors and a status per case (see `protocol`). It never judges anything: the trusted
+parent computes the references and the verdicts from these files alone.
+"""
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+from pathlib import Path
+
+import torch
+
+from .. import assignments, manual_backprop
+from ..grading import call_student
+from ..parts import StudentError
+from . import protocol
+from .isolation import Limits, isolate
+
+MAX_CELL_ERRORS = 20
+
+
+def is_test_cell(cell: dict) -> bool:
+    """An nbgrader autograder-test cell: graded, and not an answer the student writes."""
+    metadata = cell.get("metadata", {}).get("nbgrader", {})
+    return bool(metadata.get("grade")) and not metadata.get("solution")
+
+
+def code_cells(notebook: dict) -> list[str]:
+    """The source of the notebook's code cells that the child runs (all but the tests)."""
+    cells = []
+    for cell in notebook.get("cells", []):
+        if cell.get("cell_type") == "code" and not is_test_cell(cell):
+            source = cell.get("source", "")
+            cells.append("".join(source) if isinstance(source, list) else str(source))
+    return cells
+
+
+def run_cells(cells: list[str]) -> tuple[dict, list[str]]:
+    """Run the cells in one fresh namespace, as a kernel would; the namespace and errors."""
+    namespace: dict = {"__name__": "__main__"}
+    errors = []
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), \
+            contextlib.redirect_stderr(sink):
+        for index, source in enumerate(cells, start=1):
+            try:
+                exec(compile(source, f"<code cell {index}>", "exec"), namespace)
+            except (Exception, SystemExit, KeyboardInterrupt) as error:
+                if len(errors) < MAX_CELL_ERRORS:
+                    errors.append(f"code cell {index} raised {type(error).__name__}: "
+                                  f"{str(error)[:200]}")
+    return namespace, errors
+
+
+def execute_request(workdir: Path) -> None:
+    """Run the notebook in workdir and every requested case; write status and outputs."""
+    request, cases = protocol.read_request(workdir)
+    assignment = assignments.get(request["assignment"])
+    manual_backprop.install()  # before any student code: see manual_backprop
+    status: dict = {"cells_done": False, "cell_errors": [], "parts": {}}
+    outputs: dict[str, torch.Tensor] = {}
+    notebook = json.loads((workdir / protocol.SUBMISSION).read_bytes())
+    namespace, status["cell_errors"] = run_cells(code_cells(notebook))
+    status["cells_done"] = True
+    protocol.write_progress(workdir, status, outputs)
+    for part_id, part_cases in cases.items():
+        part = assignment.part(part_id)
+        function = namespace.get(part.function)
+        outcomes = []
+        for index, case in enumerate(part_cases):
+            try:
+                if not callable(function):
+                    raise StudentError(_missing(part.function, function, status["cell_errors"]))
+                returned = call_student(part, function, case)
+            except StudentError as error:
+                outcomes.append(str(error)[:protocol.MAX_MESSAGE_CHARS])
+                break
+            outputs.update({protocol.key(part_id, index, name): tensor.contiguous()
+                            for name, tensor in returned.items()})
+            outcomes.append(protocol.OK)
+        status["parts"][part_id] = outcomes
+        protocol.write_progress(workdir, status, outputs)
+
+
+def _missing(name: str, value, cell_errors: list[str]) -> str:
+    if value is not None:
+        return f"{name} should be a function, but it is a {type(value).__name__}."
+    message = f"{name} is not defined in the notebook: keep its name as given."
+    if cell_errors:
+        message += f" ({cell_errors[0]}.)"
+    return message
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m autograder.engine.child")
+    parser.add_argument("workdir", type=Path)
+    parser.add_argument("--report-fd", type=int, default=None,
+                        help="a pipe to write the isolation reached to, then close")
+    args = parser.parse_args(argv)
+    request = json.loads((args.workdir / protocol.REQUEST).read_text())
+    torch.set_num_threads(1)
+    reached = isolate(args.workdir, Limits.from_json(request["limits"]))
+    if args.report_fd is not None:
+        os.write(args.report_fd, reached.encode()[:4000] + b"\n")
+        os.close(args.report_fd)
+    execute_request(Path.cwd())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""The trusted side of one sandboxed run: launch the child, watch the clock, read back.
+
+`run_parts` writes the inputs into a fresh private working directory, starts
+`python -m autograder.engine.child` in a session of its own, and gives the notebook's cells
+`startup_seconds` and each part `part_seconds` of wall-clock time. When a part runs over,
+or the child dies during a part (`os._exit`, a crash, a CPU limit), the whole process group
+is killed (and, when the child ran as a uid of its own, every process of that uid), that
+part fails with a message saying why, and a new child runs the parts after it. Nothing the
+child prints or returns as an exit code counts: only its files, read by `protocol`.
+"""
+
+import contextlib
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..parts import Assignment, Case
+from . import protocol
+from .isolation import Limits, sandbox_uid
+
+POLL_SECONDS = 0.05
+
+
+class SandboxError(RuntimeError):
+    """The sandbox itself could not run (before any student code): no grade is recorded."""
+
+Outcome = dict[str, torch.Tensor] | str
+
+
+@dataclass
+class SandboxRun:
+    """What the sandbox produced: per part, each case's outcome or why the part got none."""
+
+    outcomes: dict[str, list[Outcome]] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+    isolation: str = ""
+
+    def settled(self, part_id: str) -> bool:
+        return part_id in self.outcomes or part_id in self.failures
+
+
+def run_parts(notebook: bytes, assignment: Assignment, cases: dict[str, list[Case]],
+              limits: Limits) -> SandboxRun:
+    """Run the student's notebook on each part's cases, in sandboxed children."""
+    run = SandboxRun()
+    remaining = list(cases)
+    while remaining:
+        cells_finished, stopped = _launch(
+            notebook, assignment, {part_id: cases[part_id] for part_id in remaining}, limits, run)
+        remaining = [p for p in remaining if not run.settled(p)]
+        if remaining and not cells_finished:  # the next child would stop the same way
+            run.failures.update(dict.fromkeys(remaining, stopped))
+        elif remaining:  # the first unsettled part stopped the child; go on after it
+            run.failures[remaining[0]] = stopped or "the sandbox stopped during this part."
+        remaining = [p for p in remaining if not run.settled(p)]
+    return run
+
+
+def _launch(notebook: bytes, assignment: Assignment, cases: dict[str, list[Case]],
+            limits: Limits, run: SandboxRun) -> tuple[bool, str | None]:
+    """One child for these parts. Returns (cells finished?, why it stopped early or None)."""
+    parts = [assignment.part(part_id) for part_id in cases]
+    workdir = Path(tempfile.mkdtemp(prefix="backprop-sandbox-"))
+    report_read, report_write = os.pipe()
+    try:
+        (workdir / protocol.SUBMISSION).write_bytes(notebook)
+        protocol.write_request(workdir, assignment.name, cases, limits.to_json())
+        child = subprocess.Popen(
+            [sys.executable, "-I", "-m", "autograder.engine.child", str(workdir),
+             "--report-fd", str(report_write)],
+            pass_fds=[report_write], cwd=workdir, start_new_session=True,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"})
+        os.close(report_write)
+        report_write = -1
+        tail = _drain(child.stdout)
+        why = _watch(child, workdir, parts, limits)
+        _kill(child)
+        reached = _read_report(report_read)
+        run.isolation = run.isolation or reached
+        try:
+            status = protocol.read_status(workdir)
+            if status is None and not reached:  # before any student code: not the student's
+                log = b"".join(tail).decode(errors="replace").strip().splitlines()[-3:]
+                raise SandboxError(f"the sandbox failed to start ({why}): {' | '.join(log)}")
+            if status is None or not status["cells_done"]:
+                return False, (f"the notebook did not run to the end: its code {why}. Make sure "
+                               f"every cell runs from top to bottom without ending the process.")
+            run.outcomes.update(protocol.read_outcomes(
+                workdir, parts, {p: len(c) for p, c in cases.items()}, status))
+        except protocol.Tampered as error:
+            message = (f"the grading files in the sandbox were changed by the notebook's code "
+                       f"({error}), so this was not graded.")
+            run.failures.update({p.id: message for p in parts if not run.settled(p.id)})
+            return True, message
+        running = next((p for p in parts if p.id not in status["parts"]), None)
+        return True, running and f"{running.function} {why}."
+    finally:
+        os.close(report_read)
+        if report_write >= 0:
+            os.close(report_write)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _watch(child: subprocess.Popen, workdir: Path, parts, limits: Limits) -> str:
+    """Wait for the child; kill it when a stage runs over. Says how it ended."""
+    start = time.monotonic()
+    overall = start + limits.startup_seconds + limits.part_seconds * len(parts)
+    deadline, progress, stage_seconds = start + limits.startup_seconds, -1, None
+    while child.poll() is None:
+        now = time.monotonic()
+        done = _progress(workdir)
+        if done > progress:
+            progress, stage_seconds = done, limits.part_seconds
+            deadline = now + limits.part_seconds
+        if now > min(deadline, overall):
+            _kill(child)
+            if stage_seconds is None:
+                return f"did not finish within {limits.startup_seconds:g} s"
+            return (f"did not finish within {stage_seconds:g} s: look for a loop that never "
+                    f"ends, or far more work than the cases need")
+        time.sleep(POLL_SECONDS)
+    code = child.returncode
+    if code == -signal.SIGXCPU:
+        return "used up its CPU time"
+    if code < 0:
+        return f"was killed by {signal.Signals(-code).name} (out of memory?)"
+    return (f"ended the process (exit status {code}): os._exit or a crash stops the grading")
+
+
+def _progress(workdir: Path) -> int:
+    """-1 before the cells are done, then the number of parts done (as the child says)."""
+    try:
+        status = protocol.read_status(workdir)
+    except protocol.Tampered:
+        return -1
+    if not status or not status["cells_done"]:
+        return -1
+    return len(status["parts"])
+
+
+def _kill(child: subprocess.Popen) -> None:
+    """Kill the child's process group and, if it ran as its own uid, all that uid's processes."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(child.pid, signal.SIGKILL)
+    kill_sandbox_user(child.pid)
+    child.wait()
+
+
+def kill_sandbox_user(pid: int) -> None:
+    """Kill every process of the uid the sandbox with this pid dropped to (root only)."""
+    if os.geteuid() != 0:
+        return
+    uid = sandbox_uid(pid)
+    helper = os.fork()
+    if helper == 0:
+        try:
+            os.setgid(uid)
+            os.setuid(uid)
+            os.kill(-1, signal.SIGKILL)  # every process this uid may signal: its own
+        finally:
+            os._exit(0)
+    os.waitpid(helper, 0)
+
+
+def _drain(stream) -> list[bytes]:
+    """Read and drop the child's stdout in a thread, keeping its last few kB for diagnosis."""
+    tail: list[bytes] = []
+
+    def read():
+        while chunk := stream.read(65536):
+            tail.append(chunk)
+            del tail[:-2]
+        stream.close()
+
+    threading.Thread(target=read, daemon=True).start()
+    return tail
+
+
+def _read_report(handle: int) -> str:
+    ready, _, _ = select.select([handle], [], [], 1.0)
+    data = os.read(handle, 4096) if ready else b""
+    return data.decode(errors="replace").strip()
+

@@ -1,0 +1,87 @@
+"""Autograd is unavailable to a student's manual-backprop function while it runs.
+
+How it is enforced, in three layers:
+
+1. Grad mode is off during the call (`torch.set_grad_enabled(False)`), so the tensors the
+   student computes carry no graph and `.backward()` has nothing to differentiate.
+2. Every reverse-mode gradient in PyTorch (`Tensor.backward`, `torch.autograd.grad` and
+   `.backward`, `torch.autograd.functional`, `torch.func.grad`/`vjp`/`jacrev`) goes through
+   one object, `torch.autograd.Variable._execution_engine`. `install()` replaces it with a
+   guard that raises `AutogradForbidden` while a manual-backprop part runs; forward-mode AD
+   (`torch.autograd.forward_ad`, `torch.func.jvp`) is blocked the same way at its entry.
+   A student who turns grad mode back on still meets the guard.
+3. In the sandboxed engine `install()` runs before any notebook cell, so a reference to
+   the engine that a student keeps in a variable is already the guard, and the verdict is
+   computed afterwards in another process from the returned tensors only.
+
+The notebook's own checks use layers 1 and 2 for the duration of each call.
+"""
+
+import contextlib
+import threading
+
+import torch
+import torch._functorch.predispatch as _predispatch
+from torch.autograd.variable import Variable
+
+
+class AutogradForbidden(RuntimeError):
+    """A manual-backprop function tried to use torch.autograd."""
+
+
+_state = threading.local()
+
+
+def _forbidden_in() -> str | None:
+    return getattr(_state, "function", None)
+
+
+def _refuse(what: str) -> None:
+    function = _forbidden_in()
+    if function:
+        raise AutogradForbidden(
+            f"{function} used {what}, which this part forbids: compute the gradients by "
+            f"hand with the chain rule, as autograd would.")
+
+
+class _GuardedEngine:
+    """The autograd engine, refusing to run while a manual-backprop function is called."""
+
+    def __init__(self, engine):
+        self._engine = engine
+
+    def run_backward(self, *args, **kwargs):
+        _refuse("autograd (.backward() or torch.autograd)")
+        return self._engine.run_backward(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._engine, name)
+
+
+def _guarded_dual_level(original):
+    def enter_dual_level(*args, **kwargs):
+        _refuse("forward-mode autograd (torch.autograd.forward_ad or torch.func.jvp)")
+        return original(*args, **kwargs)
+    return enter_dual_level
+
+
+def install() -> None:
+    """Put the guards in place (once per process); they do nothing until `forbidden` runs."""
+    if isinstance(Variable._execution_engine, _GuardedEngine):
+        return
+    Variable._execution_engine = _GuardedEngine(Variable._execution_engine)
+    _predispatch._enter_dual_level = _guarded_dual_level(_predispatch._enter_dual_level)
+    torch._C._enter_dual_level = _guarded_dual_level(torch._C._enter_dual_level)
+
+
+@contextlib.contextmanager
+def forbidden(function: str):
+    """Within this block, any use of autograd raises AutogradForbidden naming `function`."""
+    install()
+    previous = _forbidden_in()
+    _state.function = function
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        _state.function = previous
