@@ -13,9 +13,12 @@ not graded again, and an interrupted run loses or duplicates nothing.
 
 import hashlib
 import json
+import os
 import secrets
+import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -23,6 +26,7 @@ from .. import assignments
 from ..grading import PartResult, failed, grade_outcomes
 from ..notebook import VISIBLE_SEED
 from .isolation import DEFAULT_LIMITS, Limits
+from .launch import Launcher, default_launcher
 from .protocol import write_atomically
 from .results import (
     GradebookEntry,
@@ -67,8 +71,8 @@ def read_submission(path: Path, max_bytes: int = DEFAULT_LIMITS.notebook_bytes
 
 
 def grade_notebook(path: Path, assignment: str, *, seed: int | None = None,
-                   limits: Limits = DEFAULT_LIMITS, student: str | None = None
-                   ) -> SubmissionResult:
+                   limits: Limits = DEFAULT_LIMITS, student: str | None = None,
+                   launcher: Launcher | None = None) -> SubmissionResult:
     """Grade one notebook in the sandbox; a fresh seed for the hidden cases unless given."""
     start = time.monotonic()
     graded = assignments.get(assignment)
@@ -83,7 +87,7 @@ def grade_notebook(path: Path, assignment: str, *, seed: int | None = None,
     else:
         cases = {part.id: part.cases("visible", VISIBLE_SEED) + part.cases("hidden", seed)
                  for part in graded.parts}
-        run = run_parts(data, graded, cases, limits)
+        run = run_parts(data, graded, cases, limits, launcher or default_launcher())
         result.isolation = run.isolation
         result.parts = [failed(part, run.failures[part.id]) if part.id in run.failures
                         else grade_outcomes(part, cases[part.id], run.outcomes[part.id])
@@ -121,46 +125,79 @@ class CourseLayout:
 
 def grade_assignment(course_root: Path, assignment: str, *, results: Path | None = None,
                      limits: Limits = DEFAULT_LIMITS, gradebook: bool = True,
-                     regrade: bool = False,
+                     regrade: bool = False, jobs: int | None = None,
+                     executor: Executor | None = None,
                      on_result: Callable[[SubmissionResult, bool], None] | None = None
                      ) -> list[SubmissionResult]:
     """Grade every submission of an assignment in a course; resumable, idempotent.
 
     A submission already graded (its result file matches the notebook's hash) is skipped
     and its stored result returned; with regrade=True it is graded again with its recorded
-    seed, which gives the same grade. on_result(result, was_graded_now) is called for each.
+    seed, which gives the same grade. The others are graded `jobs` at a time (all cores by
+    default), or on `executor` when one is given (a Dask cluster's, say: see
+    engine.cluster). Each result is written here, by the calling thread, once and
+    atomically, as soon as it arrives. on_result(result, was_graded_now) is called for each.
     """
     course_root = Path(course_root).resolve()
     layout = CourseLayout(course_root, assignment, Path(results or course_root / "results"))
     # The sandbox never sees the course (gradebook, other students) or the results.
     limits = replace(limits, hidden=(*limits.hidden, str(course_root), str(layout.results)))
     db_url = f"sqlite:///{course_root / 'gradebook.db'}"
-    graded_results = []
+    done: dict[str, SubmissionResult] = {}
+    pending: dict[str, int | None] = {}  # student -> the seed to grade with
     for student in layout.students():
-        notebook = layout.submitted(student)
         stored = read_json(layout.result(student))
-        data, _ = read_submission(notebook, limits.notebook_bytes)
+        data, _ = read_submission(layout.submitted(student), limits.notebook_bytes)
         digest = data and hashlib.sha256(data).hexdigest()
         current = stored is not None and stored.notebook_sha256 == digest \
             and stored.assignment == assignment
         if current and not regrade:
-            graded_results.append(stored)
+            done[student] = stored
             if on_result:
                 on_result(stored, False)
-            continue
-        result = grade_notebook(notebook, assignment, limits=limits, student=student,
-                                seed=stored.seed if current else None)
+        else:
+            pending[student] = stored.seed if current else None
+
+    def record(result: SubmissionResult) -> None:
+        student = result.student
+        notebook = layout.submitted(student)
         if gradebook:
             write_gradebook(result, GradebookEntry(db_url, student, assignment,
                                                    _timestamp(notebook.parent)))
+            data, _ = read_submission(notebook, limits.notebook_bytes)
             if data:
                 write_autograded(result, data, layout.autograded(student))
         write_gradescope(result, layout.gradescope(student))
         write_json(result, layout.result(student))  # last: marks the submission done
-        graded_results.append(result)
+        done[student] = result
         if on_result:
             on_result(result, True)
-    return graded_results
+
+    own_pool = executor is None and pending
+    pool = ThreadPoolExecutor(jobs or os.cpu_count() or 1) if own_pool else executor
+    try:
+        futures = [pool.submit(grade_submission, layout.submitted(student).read_bytes()
+                               if layout.submitted(student).is_file() else None,
+                               assignment, seed, limits, student)
+                   for student, seed in pending.items()]
+        for future in as_completed(futures):
+            record(SubmissionResult.from_json(future.result()))
+    finally:
+        if own_pool:
+            pool.shutdown(cancel_futures=True)
+    return [done[student] for student in sorted(done)]
+
+
+def grade_submission(notebook: bytes | None, assignment: str, seed: int | None,
+                     limits: Limits, student: str) -> dict:
+    """Grade a submission given as bytes; its result as JSON data. The unit of work that
+    a thread of the local pool or a Dask worker runs: plain data in, plain data out."""
+    with tempfile.TemporaryDirectory(prefix="backprop-submission-") as folder:
+        path = Path(folder) / f"{assignment}.ipynb"
+        if notebook is not None:
+            path.write_bytes(notebook)
+        result = grade_notebook(path, assignment, seed=seed, limits=limits, student=student)
+    return result.to_json()
 
 
 def _timestamp(folder: Path):
