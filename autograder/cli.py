@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="grade again the submissions already graded (same seeds)")
     course.add_argument("--no-gradebook", action="store_true",
                         help="write the JSON results only")
+    course.add_argument("--jobs", type=int, default=1,
+                        help="submissions graded at a time (default: 1)")
     for command in (grade, course):
         command.add_argument("--part-seconds", type=float, default=None,
                              help="wall-clock limit of each part, in seconds")
@@ -99,7 +101,7 @@ def _grade_assignment(args) -> int:
 
     grade_assignment(args.course, args.assignment, results=args.results,
                      limits=_limits(args), gradebook=not args.no_gradebook,
-                     regrade=args.regrade, on_result=report)
+                     regrade=args.regrade, jobs=args.jobs, on_result=report)
     return 0
 
 

@@ -14,8 +14,10 @@ not graded again, and an interrupted run loses or duplicates nothing.
 import hashlib
 import json
 import secrets
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -75,7 +77,7 @@ def grade_notebook(path: Path, assignment: str, *, seed: int | None = None,
     seed = secrets.randbelow(2**31) if seed is None else seed
     data, problem = read_submission(Path(path), limits.notebook_bytes)
     result = SubmissionResult(assignment, [], seed, student=student,
-                              notebook_sha256=data and hashlib.sha256(data).hexdigest())
+                              notebook_sha256=file_sha256(Path(path)))
     if problem:
         result.note = problem
         result.parts = [PartResult(part.id, 0, part.points, f"Not graded: {problem}")
@@ -121,46 +123,57 @@ class CourseLayout:
 
 def grade_assignment(course_root: Path, assignment: str, *, results: Path | None = None,
                      limits: Limits = DEFAULT_LIMITS, gradebook: bool = True,
-                     regrade: bool = False,
+                     regrade: bool = False, jobs: int = 1,
                      on_result: Callable[[SubmissionResult, bool], None] | None = None
                      ) -> list[SubmissionResult]:
     """Grade every submission of an assignment in a course; resumable, idempotent.
 
     A submission already graded (its result file matches the notebook's hash) is skipped
     and its stored result returned; with regrade=True it is graded again with its recorded
-    seed, which gives the same grade. on_result(result, was_graded_now) is called for each.
+    seed, which gives the same grade. `jobs` submissions are graded at a time (each in its
+    own sandbox). on_result(result, was_graded_now) is called for each, as it comes.
     """
     course_root = Path(course_root).resolve()
     layout = CourseLayout(course_root, assignment, Path(results or course_root / "results"))
     # The sandbox never sees the course (gradebook, other students) or the results.
     limits = replace(limits, hidden=(*limits.hidden, str(course_root), str(layout.results)))
     db_url = f"sqlite:///{course_root / 'gradebook.db'}"
-    graded_results = []
-    for student in layout.students():
+    gradebook_lock = threading.Lock()  # one writer at a time for SQLite
+
+    def grade(student: str) -> SubmissionResult:
         notebook = layout.submitted(student)
         stored = read_json(layout.result(student))
-        data, _ = read_submission(notebook, limits.notebook_bytes)
-        digest = data and hashlib.sha256(data).hexdigest()
-        current = stored is not None and stored.notebook_sha256 == digest \
-            and stored.assignment == assignment
+        current = stored is not None and stored.assignment == assignment \
+            and stored.notebook_sha256 == file_sha256(notebook)
         if current and not regrade:
-            graded_results.append(stored)
             if on_result:
                 on_result(stored, False)
-            continue
+            return stored
         result = grade_notebook(notebook, assignment, limits=limits, student=student,
                                 seed=stored.seed if current else None)
         if gradebook:
-            write_gradebook(result, GradebookEntry(db_url, student, assignment,
-                                                   _timestamp(notebook.parent)))
+            with gradebook_lock:
+                write_gradebook(result, GradebookEntry(db_url, student, assignment,
+                                                       _timestamp(notebook.parent)))
+            data, _ = read_submission(notebook, limits.notebook_bytes)
             if data:
                 write_autograded(result, data, layout.autograded(student))
         write_gradescope(result, layout.gradescope(student))
         write_json(result, layout.result(student))  # last: marks the submission done
-        graded_results.append(result)
         if on_result:
             on_result(result, True)
-    return graded_results
+        return result
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        return list(pool.map(grade, layout.students()))
+
+
+def file_sha256(path: Path) -> str | None:
+    """The SHA-256 of a file's bytes, or None when there is no such file."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
 
 
 def _timestamp(folder: Path):
