@@ -202,5 +202,14 @@ def write_autograded(result: SubmissionResult, notebook: bytes, path: Path) -> N
             cell["execution_count"] = None
         elif cell.get("cell_type") == "code":
             cell["outputs"] = []
+    for part in verdicts.values():  # test cells the student deleted: the verdict still shows
+        content["cells"].append(
+            {"cell_type": "code", "execution_count": None, "id": f"restored-{part.part_id}",
+             "source": f"# The test cell of {part.part_id}, restored by the grader.",
+             "metadata": {"nbgrader": {"grade": True, "grade_id": part.part_id,
+                                       "points": part.max_score, "locked": True,
+                                       "solution": False, "schema_version": 3}},
+             "outputs": [{"output_type": "stream", "name": "stdout",
+                          "text": f"{part.message}\n"}]})
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, json.dumps(content, indent=1).encode())
