@@ -15,6 +15,11 @@ How it is enforced, in three layers:
    computed afterwards in another process from the returned tensors only.
 
 The notebook's own checks use layers 1 and 2 for the duration of each call.
+
+What it does not stop: code that deliberately takes the guard apart from the inside
+(reaching into this module's state or the guard's wrapped engine), as nothing inside one
+Python process can be hidden from code running in it. Every public route to a gradient is
+closed, and the sandbox keeps whatever such code does away from the grader's files.
 """
 
 import contextlib

@@ -18,6 +18,7 @@ from autograder import manual_backprop
 from autograder.assignments import nn_from_scratch as nn
 from autograder.course import REPO
 from autograder.engine import grade_notebook, protocol
+from autograder.engine.child import run_cells
 from autograder.engine.isolation import full_isolation_available
 from autograder.engine.sandbox import SandboxError
 from autograder.grading import grade_part
@@ -229,3 +230,15 @@ def test_a_sandbox_that_cannot_start_raises_instead_of_grading(tmp_path, monkeyp
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # closed to the sandbox's uid
     with pytest.raises(SandboxError, match="could not reach"):
         grade_notebook(SOLUTION, "nn_from_scratch")
+
+
+def test_notebook_cells_run_like_a_kernel_without_their_magics():
+    namespace, errors = run_cells([
+        "%matplotlib inline\n!pip install nothing\nimport torch",
+        "%%time\ndef sigmoid_activation(z):\n    return 1 / (1 + torch.exp(-z))",
+        "raise SystemExit(0)",
+        "print(undefined)",
+    ])
+    assert callable(namespace["sigmoid_activation"])
+    assert errors == ["code cell 3 raised SystemExit: 0",
+                      "code cell 4 raised NameError: name 'undefined' is not defined"]

@@ -64,7 +64,7 @@ def test_a_killed_run_resumes_and_grading_again_changes_nothing(course):
     assert 2 <= len([n for n in before if not n.endswith("gradescope.json")]) < len(STUDENTS)
     assert not [n for n in before if n.startswith(".")], "a half-written file was left"
 
-    resumed = lines_of(grade_command(course))
+    resumed = lines_of(grade_command(course, "--jobs", "2"))
     assert sorted(resumed) == sorted(STUDENTS)
     for student in graded_before_kill:
         assert "already graded" in resumed[student]

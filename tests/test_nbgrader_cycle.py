@@ -121,6 +121,8 @@ def test_engine_grades_feed_nbgrader_feedback_and_export(engine_course):
     course.run("export", f"--to={root / 'grades.csv'}")
     html = course.notebook_of("feedback", "dev", "nn_from_scratch").read_text()
     assert "All its entries are equal" in html and "hidden=True" not in html
+    deleted = course.notebook_of("feedback", "gus", "nn_from_scratch").read_text()
+    assert "sigmoid_activation is correct on" in deleted  # its test cell was deleted
     with open(root / "grades.csv") as f:
         exported = {r["student_id"]: float(r["raw_score"]) for r in csv.DictReader(f)
                     if r["assignment"] == "nn_from_scratch"}

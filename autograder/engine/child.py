@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import torch
+from IPython.core.inputtransformer2 import TransformerManager
 
 from .. import assignments, manual_backprop
 from ..grading import call_student
@@ -52,15 +53,39 @@ def code_cells(notebook: dict) -> list[str]:
     return cells
 
 
+class QuietShell:
+    """What `get_ipython()` returns in the child: magics and shell commands do nothing,
+    except the cell magics that only time or capture a cell, whose code runs."""
+
+    RUN_BODY = frozenset({"time", "timeit", "capture"})
+
+    def __init__(self, namespace: dict):
+        self.namespace = namespace
+
+    def run_cell_magic(self, name: str, _line: str, body: str) -> None:
+        if name in self.RUN_BODY:
+            exec(compile(body, f"<%%{name} cell>", "exec"), self.namespace)
+
+    def __getattr__(self, _name: str):
+        return lambda *args, **kwargs: None
+
+
 def run_cells(cells: list[str]) -> tuple[dict, list[str]]:
-    """Run the cells in one fresh namespace, as a kernel would; the namespace and errors."""
+    """Run the cells in one fresh namespace, as a kernel would; the namespace and errors.
+
+    IPython syntax (`%matplotlib inline`, `!pip ...`) is translated as IPython does and
+    then ignored, so that it costs the cell nothing.
+    """
     namespace: dict = {"__name__": "__main__"}
+    shell = QuietShell(namespace)
+    namespace["get_ipython"] = lambda: shell
+    to_python = TransformerManager().transform_cell
     errors = []
     with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink), \
             contextlib.redirect_stderr(sink):
         for index, source in enumerate(cells, start=1):
             try:
-                exec(compile(source, f"<code cell {index}>", "exec"), namespace)
+                exec(compile(to_python(source), f"<code cell {index}>", "exec"), namespace)
             except (Exception, SystemExit, KeyboardInterrupt) as error:
                 if len(errors) < MAX_CELL_ERRORS:
                     errors.append(f"code cell {index} raised {type(error).__name__}: "

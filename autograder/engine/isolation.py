@@ -164,7 +164,10 @@ def default_hidden_paths() -> list[Path]:
     the grader's home directory."""
     package = Path(autograder.__file__).resolve().parent
     checkout = package.parent
-    paths = [checkout, Path.home()]
+    paths = [Path.home()]
+    if not (checkout / "source").is_dir():  # installed from a wheel, not run from a checkout
+        return paths
+    paths.append(checkout)
     git = checkout / ".git"
     if git.is_file():  # a worktree: "gitdir: <main>/.git/worktrees/<name>"
         gitdir = Path(git.read_text().removeprefix("gitdir:").strip())
@@ -189,7 +192,8 @@ def _hide(workdir: Path, limits: Limits) -> str:
     roots: list[Path] = []
     for path in sorted({Path(p).resolve() for p in (*default_hidden_paths(), *limits.hidden)},
                        key=lambda p: len(p.parts)):
-        if path.exists() and path != Path("/") and not any(path.is_relative_to(r) for r in roots):
+        if path.exists() and path != Path("/") and not any(path.is_relative_to(r) for r in roots) \
+                and not any(path.is_relative_to(k) for k in kept):
             roots.append(path)
     for root in roots:
         inside = [k for k in kept if k.is_relative_to(root) and k != root and

@@ -61,8 +61,11 @@ def write_request(workdir: Path, assignment: str, cases: dict[str, list[Case]],
                 if isinstance(value, torch.Tensor):
                     tensors[key(part_id, index, name)] = value.contiguous()
                     args[name] = {"tensor": key(part_id, index, name)}
-                else:
+                elif isinstance(value, (bool, int, float, str)) or value is None:
                     args[name] = {"value": value}
+                else:
+                    raise TypeError(f"argument {name} of {part_id} is a {type(value).__name__}: "
+                                    f"the sandbox takes tensors, numbers and strings only")
             described.append({"label": case.label, "args": args})
         parts[part_id] = described
     write_atomically(workdir / INPUTS, save_tensors(tensors))

@@ -79,7 +79,7 @@ def grade_notebook(path: Path, assignment: str, *, seed: int | None = None,
     seed = secrets.randbelow(2**31) if seed is None else seed
     data, problem = read_submission(Path(path), limits.notebook_bytes)
     result = SubmissionResult(assignment, [], seed, student=student,
-                              notebook_sha256=data and hashlib.sha256(data).hexdigest())
+                              notebook_sha256=file_sha256(Path(path)))
     if problem:
         result.note = problem
         result.parts = [PartResult(part.id, 0, part.points, f"Not graded: {problem}")
@@ -147,10 +147,8 @@ def grade_assignment(course_root: Path, assignment: str, *, results: Path | None
     pending: dict[str, int | None] = {}  # student -> the seed to grade with
     for student in layout.students():
         stored = read_json(layout.result(student))
-        data, _ = read_submission(layout.submitted(student), limits.notebook_bytes)
-        digest = data and hashlib.sha256(data).hexdigest()
-        current = stored is not None and stored.notebook_sha256 == digest \
-            and stored.assignment == assignment
+        current = stored is not None and stored.assignment == assignment \
+            and stored.notebook_sha256 == file_sha256(layout.submitted(student))
         if current and not regrade:
             done[student] = stored
             if on_result:
@@ -200,6 +198,14 @@ def grade_submission(notebook: bytes | None, assignment: str, seed: int | None,
     return result.to_json()
 
 
+def file_sha256(path: Path) -> str | None:
+    """The SHA-256 of a file's bytes, or None when there is no such file."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
 def _timestamp(folder: Path):
     from nbgrader.utils import parse_utc
     path = folder / "timestamp.txt"
@@ -226,5 +232,14 @@ def write_autograded(result: SubmissionResult, notebook: bytes, path: Path) -> N
             cell["execution_count"] = None
         elif cell.get("cell_type") == "code":
             cell["outputs"] = []
+    for part in verdicts.values():  # test cells the student deleted: the verdict still shows
+        content["cells"].append(
+            {"cell_type": "code", "execution_count": None, "id": f"restored-{part.part_id}",
+             "source": f"# The test cell of {part.part_id}, restored by the grader.",
+             "metadata": {"nbgrader": {"grade": True, "grade_id": part.part_id,
+                                       "points": part.max_score, "locked": True,
+                                       "solution": False, "schema_version": 3}},
+             "outputs": [{"output_type": "stream", "name": "stdout",
+                          "text": f"{part.message}\n"}]})
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, json.dumps(content, indent=1).encode())
