@@ -52,6 +52,15 @@ ROSTER: dict[str, list[Student]] = {
                             "    return 1 /"),)),
         Student("key", "the answer key from solutions/", answer_key=True),
     ],
+    "single_neuron": [
+        Student("ada", "perfect"),
+        Student("ben", "partly right: parts 1 to 3 only",
+                solved=frozenset({"linear_answer", "relu_backprop_answer", "dead_relu_answer"})),
+        Student("cho", "forgot optimizer.zero_grad(): gradients pile up",
+                edits=(Edit("linear_answer", "        optimizer.zero_grad()\n", ""),)),
+        Student("eve", "blank: submitted the release untouched", solved=frozenset()),
+        Student("key", "the answer key from solutions/", answer_key=True),
+    ],
 }
 
 

@@ -64,7 +64,7 @@ def judge(part: Part, case: Case, outputs: dict[str, torch.Tensor]) -> str | Non
         problem = compare(what, got, reference, part.tolerance)
         if problem:
             return problem
-    return None
+    return part.extra_check(case, outputs) if part.extra_check else None
 
 
 def grade_part(part: Part, function, cases: list[Case]) -> PartResult:

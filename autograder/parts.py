@@ -23,10 +23,15 @@ class StudentError(Exception):
 
 @dataclass(frozen=True)
 class Case:
-    """One call of the student's function: a label for messages and positional arguments."""
+    """One call of the student's function: a label for messages and positional arguments.
+
+    `truth` holds what the grader knows about the case but the student's function is not
+    given, e.g. the map that generated the targets; only `Part.extra_check` reads it.
+    """
 
     label: str
     args: Mapping[str, Any]
+    truth: Mapping[str, torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,10 @@ class Part:
     sequences: frozenset[str] = frozenset()
     # Functions from earlier parts that this one calls.
     builds_on: tuple[str, ...] = ()
+    # A condition on the outputs beyond the reference (trusted side, never runs student
+    # code): (case, outputs) -> None when it holds, else what is wrong. E.g. "the weight
+    # learned the true map", "the gradient is exactly zero".
+    extra_check: Callable[[Case, dict[str, torch.Tensor]], str | None] | None = None
 
     def cases(self, kind: str, seed: int) -> list[Case]:
         """The seeded cases of this part; kind is "visible" or "hidden"."""

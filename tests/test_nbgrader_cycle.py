@@ -37,8 +37,10 @@ def test_every_student_gets_a_row_and_a_feedback_file(cycle):
 
 def test_answer_key_and_perfect_students_score_full_marks(cycle):
     _, rows = cycle
-    for assignment in demo.ROSTER:
-        for student in ("ada", "key", "hal", "gus"):
+    for assignment, students in demo.ROSTER.items():
+        perfect = [s.id for s in students if s.id in ("ada", "key", "hal", "gus")]
+        assert {"ada", "key"} <= set(perfect)
+        for student in perfect:
             row = rows[(assignment, student)]
             assert row["scores"] and total(row) == maximum(row) > 0, (student, row)
 
@@ -58,6 +60,16 @@ def test_nn_mistakes_lose_exactly_the_parts_they_break(cycle):
         assert all(scores[p][0] == scores[p][1] for p in ("forward", "sigmoid_delta"))
     ben = rows[("nn_from_scratch", "ben")]["scores"]
     assert total({"scores": ben}) == 4
+
+
+def test_single_neuron_mistakes_lose_exactly_the_parts_they_break(cycle):
+    workdir, rows = cycle
+    cho = rows[("single_neuron", "cho")]["scores"]
+    assert cho["linear"][0] == 0
+    assert all(score == most for part, (score, most) in cho.items() if part != "linear")
+    assert total(rows[("single_neuron", "ben")]) == 5  # linear, relu_backprop, dead_relu
+    html = (workdir / "course/feedback/cho/single_neuron/single_neuron.html").read_text()
+    assert "losses is wrong" in html
 
 
 def test_broken_notebook_gets_a_clear_message_and_stops_nothing(cycle):
