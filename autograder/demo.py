@@ -61,6 +61,16 @@ ROSTER: dict[str, list[Student]] = {
         Student("eve", "blank: submitted the release untouched", solved=frozenset()),
         Student("key", "the answer key from solutions/", answer_key=True),
     ],
+    "autograd_basics": [
+        Student("ada", "perfect"),
+        Student("ben", "partly right: parts 1 to 3 only",
+                solved=frozenset({"requires_grad_answer", "grad_fn_answer", "losses_answer"})),
+        Student("cho", "rebinds the parameters in the manual step (p = p - ...)",
+                edits=(Edit("manual_step_answer", "p -= learning_rate * p.grad",
+                            "p = p - learning_rate * p.grad"),)),
+        Student("eve", "blank: submitted the release untouched", solved=frozenset()),
+        Student("key", "the answer key from solutions/", answer_key=True),
+    ],
 }
 
 

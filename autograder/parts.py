@@ -55,6 +55,11 @@ class Part:
     # code): (case, outputs) -> None when it holds, else what is wrong. E.g. "the weight
     # learned the true map", "the gradient is exactly zero".
     extra_check: Callable[[Case, dict[str, torch.Tensor]], str | None] | None = None
+    # How to call the student's function (untrusted side): call(function, *case args)
+    # returns what `returns` describes. By default function(*args). A part may set up
+    # autograd state here (leaf parameters holding a stale .grad) and report, as tensors,
+    # what the call did to it; it raises StudentError for a mistake it recognises.
+    call: Callable[..., Any] | None = None
 
     def cases(self, kind: str, seed: int) -> list[Case]:
         """The seeded cases of this part; kind is "visible" or "hidden"."""

@@ -1,6 +1,7 @@
 """Shared helpers: the solution functions of an assignment, taken from its source notebook,
 and grading one part the way the notebooks' hidden checks do."""
 
+import linecache
 from functools import cache
 
 import pytest
@@ -14,10 +15,16 @@ from autograder.submissions import solutions
 
 @cache
 def solution_functions(assignment: str) -> dict:
-    """Execute the answer cells of the source notebook; return the names they define."""
+    """Execute the answer cells of the source notebook; return the names they define.
+
+    Each cell's code is registered in linecache, as IPython does, so that inspect can read
+    the source of the functions it defines.
+    """
     namespace = {"torch": torch, "nn": torch.nn, "optim": torch.optim}
-    for code in solutions(assignment).values():
-        exec(code, namespace)
+    for cell, code in solutions(assignment).items():
+        filename = f"<{assignment} {cell}>"
+        linecache.cache[filename] = (len(code), None, code.splitlines(keepends=True), filename)
+        exec(compile(code, filename, "exec"), namespace)
     return namespace
 
 
@@ -48,3 +55,13 @@ def nn_solution():
 @pytest.fixture(scope="session")
 def neuron_solution():
     return solution_functions("single_neuron")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked cuda are skipped on a machine without a CUDA device."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device; none is present")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)

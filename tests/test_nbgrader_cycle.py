@@ -62,14 +62,24 @@ def test_nn_mistakes_lose_exactly_the_parts_they_break(cycle):
     assert total({"scores": ben}) == 4
 
 
-def test_single_neuron_mistakes_lose_exactly_the_parts_they_break(cycle):
+# Per assignment: cho's mistake, the one part it must cost, ben's partial total, and a phrase
+# of the feedback cho gets.
+TYPICAL_MISTAKES = {
+    "single_neuron": ("linear", 5, "losses is wrong"),
+    "autograd_basics": ("manual_step", 4, "the parameters did not change"),
+}
+
+
+@pytest.mark.parametrize("assignment", list(TYPICAL_MISTAKES))
+def test_typical_mistake_loses_exactly_its_part(cycle, assignment):
     workdir, rows = cycle
-    cho = rows[("single_neuron", "cho")]["scores"]
-    assert cho["linear"][0] == 0
-    assert all(score == most for part, (score, most) in cho.items() if part != "linear")
-    assert total(rows[("single_neuron", "ben")]) == 5  # linear, relu_backprop, dead_relu
-    html = (workdir / "course/feedback/cho/single_neuron/single_neuron.html").read_text()
-    assert "losses is wrong" in html
+    broken, ben_total, feedback = TYPICAL_MISTAKES[assignment]
+    cho = rows[(assignment, "cho")]["scores"]
+    assert cho[broken][0] == 0
+    assert all(score == most for part, (score, most) in cho.items() if part != broken)
+    assert total(rows[(assignment, "ben")]) == ben_total
+    html = (workdir / f"course/feedback/cho/{assignment}/{assignment}.html").read_text()
+    assert feedback in html
 
 
 def test_broken_notebook_gets_a_clear_message_and_stops_nothing(cycle):
