@@ -71,6 +71,15 @@ ROSTER: dict[str, list[Student]] = {
         Student("eve", "blank: submitted the release untouched", solved=frozenset()),
         Student("key", "the answer key from solutions/", answer_key=True),
     ],
+    "two_layer_net": [
+        Student("ada", "perfect"),
+        Student("ben", "partly right: the two ReLU gradients only",
+                solved=frozenset({"relu_grad_loop_answer", "relu_grad_vectorized_answer"})),
+        Student("cho", "the tutorial's slope 1 at h == 0 (h >= 0)",
+                edits=(Edit("relu_grad_vectorized_answer", "(h > 0)", "(h >= 0)"),)),
+        Student("eve", "blank: submitted the release untouched", solved=frozenset()),
+        Student("key", "the answer key from solutions/", answer_key=True),
+    ],
 }
 
 

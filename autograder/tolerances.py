@@ -20,6 +20,9 @@ class Tolerance:
     atol: float
 
 
+# Results that involve no rounding at all, such as a 0/1 mask: they must be identical.
+EXACT = Tolerance(rtol=0.0, atol=0.0)
+
 # A handful of elementwise operations or one small matrix product. The only loss of
 # precision beyond rounding is a(1 - a) when a is close to 1: with a <= 1 - 1e-4 on our
 # inputs, that costs at most 1e-12 relative.

@@ -67,6 +67,7 @@ def test_nn_mistakes_lose_exactly_the_parts_they_break(cycle):
 TYPICAL_MISTAKES = {
     "single_neuron": ("linear", 5, "losses is wrong"),
     "autograd_basics": ("manual_step", 4, "the parameters did not change"),
+    "two_layer_net": ("relu_grad_vectorized", 4, "relu_grad is wrong"),
 }
 
 
