@@ -109,7 +109,7 @@ def reference_train(X, y, w1, b1, w2, b2, learning_rate, epochs):
 
 # ---- cases ------------------------------------------------------------------------------
 
-def _networks(kind: str, seed: int) -> list[tuple[str, tuple[torch.Tensor, ...]]]:
+def seeded_networks(kind: str, seed: int) -> list[tuple[str, tuple[torch.Tensor, ...]]]:
     """(label, (X, y, w1, b1, w2, b2)) for each network of this kind."""
     networks = []
     if kind == "visible":
@@ -149,14 +149,14 @@ def _sigmoid_delta_cases(kind, seed):
 
 def _forward_cases(kind, seed):
     return [Case(label, {"X": X, "w1": w1, "b1": b1, "w2": w2, "b2": b2})
-            for label, (X, _y, w1, b1, w2, b2) in _networks(kind, seed)]
+            for label, (X, _y, w1, b1, w2, b2) in seeded_networks(kind, seed)]
 
 
 def _train_step_cases(kind, seed):
     rates = [rate for rate, _ in (_VISIBLE_TRAINING if kind == "visible" else _HIDDEN_TRAINING)]
     return [Case(f"{label}, learning rate {rate}",
                  {"X": X, "y": y, "w1": w1, "b1": b1, "w2": w2, "b2": b2, "learning_rate": rate})
-            for (label, (X, y, w1, b1, w2, b2)), rate in zip(_networks(kind, seed), rates,
+            for (label, (X, y, w1, b1, w2, b2)), rate in zip(seeded_networks(kind, seed), rates,
                                                               strict=True)]
 
 
@@ -166,7 +166,7 @@ def _train_cases(kind, seed):
                  {"X": X, "y": y, "w1": w1, "b1": b1, "w2": w2, "b2": b2,
                   "learning_rate": rate, "epochs": epochs})
             for (label, (X, y, w1, b1, w2, b2)), (rate, epochs)
-            in zip(_networks(kind, seed), settings, strict=True)]
+            in zip(seeded_networks(kind, seed), settings, strict=True)]
 
 
 _PARAMETERS = ("w1", "b1", "w2", "b2")
