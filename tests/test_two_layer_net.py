@@ -109,3 +109,25 @@ def test_on_cuda_the_cases_the_solution_and_its_results_are_on_the_gpu():
         assert grade_part(part, function, cases).passed
     result = grade("backward", lambda *args: tuple(t.cpu() for t in solution("backward")(*args)))
     assert result.score == 0 and "is on cpu, but the inputs are on cuda" in result.message
+
+
+
+def _relu_grad_by_loop(h):
+    grad = torch.zeros_like(h)
+    for index in range(h.numel()):
+        grad.view(-1)[index] = 1.0 if h.view(-1)[index] > 0 else 0.0
+    return grad
+
+
+def test_patching_the_clock_does_not_buy_the_speed_points(monkeypatch):
+    import time
+
+    frozen = time.perf_counter()
+
+    def slow_but_lying(h):
+        monkeypatch.setattr(time, "perf_counter", lambda: frozen)  # every run "takes" 0 s
+        return _relu_grad_by_loop(h)
+
+    part = tln.ASSIGNMENT.part("speed")
+    result = grade_part(part, slow_but_lying, part.cases("hidden", HIDDEN_SEED))
+    assert result.score == 0, result.message

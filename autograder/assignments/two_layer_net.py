@@ -108,15 +108,20 @@ def python_loops(function) -> int:
     return sum(isinstance(node, _PYTHON_LOOPS) for node in ast.walk(ast.parse(source)))
 
 
+# Bound when this module loads, before any student code runs: a notebook that replaces
+# time.perf_counter cannot change the clock the speed check reads.
+_CLOCK = time.perf_counter
+
+
 def _best_time(run, repeats: int) -> float:
     """The fastest of `repeats` runs, in seconds: the least disturbed by other processes."""
     best = float("inf")
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = _CLOCK()
         run()
         if DEVICE.type == "cuda":
             torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
+        best = min(best, _CLOCK() - start)
     return best
 
 
