@@ -120,13 +120,20 @@ def _relu_grad_by_loop(h):
 
 
 def test_patching_the_clock_does_not_buy_the_speed_points(monkeypatch):
+    import itertools
     import time
 
-    frozen = time.perf_counter()
+    ticks = itertools.count()
+
+    def lying_clock():  # one second per reading, except across the student's own runs
+        return float(next(ticks))
 
     def slow_but_lying(h):
-        monkeypatch.setattr(time, "perf_counter", lambda: frozen)  # every run "takes" 0 s
-        return _relu_grad_by_loop(h)
+        nonlocal ticks
+        monkeypatch.setattr(time, "perf_counter", lying_clock)
+        grad = _relu_grad_by_loop(h)
+        ticks = itertools.count()  # the clock goes back: this run "took" negative time
+        return grad
 
     part = tln.ASSIGNMENT.part("speed")
     result = grade_part(part, slow_but_lying, part.cases("hidden", HIDDEN_SEED))
