@@ -156,7 +156,7 @@ def _grad_fn_cases(kind, seed):
 
 
 def _step_cases(kind, seed):
-    rates = [0.5, 0.1] if kind == "visible" else [0.3, 1.0, 0.05]
+    rates = [0.5, 0.1] if kind == "visible" else [0.3, 1.0, 0.05, 0.2]
     return [Case(f"{label}, learning rate {rate}",
                  {**{name: network[name] for name in (*_PARAMETERS, "X", "y")},
                   "learning_rate": rate})
