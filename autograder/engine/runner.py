@@ -34,7 +34,7 @@ from .results import (
     write_gradescope,
     write_json,
 )
-from .sandbox import Launcher, launch_fresh_process, run_parts
+from .sandbox import run_parts
 
 MB = 1 << 20
 
@@ -69,12 +69,9 @@ def read_submission(path: Path, max_bytes: int = DEFAULT_LIMITS.notebook_bytes
 
 
 def grade_notebook(path: Path, assignment: str, *, seed: int | None = None,
-                   limits: Limits = DEFAULT_LIMITS, student: str | None = None,
-                   launcher: Launcher = launch_fresh_process) -> SubmissionResult:
-    """Grade one notebook in the sandbox; a fresh seed for the hidden cases unless given.
-
-    launcher starts each sandboxed child (see sandbox.launch_fresh_process).
-    """
+                   limits: Limits = DEFAULT_LIMITS, student: str | None = None
+                   ) -> SubmissionResult:
+    """Grade one notebook in the sandbox; a fresh seed for the hidden cases unless given."""
     start = time.monotonic()
     graded = assignments.get(assignment)
     seed = secrets.randbelow(2**31) if seed is None else seed
@@ -88,7 +85,7 @@ def grade_notebook(path: Path, assignment: str, *, seed: int | None = None,
     else:
         cases = {part.id: part.cases("visible", VISIBLE_SEED) + part.cases("hidden", seed)
                  for part in graded.parts}
-        run = run_parts(data, graded, cases, limits, launcher)
+        run = run_parts(data, graded, cases, limits)
         result.isolation = run.isolation
         result.parts = [failed(part, run.failures[part.id]) if part.id in run.failures
                         else grade_outcomes(part, cases[part.id], run.outcomes[part.id])
@@ -127,8 +124,8 @@ class CourseLayout:
 def grade_assignment(course_root: Path, assignment: str, *, results: Path | None = None,
                      limits: Limits = DEFAULT_LIMITS, gradebook: bool = True,
                      regrade: bool = False, jobs: int = 1,
-                     on_result: Callable[[SubmissionResult, bool], None] | None = None,
-                     launcher: Launcher = launch_fresh_process) -> list[SubmissionResult]:
+                     on_result: Callable[[SubmissionResult, bool], None] | None = None
+                     ) -> list[SubmissionResult]:
     """Grade every submission of an assignment in a course; resumable, idempotent.
 
     A submission already graded (its result file matches the notebook's hash) is skipped
@@ -153,7 +150,7 @@ def grade_assignment(course_root: Path, assignment: str, *, results: Path | None
                 on_result(stored, False)
             return stored
         result = grade_notebook(notebook, assignment, limits=limits, student=student,
-                                seed=stored.seed if current else None, launcher=launcher)
+                                seed=stored.seed if current else None)
         if gradebook:
             with gradebook_lock:
                 write_gradebook(result, GradebookEntry(db_url, student, assignment,

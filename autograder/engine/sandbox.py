@@ -19,7 +19,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,34 +49,14 @@ class SandboxRun:
         return part_id in self.outcomes or part_id in self.failures
 
 
-def launch_fresh_process(workdir: Path, report_fd: int) -> subprocess.Popen:
-    """The default launcher: `python -m autograder.engine.child` in a session of its own.
-
-    Any launcher (say, a fork of a process that has imported torch already) must start a
-    process that runs `isolation.isolate`, writes the isolation reached to report_fd and
-    closes it, then runs `child.execute_request(workdir)`; it returns a Popen-like handle
-    (pid, poll, wait, returncode; stdout if any) of a process leading its own process group.
-    """
-    return subprocess.Popen(
-        [sys.executable, "-I", "-m", "autograder.engine.child", str(workdir),
-         "--report-fd", str(report_fd)],
-        pass_fds=[report_fd], cwd=workdir, start_new_session=True,
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"})
-
-
-Launcher = Callable[[Path, int], subprocess.Popen]
-
-
 def run_parts(notebook: bytes, assignment: Assignment, cases: dict[str, list[Case]],
-              limits: Limits, launcher: Launcher = launch_fresh_process) -> SandboxRun:
+              limits: Limits) -> SandboxRun:
     """Run the student's notebook on each part's cases, in sandboxed children."""
     run = SandboxRun()
     remaining = list(cases)
     while remaining:
         cells_finished, stopped = _launch(
-            notebook, assignment, {part_id: cases[part_id] for part_id in remaining}, limits,
-            launcher, run)
+            notebook, assignment, {part_id: cases[part_id] for part_id in remaining}, limits, run)
         remaining = [p for p in remaining if not run.settled(p)]
         if remaining and not cells_finished:  # the next child would stop the same way
             run.failures.update(dict.fromkeys(remaining, stopped))
@@ -88,7 +67,7 @@ def run_parts(notebook: bytes, assignment: Assignment, cases: dict[str, list[Cas
 
 
 def _launch(notebook: bytes, assignment: Assignment, cases: dict[str, list[Case]],
-            limits: Limits, launcher: Launcher, run: SandboxRun) -> tuple[bool, str | None]:
+            limits: Limits, run: SandboxRun) -> tuple[bool, str | None]:
     """One child for these parts. Returns (cells finished?, why it stopped early or None)."""
     parts = [assignment.part(part_id) for part_id in cases]
     workdir = Path(tempfile.mkdtemp(prefix="backprop-sandbox-"))
@@ -96,10 +75,15 @@ def _launch(notebook: bytes, assignment: Assignment, cases: dict[str, list[Case]
     try:
         (workdir / protocol.SUBMISSION).write_bytes(notebook)
         protocol.write_request(workdir, assignment.name, cases, limits.to_json())
-        child = launcher(workdir, report_write)
+        child = subprocess.Popen(
+            [sys.executable, "-I", "-m", "autograder.engine.child", str(workdir),
+             "--report-fd", str(report_write)],
+            pass_fds=[report_write], cwd=workdir, start_new_session=True,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"})
         os.close(report_write)
         report_write = -1
-        tail = _drain(child.stdout) if getattr(child, "stdout", None) else []
+        tail = _drain(child.stdout)
         why = _watch(child, workdir, parts, limits)
         _kill(child)
         reached = _read_report(report_read)
