@@ -34,8 +34,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="grade again the submissions already graded (same seeds)")
     course.add_argument("--no-gradebook", action="store_true",
                         help="write the JSON results only")
-    course.add_argument("--jobs", type=int, default=1,
-                        help="submissions graded at a time (default: 1)")
+    course.add_argument("--jobs", type=int, default=None,
+                        help="submissions graded at once (default: one per CPU core)")
+    course.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786",
+                        help="grade on this Dask cluster instead of this machine")
     for command in (grade, course):
         command.add_argument("--part-seconds", type=float, default=None,
                              help="wall-clock limit of each part, in seconds")
@@ -92,16 +94,30 @@ def _grade(args) -> int:
 
 
 def _grade_assignment(args) -> int:
+    from contextlib import nullcontext
+
+    from tqdm import tqdm
+
     from .engine import grade_assignment
+    from .engine.cluster import dask_executor
+    from .engine.runner import CourseLayout
+
+    layout = CourseLayout(args.course, args.assignment, args.results or args.course / "results")
+    progress = tqdm(total=len(layout.students()), unit="submission", desc=args.assignment,
+                    smoothing=0.1)
 
     def report(result, now):
         state = "graded" if now else "already graded"
-        print(f"{result.student:20} {result.score:g}/{result.max_score:g}  {state}"
-              f"{'  ' + result.note if result.note else ''}", flush=True)
+        progress.write(f"{result.student:20} {result.score:g}/{result.max_score:g}  {state}"
+                       f"{'  ' + result.note if result.note else ''}")
+        progress.update()
 
-    grade_assignment(args.course, args.assignment, results=args.results,
-                     limits=_limits(args), gradebook=not args.no_gradebook,
-                     regrade=args.regrade, jobs=args.jobs, on_result=report)
+    cluster = dask_executor(args.scheduler) if args.scheduler else nullcontext()
+    with progress, cluster as executor:
+        grade_assignment(args.course, args.assignment, results=args.results,
+                         limits=_limits(args), gradebook=not args.no_gradebook,
+                         regrade=args.regrade, jobs=args.jobs, executor=executor,
+                         on_result=report)
     return 0
 
 

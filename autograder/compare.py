@@ -11,6 +11,17 @@ from .tolerances import FLOAT32_EPSILON, Tolerance
 
 def compare(what: str, got: torch.Tensor, expected: torch.Tensor, tol: Tolerance) -> str | None:
     """None when got matches expected within tol; otherwise a sentence about the mistake."""
+    problem = layout_problem(what, got, expected)
+    if problem:
+        return problem
+    if torch.isclose(got, expected, rtol=tol.rtol, atol=tol.atol).all():
+        return None
+    error = relative_error(got, expected)
+    return f"{what} is wrong (largest relative error {error:.2g}).{_hint(got, expected)}"
+
+
+def layout_problem(what: str, got: torch.Tensor, expected: torch.Tensor) -> str | None:
+    """What is wrong with got's shape, dtype, device or finiteness, judged by expected."""
     if got.shape != expected.shape:
         return _shape_message(what, got.shape, expected.shape)
     if got.dtype != expected.dtype:
@@ -21,10 +32,7 @@ def compare(what: str, got: torch.Tensor, expected: torch.Tensor, tol: Tolerance
         return f"{what} is on {got.device}, but the inputs are on {expected.device}."
     if not torch.isfinite(got).all():
         return f"{what} contains NaN or inf: look for a division by zero or an overflow."
-    if torch.isclose(got, expected, rtol=tol.rtol, atol=tol.atol).all():
-        return None
-    error = relative_error(got, expected)
-    return f"{what} is wrong (largest relative error {error:.2g}).{_hint(got, expected)}"
+    return None
 
 
 def relative_error(got: torch.Tensor, expected: torch.Tensor) -> float:

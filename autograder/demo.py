@@ -52,6 +52,34 @@ ROSTER: dict[str, list[Student]] = {
                             "    return 1 /"),)),
         Student("key", "the answer key from solutions/", answer_key=True),
     ],
+    "single_neuron": [
+        Student("ada", "perfect"),
+        Student("ben", "partly right: parts 1 to 3 only",
+                solved=frozenset({"linear_answer", "relu_backprop_answer", "dead_relu_answer"})),
+        Student("cho", "forgot optimizer.zero_grad(): gradients pile up",
+                edits=(Edit("linear_answer", "        optimizer.zero_grad()\n", ""),)),
+        Student("eve", "blank: submitted the release untouched", solved=frozenset()),
+        Student("key", "the answer key from solutions/", answer_key=True),
+    ],
+    "autograd_basics": [
+        Student("ada", "perfect"),
+        Student("ben", "partly right: parts 1 to 3 only",
+                solved=frozenset({"requires_grad_answer", "grad_fn_answer", "losses_answer"})),
+        Student("cho", "rebinds the parameters in the manual step (p = p - ...)",
+                edits=(Edit("manual_step_answer", "p -= learning_rate * p.grad",
+                            "p = p - learning_rate * p.grad"),)),
+        Student("eve", "blank: submitted the release untouched", solved=frozenset()),
+        Student("key", "the answer key from solutions/", answer_key=True),
+    ],
+    "two_layer_net": [
+        Student("ada", "perfect"),
+        Student("ben", "partly right: the two ReLU gradients only",
+                solved=frozenset({"relu_grad_loop_answer", "relu_grad_vectorized_answer"})),
+        Student("cho", "the tutorial's slope 1 at h == 0 (h >= 0)",
+                edits=(Edit("relu_grad_vectorized_answer", "(h > 0)", "(h >= 0)"),)),
+        Student("eve", "blank: submitted the release untouched", solved=frozenset()),
+        Student("key", "the answer key from solutions/", answer_key=True),
+    ],
 }
 
 

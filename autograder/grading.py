@@ -7,6 +7,7 @@ notebook's test cells use both in one process; the sandboxed engine runs them in
 
 import contextlib
 import io
+import threading
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -46,9 +47,11 @@ def call_student(part: Part, function, case: Case) -> dict[str, torch.Tensor]:
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), no_autograd:
         warnings.simplefilter("ignore")
         try:
-            result = function(*args)
+            result = part.call(function, *args) if part.call else function(*args)
         except manual_backprop.AutogradForbidden as error:
             raise StudentError(str(error)) from None
+        except StudentError:
+            raise
         except NotImplementedError:
             raise StudentError(f"{part.function} is not written yet "
                                f"(it still raises NotImplementedError).") from None
@@ -60,7 +63,7 @@ def call_student(part: Part, function, case: Case) -> dict[str, torch.Tensor]:
 
 def judge(part: Part, case: Case, outputs: dict[str, torch.Tensor]) -> str | None:
     """None when every output matches the autograd reference; otherwise what is wrong."""
-    expected = part.reference(*case.args.values())
+    expected = cached_reference(part, case)
     for name, reference in expected.items():
         got = outputs[name]
         what = name
@@ -71,7 +74,37 @@ def judge(part: Part, case: Case, outputs: dict[str, torch.Tensor]) -> str | Non
         problem = compare(what, got, reference, part.tolerance)
         if problem:
             return problem
-    return None
+    return part.extra_check(case, outputs) if part.extra_check else None
+
+
+def cached_reference(part: Part, case: Case) -> dict[str, torch.Tensor]:
+    """The part's autograd reference on this case, computed once per distinct input.
+
+    References are deterministic, so the visible cases (the same for every submission) and
+    a re-graded seed cost one computation per process, however many students are graded.
+    """
+    key = (part.reference.__module__, part.reference.__qualname__,
+           tuple(_fingerprint(value) for value in case.args.values()))
+    with _REFERENCES_LOCK:
+        cached = _REFERENCES.get(key)
+    if cached is None:
+        cached = part.reference(*case.args.values())
+        with _REFERENCES_LOCK:
+            _REFERENCES[key] = cached
+            while len(_REFERENCES) > REFERENCE_CACHE_SIZE:
+                _REFERENCES.pop(next(iter(_REFERENCES)))
+    return cached
+
+
+def _fingerprint(value):
+    if isinstance(value, torch.Tensor):
+        return (str(value.dtype), tuple(value.shape), value.cpu().numpy().tobytes())
+    return repr(value)
+
+
+REFERENCE_CACHE_SIZE = 512
+_REFERENCES: dict[tuple, dict[str, torch.Tensor]] = {}
+_REFERENCES_LOCK = threading.Lock()
 
 
 def grade_part(part: Part, function, cases: list[Case]) -> PartResult:

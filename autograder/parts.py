@@ -23,10 +23,15 @@ class StudentError(Exception):
 
 @dataclass(frozen=True)
 class Case:
-    """One call of the student's function: a label for messages and positional arguments."""
+    """One call of the student's function: a label for messages and positional arguments.
+
+    `truth` holds what the grader knows about the case but the student's function is not
+    given, e.g. the map that generated the targets; only `Part.extra_check` reads it.
+    """
 
     label: str
     args: Mapping[str, Any]
+    truth: Mapping[str, torch.Tensor] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,15 @@ class Part:
     builds_on: tuple[str, ...] = ()
     # The student does backprop by hand: autograd is unavailable while the function runs.
     manual_backprop: bool = False
+    # A condition on the outputs beyond the reference (trusted side, never runs student
+    # code): (case, outputs) -> None when it holds, else what is wrong. E.g. "the weight
+    # learned the true map", "the gradient is exactly zero".
+    extra_check: Callable[[Case, dict[str, torch.Tensor]], str | None] | None = None
+    # How to call the student's function (untrusted side): call(function, *case args)
+    # returns what `returns` describes. By default function(*args). A part may set up
+    # autograd state here (leaf parameters holding a stale .grad) and report, as tensors,
+    # what the call did to it; it raises StudentError for a mistake it recognises.
+    call: Callable[..., Any] | None = None
 
     def cases(self, kind: str, seed: int) -> list[Case]:
         """The seeded cases of this part; kind is "visible" or "hidden"."""

@@ -1,19 +1,67 @@
-"""Shared fixtures: the solution functions of an assignment, taken from its source notebook."""
+"""Shared helpers: the solution functions of an assignment, taken from its source notebook,
+and grading one part the way the notebooks' hidden checks do."""
+
+import linecache
+from functools import cache
 
 import pytest
 import torch
 
+from autograder.assignments import get
+from autograder.grading import PartResult, grade_part
+from autograder.notebook import HIDDEN_SEED
 from autograder.submissions import solutions
 
 
+@cache
 def solution_functions(assignment: str) -> dict:
-    """Execute the answer cells of the source notebook; return the names they define."""
-    namespace = {"torch": torch}
-    for code in solutions(assignment).values():
-        exec(code, namespace)
+    """Execute the answer cells of the source notebook; return the names they define.
+
+    Each cell's code is registered in linecache, as IPython does, so that inspect can read
+    the source of the functions it defines.
+    """
+    namespace = {"torch": torch, "nn": torch.nn, "optim": torch.optim}
+    for cell, code in solutions(assignment).items():
+        filename = f"<{assignment} {cell}>"
+        linecache.cache[filename] = (len(code), None, code.splitlines(keepends=True), filename)
+        exec(compile(code, filename, "exec"), namespace)
     return namespace
+
+
+def grade(assignment: str, part_id: str, function, kind: str = "hidden") -> PartResult:
+    """The verdict on function for one part, on its hidden (or visible) cases."""
+    part = get(assignment).part(part_id)
+    return grade_part(part, function, part.cases(kind, HIDDEN_SEED))
+
+
+def sgd_run(model, x, y, epochs, lr):
+    """The textbook loop with nn.MSELoss and torch.optim.SGD; the losses before each step."""
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(epochs):
+        optimizer.zero_grad()
+        loss = torch.nn.MSELoss()(model(x), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return torch.tensor(losses, dtype=torch.float64)
 
 
 @pytest.fixture(scope="session")
 def nn_solution():
     return solution_functions("nn_from_scratch")
+
+
+@pytest.fixture(scope="session")
+def neuron_solution():
+    return solution_functions("single_neuron")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked cuda are skipped on a machine without a CUDA device."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device; none is present")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)

@@ -38,8 +38,10 @@ def test_every_student_gets_a_row_and_a_feedback_file(cycle):
 
 def test_answer_key_and_perfect_students_score_full_marks(cycle):
     _, rows = cycle
-    for assignment in demo.ROSTER:
-        for student in ("ada", "key", "hal", "gus"):
+    for assignment, students in demo.ROSTER.items():
+        perfect = [s.id for s in students if s.id in ("ada", "key", "hal", "gus")]
+        assert {"ada", "key"} <= set(perfect)
+        for student in perfect:
             row = rows[(assignment, student)]
             assert row["scores"] and total(row) == maximum(row) > 0, (student, row)
 
@@ -59,6 +61,27 @@ def test_nn_mistakes_lose_exactly_the_parts_they_break(cycle):
         assert all(scores[p][0] == scores[p][1] for p in ("forward", "sigmoid_delta"))
     ben = rows[("nn_from_scratch", "ben")]["scores"]
     assert total({"scores": ben}) == 4
+
+
+# Per assignment: cho's mistake, the one part it must cost, ben's partial total, and a phrase
+# of the feedback cho gets.
+TYPICAL_MISTAKES = {
+    "single_neuron": ("linear", 5, "losses is wrong"),
+    "autograd_basics": ("manual_step", 4, "the parameters did not change"),
+    "two_layer_net": ("relu_grad_vectorized", 4, "relu_grad is wrong"),
+}
+
+
+@pytest.mark.parametrize("assignment", list(TYPICAL_MISTAKES))
+def test_typical_mistake_loses_exactly_its_part(cycle, assignment):
+    workdir, rows = cycle
+    broken, ben_total, feedback = TYPICAL_MISTAKES[assignment]
+    cho = rows[(assignment, "cho")]["scores"]
+    assert cho[broken][0] == 0
+    assert all(score == most for part, (score, most) in cho.items() if part != broken)
+    assert total(rows[(assignment, "ben")]) == ben_total
+    html = (workdir / f"course/feedback/cho/{assignment}/{assignment}.html").read_text()
+    assert feedback in html
 
 
 def test_broken_notebook_gets_a_clear_message_and_stops_nothing(cycle):

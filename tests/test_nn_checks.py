@@ -1,37 +1,17 @@
 """The checks of nn_from_scratch: the solution passes, each kind of mistake fails that part
-only, and every failure comes with a message in plain words."""
+only, and every failure comes with a message in plain words. (The answer key and blank stubs
+of every assignment are in test_all_parts.py.)"""
 
 import pytest
 import torch
+from conftest import grade as grade_in
 
 from autograder.assignments import nn_from_scratch as nn
-from autograder.grading import grade_part
-from autograder.notebook import HIDDEN_SEED, WrongAnswer, checker
-
-PARTS = [part.id for part in nn.ASSIGNMENT.parts]
+from autograder.notebook import WrongAnswer, checker
 
 
 def grade(part_id, function, kind="hidden"):
-    part = nn.ASSIGNMENT.part(part_id)
-    return grade_part(part, function, part.cases(kind, HIDDEN_SEED))
-
-
-@pytest.mark.parametrize("kind", ["visible", "hidden"])
-@pytest.mark.parametrize("part_id", PARTS)
-def test_solution_scores_full_marks(nn_solution, part_id, kind):
-    result = grade(part_id, nn_solution[part_id], kind)
-    assert result.passed, result.message
-    assert result.score == nn.ASSIGNMENT.part(part_id).points
-
-
-@pytest.mark.parametrize("part_id", PARTS)
-def test_blank_stub_scores_zero_with_a_plain_message(part_id):
-    def stub(*args):
-        raise NotImplementedError()
-
-    result = grade(part_id, stub)
-    assert result.score == 0
-    assert "is not written yet" in result.message
+    return grade_in(nn.ASSIGNMENT.name, part_id, function, kind)
 
 
 def test_check_raises_wrong_answer_and_prints_on_success(nn_solution, capsys):

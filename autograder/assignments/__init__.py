@@ -1,10 +1,10 @@
 """The assignments the grader knows, by nbgrader assignment id."""
 
 from ..parts import Assignment
-from . import nn_from_scratch
+from . import autograd_basics, nn_from_scratch, single_neuron, two_layer_net
 
 ASSIGNMENTS: dict[str, Assignment] = {
-    module.ASSIGNMENT.name: module.ASSIGNMENT for module in (nn_from_scratch,)
+    module.ASSIGNMENT.name: module.ASSIGNMENT for module in (nn_from_scratch, single_neuron, autograd_basics, two_layer_net)
 }
 
 

@@ -35,11 +35,19 @@ def is_test_cell(cell: dict) -> bool:
     return bool(metadata.get("grade")) and not metadata.get("solution")
 
 
+def is_demo_cell(cell: dict) -> bool:
+    """A cell the source notebook tags "demo": it shows a result and defines nothing the
+    checks need (e.g. training on the tutorial's data), so grading need not run it."""
+    return "demo" in cell.get("metadata", {}).get("tags", [])
+
+
 def code_cells(notebook: dict) -> list[str]:
-    """The source of the notebook's code cells that the child runs (all but the tests)."""
+    """The source of the notebook's code cells that the child runs: all but the tests and
+    the demos."""
     cells = []
     for cell in notebook.get("cells", []):
-        if cell.get("cell_type") == "code" and not is_test_cell(cell):
+        if cell.get("cell_type") == "code" and not is_test_cell(cell) \
+                and not is_demo_cell(cell):
             source = cell.get("source", "")
             cells.append("".join(source) if isinstance(source, list) else str(source))
     return cells
@@ -124,19 +132,28 @@ def _missing(name: str, value, cell_errors: list[str]) -> str:
     return message
 
 
+def confine_and_execute(workdir: Path, send_report) -> None:
+    """Confine this process, report the isolation reached, then run the request in workdir.
+
+    Every file descriptor but the standard ones is closed before any student code runs,
+    so that the code cannot write to the report or to anything its parent left open.
+    """
+    request = json.loads((workdir / protocol.REQUEST).read_text())
+    torch.set_num_threads(1)
+    reached = isolate(workdir, Limits.from_json(request["limits"]))
+    send_report(reached.encode()[:4000] + b"\n")
+    os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+    execute_request(Path.cwd())
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Entry point of a child started cold: `python -m autograder.engine.child WORKDIR`."""
     parser = argparse.ArgumentParser(prog="python -m autograder.engine.child")
     parser.add_argument("workdir", type=Path)
-    parser.add_argument("--report-fd", type=int, default=None,
-                        help="a pipe to write the isolation reached to, then close")
+    parser.add_argument("--report-fd", type=int, required=True,
+                        help="a pipe to write the isolation reached to")
     args = parser.parse_args(argv)
-    request = json.loads((args.workdir / protocol.REQUEST).read_text())
-    torch.set_num_threads(1)
-    reached = isolate(args.workdir, Limits.from_json(request["limits"]))
-    if args.report_fd is not None:
-        os.write(args.report_fd, reached.encode()[:4000] + b"\n")
-        os.close(args.report_fd)
-    execute_request(Path.cwd())
+    confine_and_execute(args.workdir, lambda line: os.write(args.report_fd, line))
     return 0
 
 

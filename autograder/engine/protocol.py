@@ -86,18 +86,24 @@ def read_request(workdir: Path) -> tuple[dict, dict[str, list[Case]]]:
 
 
 def write_progress(workdir: Path, status: dict, outputs: dict[str, torch.Tensor]) -> None:
-    """The child's side: outputs.safetensors, then status.json, each replaced atomically."""
-    write_atomically(workdir / OUTPUTS, save_tensors(outputs))
-    write_atomically(workdir / STATUS, json.dumps(status).encode())
+    """The child's side: outputs.safetensors, then status.json, each replaced atomically.
+
+    Not flushed to disk: the working directory lives no longer than the child, and the
+    rename alone keeps the parent from reading half a file."""
+    write_atomically(workdir / OUTPUTS, save_tensors(outputs), durable=False)
+    write_atomically(workdir / STATUS, json.dumps(status).encode(), durable=False)
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """Write data to path through a temporary file and a rename: all or nothing."""
+def write_atomically(path: Path, data: bytes, durable: bool = True) -> None:
+    """Write data to path through a temporary file and a rename: all or nothing.
+
+    durable: flush it to disk first, so that it survives a crash of the machine too."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(temporary, "wb") as file:
         file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
+        if durable:
+            file.flush()
+            os.fsync(file.fileno())
     os.replace(temporary, path)
 
 

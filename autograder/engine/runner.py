@@ -13,11 +13,12 @@ not graded again, and an interrupted run loses or duplicates nothing.
 
 import hashlib
 import json
+import os
 import secrets
-import threading
+import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from .. import assignments
 from ..grading import PartResult, failed, grade_outcomes
 from ..notebook import VISIBLE_SEED
 from .isolation import DEFAULT_LIMITS, Limits
+from .launch import Launcher, default_launcher
 from .protocol import write_atomically
 from .results import (
     GradebookEntry,
@@ -69,8 +71,8 @@ def read_submission(path: Path, max_bytes: int = DEFAULT_LIMITS.notebook_bytes
 
 
 def grade_notebook(path: Path, assignment: str, *, seed: int | None = None,
-                   limits: Limits = DEFAULT_LIMITS, student: str | None = None
-                   ) -> SubmissionResult:
+                   limits: Limits = DEFAULT_LIMITS, student: str | None = None,
+                   launcher: Launcher | None = None) -> SubmissionResult:
     """Grade one notebook in the sandbox; a fresh seed for the hidden cases unless given."""
     start = time.monotonic()
     graded = assignments.get(assignment)
@@ -85,7 +87,7 @@ def grade_notebook(path: Path, assignment: str, *, seed: int | None = None,
     else:
         cases = {part.id: part.cases("visible", VISIBLE_SEED) + part.cases("hidden", seed)
                  for part in graded.parts}
-        run = run_parts(data, graded, cases, limits)
+        run = run_parts(data, graded, cases, limits, launcher or default_launcher())
         result.isolation = run.isolation
         result.parts = [failed(part, run.failures[part.id]) if part.id in run.failures
                         else grade_outcomes(part, cases[part.id], run.outcomes[part.id])
@@ -123,49 +125,77 @@ class CourseLayout:
 
 def grade_assignment(course_root: Path, assignment: str, *, results: Path | None = None,
                      limits: Limits = DEFAULT_LIMITS, gradebook: bool = True,
-                     regrade: bool = False, jobs: int = 1,
+                     regrade: bool = False, jobs: int | None = None,
+                     executor: Executor | None = None,
                      on_result: Callable[[SubmissionResult, bool], None] | None = None
                      ) -> list[SubmissionResult]:
     """Grade every submission of an assignment in a course; resumable, idempotent.
 
     A submission already graded (its result file matches the notebook's hash) is skipped
     and its stored result returned; with regrade=True it is graded again with its recorded
-    seed, which gives the same grade. `jobs` submissions are graded at a time (each in its
-    own sandbox). on_result(result, was_graded_now) is called for each, as it comes.
+    seed, which gives the same grade. The others are graded `jobs` at a time (all cores by
+    default), or on `executor` when one is given (a Dask cluster's, say: see
+    engine.cluster). Each result is written here, by the calling thread, once and
+    atomically, as soon as it arrives. on_result(result, was_graded_now) is called for each.
     """
     course_root = Path(course_root).resolve()
     layout = CourseLayout(course_root, assignment, Path(results or course_root / "results"))
     # The sandbox never sees the course (gradebook, other students) or the results.
     limits = replace(limits, hidden=(*limits.hidden, str(course_root), str(layout.results)))
     db_url = f"sqlite:///{course_root / 'gradebook.db'}"
-    gradebook_lock = threading.Lock()  # one writer at a time for SQLite
-
-    def grade(student: str) -> SubmissionResult:
-        notebook = layout.submitted(student)
+    done: dict[str, SubmissionResult] = {}
+    pending: dict[str, int | None] = {}  # student -> the seed to grade with
+    for student in layout.students():
         stored = read_json(layout.result(student))
         current = stored is not None and stored.assignment == assignment \
-            and stored.notebook_sha256 == file_sha256(notebook)
+            and stored.notebook_sha256 == file_sha256(layout.submitted(student))
         if current and not regrade:
+            done[student] = stored
             if on_result:
                 on_result(stored, False)
-            return stored
-        result = grade_notebook(notebook, assignment, limits=limits, student=student,
-                                seed=stored.seed if current else None)
+        else:
+            pending[student] = stored.seed if current else None
+
+    def record(result: SubmissionResult) -> None:
+        student = result.student
+        notebook = layout.submitted(student)
         if gradebook:
-            with gradebook_lock:
-                write_gradebook(result, GradebookEntry(db_url, student, assignment,
-                                                       _timestamp(notebook.parent)))
+            write_gradebook(result, GradebookEntry(db_url, student, assignment,
+                                                   _timestamp(notebook.parent)))
             data, _ = read_submission(notebook, limits.notebook_bytes)
             if data:
                 write_autograded(result, data, layout.autograded(student))
         write_gradescope(result, layout.gradescope(student))
         write_json(result, layout.result(student))  # last: marks the submission done
+        done[student] = result
         if on_result:
             on_result(result, True)
-        return result
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        return list(pool.map(grade, layout.students()))
+    own_pool = executor is None and pending
+    pool = ThreadPoolExecutor(jobs or os.cpu_count() or 1) if own_pool else executor
+    try:
+        futures = [pool.submit(grade_submission, layout.submitted(student).read_bytes()
+                               if layout.submitted(student).is_file() else None,
+                               assignment, seed, limits, student)
+                   for student, seed in pending.items()]
+        for future in as_completed(futures):
+            record(SubmissionResult.from_json(future.result()))
+    finally:
+        if own_pool:
+            pool.shutdown(cancel_futures=True)
+    return [done[student] for student in sorted(done)]
+
+
+def grade_submission(notebook: bytes | None, assignment: str, seed: int | None,
+                     limits: Limits, student: str) -> dict:
+    """Grade a submission given as bytes; its result as JSON data. The unit of work that
+    a thread of the local pool or a Dask worker runs: plain data in, plain data out."""
+    with tempfile.TemporaryDirectory(prefix="backprop-submission-") as folder:
+        path = Path(folder) / f"{assignment}.ipynb"
+        if notebook is not None:
+            path.write_bytes(notebook)
+        result = grade_notebook(path, assignment, seed=seed, limits=limits, student=student)
+    return result.to_json()
 
 
 def file_sha256(path: Path) -> str | None:

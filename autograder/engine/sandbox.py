@@ -1,7 +1,7 @@
 """The trusted side of one sandboxed run: launch the child, watch the clock, read back.
 
-`run_parts` writes the inputs into a fresh private working directory, starts
-`python -m autograder.engine.child` in a session of its own, and gives the notebook's cells
+`run_parts` writes the inputs into a fresh private working directory, starts a sandboxed
+child in a session of its own (cold or warm: see `launch`), and gives the notebook's cells
 `startup_seconds` and each part `part_seconds` of wall-clock time. When a part runs over,
 or the child dies during a part (`os._exit`, a crash, a CPU limit), the whole process group
 is killed (and, when the child ran as a uid of its own, every process of that uid), that
@@ -11,13 +11,9 @@ child prints or returns as an exit code counts: only its files, read by `protoco
 
 import contextlib
 import os
-import select
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +23,7 @@ import torch
 from ..parts import Assignment, Case
 from . import protocol
 from .isolation import Limits, sandbox_uid
+from .launch import Child, Launcher
 
 POLL_SECONDS = 0.05
 
@@ -50,13 +47,14 @@ class SandboxRun:
 
 
 def run_parts(notebook: bytes, assignment: Assignment, cases: dict[str, list[Case]],
-              limits: Limits) -> SandboxRun:
+              limits: Limits, launcher: Launcher) -> SandboxRun:
     """Run the student's notebook on each part's cases, in sandboxed children."""
     run = SandboxRun()
     remaining = list(cases)
     while remaining:
         cells_finished, stopped = _launch(
-            notebook, assignment, {part_id: cases[part_id] for part_id in remaining}, limits, run)
+            notebook, assignment, {part_id: cases[part_id] for part_id in remaining}, limits,
+            launcher, run)
         remaining = [p for p in remaining if not run.settled(p)]
         if remaining and not cells_finished:  # the next child would stop the same way
             run.failures.update(dict.fromkeys(remaining, stopped))
@@ -67,32 +65,23 @@ def run_parts(notebook: bytes, assignment: Assignment, cases: dict[str, list[Cas
 
 
 def _launch(notebook: bytes, assignment: Assignment, cases: dict[str, list[Case]],
-            limits: Limits, run: SandboxRun) -> tuple[bool, str | None]:
+            limits: Limits, launcher: Launcher, run: SandboxRun) -> tuple[bool, str | None]:
     """One child for these parts. Returns (cells finished?, why it stopped early or None)."""
     parts = [assignment.part(part_id) for part_id in cases]
     workdir = Path(tempfile.mkdtemp(prefix="backprop-sandbox-"))
-    report_read, report_write = os.pipe()
     try:
         (workdir / protocol.SUBMISSION).write_bytes(notebook)
         protocol.write_request(workdir, assignment.name, cases, limits.to_json())
-        child = subprocess.Popen(
-            [sys.executable, "-I", "-m", "autograder.engine.child", str(workdir),
-             "--report-fd", str(report_write)],
-            pass_fds=[report_write], cwd=workdir, start_new_session=True,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"})
-        os.close(report_write)
-        report_write = -1
-        tail = _drain(child.stdout)
+        child = launcher.start(workdir)
         why = _watch(child, workdir, parts, limits)
         _kill(child)
-        reached = _read_report(report_read)
+        reached = child.report()
         run.isolation = run.isolation or reached
         try:
             status = protocol.read_status(workdir)
             if status is None and not reached:  # before any student code: not the student's
-                log = b"".join(tail).decode(errors="replace").strip().splitlines()[-3:]
-                raise SandboxError(f"the sandbox failed to start ({why}): {' | '.join(log)}")
+                raise SandboxError(f"the sandbox failed to start ({why}): "
+                                   f"{child.output_tail()}")
             if status is None or not status["cells_done"]:
                 return False, (f"the notebook did not run to the end: its code {why}. Make sure "
                                f"every cell runs from top to bottom without ending the process.")
@@ -106,13 +95,10 @@ def _launch(notebook: bytes, assignment: Assignment, cases: dict[str, list[Case]
         running = next((p for p in parts if p.id not in status["parts"]), None)
         return True, running and f"{running.function} {why}."
     finally:
-        os.close(report_read)
-        if report_write >= 0:
-            os.close(report_write)
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _watch(child: subprocess.Popen, workdir: Path, parts, limits: Limits) -> str:
+def _watch(child: Child, workdir: Path, parts, limits: Limits) -> str:
     """Wait for the child; kill it when a stage runs over. Says how it ended."""
     start = time.monotonic()
     overall = start + limits.startup_seconds + limits.part_seconds * len(parts)
@@ -130,7 +116,7 @@ def _watch(child: subprocess.Popen, workdir: Path, parts, limits: Limits) -> str
             return (f"did not finish within {stage_seconds:g} s: look for a loop that never "
                     f"ends, or far more work than the cases need")
         time.sleep(POLL_SECONDS)
-    code = child.returncode
+    code = child.poll()
     if code == -signal.SIGXCPU:
         return "used up its CPU time"
     if code < 0:
@@ -149,7 +135,7 @@ def _progress(workdir: Path) -> int:
     return len(status["parts"])
 
 
-def _kill(child: subprocess.Popen) -> None:
+def _kill(child: Child) -> None:
     """Kill the child's process group and, if it ran as its own uid, all that uid's processes."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(child.pid, signal.SIGKILL)
@@ -171,24 +157,3 @@ def kill_sandbox_user(pid: int) -> None:
         finally:
             os._exit(0)
     os.waitpid(helper, 0)
-
-
-def _drain(stream) -> list[bytes]:
-    """Read and drop the child's stdout in a thread, keeping its last few kB for diagnosis."""
-    tail: list[bytes] = []
-
-    def read():
-        while chunk := stream.read(65536):
-            tail.append(chunk)
-            del tail[:-2]
-        stream.close()
-
-    threading.Thread(target=read, daemon=True).start()
-    return tail
-
-
-def _read_report(handle: int) -> str:
-    ready, _, _ = select.select([handle], [], [], 1.0)
-    data = os.read(handle, 4096) if ready else b""
-    return data.decode(errors="replace").strip()
-

@@ -1,0 +1,202 @@
+"""Autograd basics (tutorial 001): seeded inputs, autograd references, and the calls that
+report what a student's code did to leaf tensors.
+
+The network is tutorial 001's two layers, each a matrix product, a bias and a sigmoid, on
+the same seeded networks as nn_from_scratch.
+"""
+
+import torch
+import torch.nn.functional as F
+
+from ..parts import Assignment, Case, Part, StudentError, unpack
+from ..tolerances import ONE_OPERATION, ONE_STEP
+from .nn_from_scratch import loss_function, reference_forward, seeded_networks
+
+_NETWORK = ("X", "y", "w1", "b1", "w2", "b2")
+_PREPARED = ("X", "w1", "b1", "w2", "b2")
+_PARAMETERS = ("w1", "b1", "w2", "b2")
+
+
+def _output(X, w1, b1, w2, b2):
+    return reference_forward(X, w1, b1, w2, b2)["output"]
+
+
+def _sum_of_squares(output, y):
+    return loss_function(y, output)
+
+
+def _gradients(loss_of, X, y, w1, b1, w2, b2):
+    leaves = [p.detach().clone().requires_grad_() for p in (w1, b1, w2, b2)]
+    return torch.autograd.grad(loss_of(_output(X, *leaves), y), leaves)
+
+
+# ---- how the student's functions are called (untrusted side) -----------------------------
+
+def with_autograd_flags(function, X, w1, b1, w2, b2):
+    """Call prepare(...) and report, as 0/1 tensors, which results require grad and are leaves."""
+    result = function(X, w1, b1, w2, b2)
+    unpack("prepare", result, _PREPARED)  # a clear StudentError when it is not 5 tensors
+    as_flags = [[float(getattr(t, flag)) for t in result] for flag in ("requires_grad", "is_leaf")]
+    return (tuple(result), *(torch.tensor(f, dtype=torch.float64) for f in as_flags))
+
+
+IN_PLACE_ON_A_LEAF = (
+    "an in-place update of a parameter that requires grad (p -= ...) raised an error: autograd "
+    "cannot record it. Do the update inside `with torch.no_grad():`.")
+STALE_GRADIENT = (
+    "the parameters became NaN: their .grad held a gradient from an earlier step (NaN here, "
+    "to make it visible) and your step used it. Clear the gradients before backward(): "
+    "optimizer.zero_grad(), or p.grad = None for each parameter.")
+REBOUND = (
+    "the parameters did not change. `p = p - ...` makes a new tensor and rebinds the name, "
+    "leaving the parameter as it was; update it in place (`p -= ...`, inside torch.no_grad()).")
+
+
+def step_on_leaves(function, w1, b1, w2, b2, X, y, learning_rate):
+    """Call step(params, X, y, learning_rate) on leaf parameters that hold a stale (NaN)
+    .grad, as after an earlier step; return the parameters' values after the call."""
+    starts = (w1, b1, w2, b2)
+    params = [p.clone().requires_grad_() for p in starts]
+    for param in params:
+        param.grad = torch.full_like(param, float("nan"))
+    try:
+        function(params, X, y, learning_rate)
+    except RuntimeError as error:
+        if "leaf Variable that requires grad" in str(error):
+            raise StudentError(IN_PLACE_ON_A_LEAF) from None
+        raise
+    after = tuple(param.detach().clone() for param in params)
+    if any(value.isnan().any() for value in after):
+        raise StudentError(STALE_GRADIENT)
+    if all(torch.equal(value, start) for value, start in zip(after, starts, strict=True)):
+        raise StudentError(REBOUND)
+    return after
+
+
+# ---- references --------------------------------------------------------------------------
+
+def reference_prepare(X, w1, b1, w2, b2):
+    """The values do not change; `_prepared_flags` checks the flags."""
+    return dict(zip(_PREPARED, (X, w1, b1, w2, b2), strict=True))
+
+
+def _prepared_flags(case: Case, outputs: dict[str, torch.Tensor]) -> str | None:
+    for name, requires, leaf in zip(_PREPARED, outputs["requires_grad"], outputs["is_leaf"],
+                                    strict=True):
+        if name == "X" and requires:
+            return ("X requires grad, but it is the input: training never changes it, so it "
+                    "needs no gradient (requires_grad=False).")
+        if name != "X" and not requires:
+            return f"{name} does not require grad, but it is a parameter that training changes."
+        if not leaf:
+            return (f"{name} is not a leaf: it was computed from a tensor that requires grad, "
+                    f"so backward() would not fill its .grad. Use .clone().requires_grad_().")
+    return None
+
+
+def reference_grad_fn(z):
+    z = z.clone().requires_grad_()
+    a = torch.sigmoid(z)
+    (local,) = torch.autograd.grad(a.sum(), z)
+    return {"a": a.detach(), "local_gradient": local}
+
+
+def reference_losses(X, y, w1, b1, w2, b2):
+    """0.5 * sum of squares and nn.MSELoss, their gradients for w2, and mse / sum = 2 / N."""
+    output = _output(X, w1, b1, w2, b2)
+    sum_grad = _gradients(_sum_of_squares, X, y, w1, b1, w2, b2)[2]
+    mse_grad = _gradients(lambda o, t: F.mse_loss(o, t), X, y, w1, b1, w2, b2)[2]
+    return {"sum_loss": loss_function(y, output), "mse_loss": F.mse_loss(output, y),
+            "sum_grad_w2": sum_grad, "mse_grad_w2": mse_grad,
+            "scale": torch.tensor(2 / y.numel(), dtype=torch.float64)}
+
+
+def reference_accumulate(X, y, w1, b1, w2, b2):
+    """w1.grad after one backward(), after a second one (twice as much), after zeroing and one."""
+    grad = _gradients(_sum_of_squares, X, y, w1, b1, w2, b2)[0]
+    return {"after_one": grad, "after_two": 2 * grad, "after_zeroing": grad}
+
+
+def reference_step(w1, b1, w2, b2, X, y, learning_rate):
+    """One SGD step on nn.MSELoss: p - learning_rate * grad."""
+    grads = _gradients(lambda o, t: F.mse_loss(o, t), X, y, w1, b1, w2, b2)
+    return {name: p - learning_rate * g
+            for name, p, g in zip(_PARAMETERS, (w1, b1, w2, b2), grads, strict=True)}
+
+
+def reference_softmax_cross_entropy(logits, labels):
+    leaf = logits.clone().requires_grad_()
+    loss = F.cross_entropy(leaf, labels)
+    (grad,) = torch.autograd.grad(loss, leaf)
+    return {"probabilities": torch.softmax(logits, dim=1), "loss": loss.detach(),
+            "logits_grad": grad}
+
+
+# ---- cases -------------------------------------------------------------------------------
+
+def _networks(kind, seed):
+    """(label, {name: tensor}) for nn_from_scratch's seeded networks of this kind."""
+    return [(label, dict(zip(_NETWORK, network, strict=True)))
+            for label, network in seeded_networks(kind, seed)]
+
+
+def _network_cases(names):
+    def make_cases(kind, seed):
+        return [Case(label, {name: network[name] for name in names})
+                for label, network in _networks(kind, seed)]
+    return make_cases
+
+
+def _grad_fn_cases(kind, seed):
+    shapes = [(3, 4)] if kind == "visible" else [(5, 2), (2, 6)]
+    return [Case(f"z of shape {shape}" if kind == "visible" else f"a hidden case (z of shape "
+                 f"{shape})", {"z": 3 * torch.randn(*shape, generator=torch.Generator()
+                                                    .manual_seed(seed + i), dtype=torch.float64)})
+            for i, shape in enumerate(shapes)]
+
+
+def _step_cases(kind, seed):
+    rates = [0.5, 0.1] if kind == "visible" else [0.3, 1.0, 0.05]
+    return [Case(f"{label}, learning rate {rate}",
+                 {**{name: network[name] for name in (*_PARAMETERS, "X", "y")},
+                  "learning_rate": rate})
+            for (label, network), rate in zip(_networks(kind, seed), rates, strict=True)]
+
+
+def _classification_cases(kind, seed):
+    sizes = [(4, 3)] if kind == "visible" else [(6, 5), (3, 2)]
+    cases = []
+    for index, (batch, classes) in enumerate(sizes):
+        g = torch.Generator().manual_seed(seed + index)
+        logits = 2 * torch.randn(batch, classes, generator=g, dtype=torch.float64)
+        labels = torch.randint(classes, (batch,), generator=g)
+        label = f"a batch of {batch}, {classes} classes"
+        cases.append(Case(label if kind == "visible" else f"a hidden case ({label})",
+                          {"logits": logits, "labels": labels}))
+    return cases
+
+
+_STEP = {"returns": _PARAMETERS, "make_cases": _step_cases, "reference": reference_step,
+         "tolerance": ONE_STEP, "deltas": {name: name for name in _PARAMETERS},
+         "call": step_on_leaves}
+
+ASSIGNMENT = Assignment("autograd_basics", (
+    Part("requires_grad", "prepare", points=1, returns=(_PREPARED, "requires_grad", "is_leaf"),
+         make_cases=_network_cases(_PREPARED), reference=reference_prepare,
+         tolerance=ONE_OPERATION, call=with_autograd_flags, extra_check=_prepared_flags),
+    Part("grad_fn", "sigmoid_local_gradient", points=1, returns=("a", "local_gradient"),
+         make_cases=_grad_fn_cases, reference=reference_grad_fn, tolerance=ONE_OPERATION),
+    Part("losses", "sum_and_mean_losses", points=2,
+         returns=("sum_loss", "mse_loss", "sum_grad_w2", "mse_grad_w2", "scale"),
+         make_cases=_network_cases(("X", "y", *_PARAMETERS)), reference=reference_losses,
+         tolerance=ONE_STEP),
+    Part("accumulate", "grads_over_two_backward_calls", points=2,
+         returns=("after_one", "after_two", "after_zeroing"),
+         make_cases=_network_cases(("X", "y", *_PARAMETERS)), reference=reference_accumulate,
+         tolerance=ONE_STEP, builds_on=("forward",)),
+    Part("sgd_step", "sgd_step", points=2, builds_on=("forward",), **_STEP),
+    Part("manual_step", "manual_step", points=2, builds_on=("forward",), **_STEP),
+    Part("softmax_cross_entropy", "softmax_cross_entropy", points=2,
+         returns=("probabilities", "loss", "logits_grad"), make_cases=_classification_cases,
+         reference=reference_softmax_cross_entropy, tolerance=ONE_STEP),
+))

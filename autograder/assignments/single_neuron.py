@@ -1,0 +1,245 @@
+"""One neuron, step by step (tutorial 000): seeded inputs and autograd references.
+
+Every model is trained on the mean squared error (`nn.MSELoss`) with plain gradient descent
+(`optim.SGD`), in float64, from a starting weight the case gives. The targets come from a
+known map (the case's `truth`), so the checks can also ask whether that map was learned.
+"""
+
+import torch
+import torch.nn.functional as F
+
+from ..compare import layout_problem
+from ..parts import Assignment, Case, Part
+from ..tolerances import LEARNED, ONE_STEP, TRAINING
+
+# The one-input examples: (batch, learning rate, epochs) per case. The hidden ones use
+# other batch sizes, other rates and epoch counts, and negative inputs (where the dead start
+# is a positive weight, not a negative one).
+_VISIBLE_LINEAR = [(8, 0.1, 60)]
+_HIDDEN_LINEAR = [(5, 0.2, 40), (12, 0.05, 150)]
+# Neurons with a bias: (batch, inputs, negative slope, learning rate, epochs).
+_VISIBLE_BIAS = [(10, 1, 0.01, 0.3, 400)]
+_HIDDEN_BIAS = [(7, 1, 0.1, 0.4, 400), (16, 1, 0.05, 0.3, 500)]
+_VISIBLE_SEVERAL = [(20, 3, 0.01, 0.3, 400)]
+_HIDDEN_SEVERAL = [(24, 4, 0.05, 0.25, 450), (30, 2, 0.1, 0.4, 300)]
+
+
+def _generator(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def one_input_data(seed: int, batch: int, sign: float = 1.0):
+    """Seeded float64 (x, y, true_weight): x of shape (batch, 1) with the given sign,
+    y = x * true_weight with a true weight in (1, 3)."""
+    g = _generator(seed)
+    x = sign * (0.5 + 1.5 * torch.rand(batch, 1, generator=g, dtype=torch.float64))
+    true_weight = 1 + 2 * torch.rand(1, 1, generator=g, dtype=torch.float64)
+    return x, x @ true_weight.T, true_weight
+
+
+def leaky_data(seed: int, batch: int, n_inputs: int, negative_slope: float):
+    """Seeded float64 (x, y, true_weight, true_bias, start_weight, start_bias) for a Leaky
+    ReLU neuron with a bias: y = leaky_relu(x @ true_weight.T + true_bias).
+
+    x lies in (-1, 1) and the true map keeps x @ true_weight.T + true_bias above 0, so the
+    map is learnable to any precision. The start has a negative bias: part of the data, or
+    all of it, begins on the leaky side.
+    """
+    g = _generator(seed)
+
+    def uniform(*shape, low, high):
+        return low + (high - low) * torch.rand(*shape, generator=g, dtype=torch.float64)
+
+    x = uniform(batch, n_inputs, low=-1.0, high=1.0)
+    true_weight = uniform(1, n_inputs, low=0.2, high=0.6)
+    true_bias = uniform(1, low=2.5, high=3.0)
+    y = F.leaky_relu(x @ true_weight.T + true_bias, negative_slope)
+    start_weight = uniform(1, n_inputs, low=-0.5, high=0.5)
+    return x, y, true_weight, true_bias, start_weight, uniform(1, low=-1.0, high=0.0)
+
+
+def neuron(x, weight, bias, negative_slope):
+    """The neuron's output leaky_relu(x @ weight.T + bias); slope 0 is ReLU, None is linear."""
+    z = x @ weight.T + (0 if bias is None else bias)
+    return z if negative_slope is None else F.leaky_relu(z, negative_slope)
+
+
+def _trained(x, y, params, negative_slope, learning_rate, epochs):
+    """Gradient descent by autograd: the loss of each epoch (before its update) and the
+    parameters after the last one."""
+    params = [p.clone() for p in params]
+    losses = []
+    for _ in range(epochs):
+        leaves = [p.detach().requires_grad_() for p in params]
+        loss = F.mse_loss(neuron(x, leaves[0], leaves[1] if len(leaves) > 1 else None,
+                                 negative_slope), y)
+        grads = torch.autograd.grad(loss, leaves)
+        params = [p - learning_rate * g for p, g in zip(params, grads, strict=True)]
+        losses.append(loss.detach())
+    return torch.stack(losses), params
+
+
+def _weight_gradient(x, y, weight, negative_slope):
+    weight = weight.detach().clone().requires_grad_()
+    loss = F.mse_loss(neuron(x, weight, None, negative_slope), y)
+    return torch.autograd.grad(loss, weight)[0]
+
+
+# ---- references -------------------------------------------------------------------------
+
+def reference_train_linear(x, y, weight, learning_rate, epochs):
+    losses, (trained,) = _trained(x, y, [weight], None, learning_rate, epochs)
+    return {"losses": losses, "weight": trained}
+
+
+def reference_relu_backprop(x, y, weight):
+    """The chain-rule factors of dL/dw for L = mean((relu(x w^T) - y)**2), each by autograd."""
+    z = (x @ weight.T).requires_grad_()
+    output = torch.relu(z)
+    (relu_slope,) = torch.autograd.grad(output.sum(), z)
+    output = output.detach().requires_grad_()
+    (d_loss_d_output,) = torch.autograd.grad(F.mse_loss(output, y), output)
+    return {"d_loss_d_output": d_loss_d_output, "relu_slope": relu_slope,
+            "weight_grad": _weight_gradient(x, y, weight, 0.0)}
+
+
+def reference_dead_relu_start(x):
+    """Nothing to compare: any dead start will do; `_is_dead_start` checks the facts."""
+    return {}
+
+
+def reference_leaky_relu_gradient(x, y, weight, negative_slope):
+    return {"weight_grad": _weight_gradient(x, y, weight, negative_slope)}
+
+
+def reference_train_neuron(x, y, weight, bias, negative_slope, learning_rate, epochs):
+    losses, (w, b) = _trained(x, y, [weight, bias], negative_slope, learning_rate, epochs)
+    return {"losses": losses, "weight": w, "bias": b}
+
+
+# ---- checks on the facts ----------------------------------------------------------------
+
+def _learned_the_map(case: Case, outputs: dict[str, torch.Tensor]) -> str | None:
+    """The trained parameters are within LEARNED of the map that made the targets."""
+    for name, truth in case.truth.items():
+        if not torch.isclose(outputs[name], truth, rtol=LEARNED.rtol, atol=LEARNED.atol).all():
+            return (f"the trained {name} is not close to the true map that generated y: "
+                    f"train longer or check the learning rate.")
+    return None
+
+
+def _is_dead_start(case: Case, outputs: dict[str, torch.Tensor]) -> str | None:
+    """The start is a weight where every pre-activation is negative, so dL/dw is exactly 0."""
+    x, weight = case.args["x"], outputs["weight"]
+    problem = layout_problem("weight", weight, torch.zeros(1, 1, dtype=x.dtype))
+    if problem:
+        return problem
+    if not (x @ weight.T < 0).all():
+        return ("some inputs x give w * x >= 0 with this weight, so the ReLU passes them on "
+                "and the neuron still learns: choose the weight's sign against the sign of x.")
+    y = torch.ones(x.shape[0], 1, dtype=x.dtype)
+    if _weight_gradient(x, y, weight, 0.0).ne(0).any():
+        return "the gradient of the loss with respect to this weight is not exactly zero."
+    return None
+
+
+# ---- cases ------------------------------------------------------------------------------
+
+def _hidden(kind: str, label: str) -> str:
+    return label if kind == "visible" else f"a hidden case ({label})"
+
+
+def _sign(kind: str, index: int) -> float:
+    """Positive inputs in the visible cases; the second hidden case has negative ones."""
+    return -1.0 if kind == "hidden" and index % 2 else 1.0
+
+
+def _start(seed: int) -> torch.Tensor:
+    """A starting weight in (-1, 1), drawn apart from the data."""
+    return 2 * torch.rand(1, 1, generator=_generator(seed + 1000), dtype=torch.float64) - 1
+
+
+def _linear_cases(kind, seed):
+    settings = _VISIBLE_LINEAR if kind == "visible" else _HIDDEN_LINEAR
+    cases = []
+    for index, (batch, rate, epochs) in enumerate(settings):
+        x, y, true_weight = one_input_data(seed + index, batch, _sign(kind, index))
+        cases.append(Case(_hidden(kind, f"{batch} examples, learning rate {rate}, "
+                                        f"{epochs} epochs"),
+                          {"x": x, "y": y, "weight": _start(seed + index),
+                           "learning_rate": rate, "epochs": epochs},
+                          truth={"weight": true_weight}))
+    return cases
+
+
+def _gradient_starts(kind, seed):
+    """(label, x, y, weight): for each data set, a live start and a dead one."""
+    batches = [8] if kind == "visible" else [5, 12]
+    starts = []
+    for index, batch in enumerate(batches):
+        sign = _sign(kind, index)
+        x, y, _ = one_input_data(seed + index, batch, sign)
+        live = _start(seed + index).abs() * sign
+        for weight, where in ((live, "a live start"), (-live, "a dead start")):
+            starts.append((_hidden(kind, f"{batch} examples, {where}"), x, y, weight))
+    return starts
+
+
+def _relu_backprop_cases(kind, seed):
+    return [Case(label, {"x": x, "y": y, "weight": weight})
+            for label, x, y, weight in _gradient_starts(kind, seed)]
+
+
+def _dead_start_cases(kind, seed):
+    return [Case(_hidden(kind, f"{batch} {'positive' if sign > 0 else 'negative'} inputs"),
+                 {"x": one_input_data(seed + index, batch, sign)[0]})
+            for index, (batch, sign) in enumerate(
+                [(8, 1.0)] if kind == "visible" else [(5, -1.0), (12, 1.0)])]
+
+
+def _leaky_cases(kind, seed):
+    slopes = [0.01, 0.1] if kind == "visible" else [0.05, 0.2, 0.01, 0.3]
+    return [Case(f"{label}, negative slope {slope}",
+                 {"x": x, "y": y, "weight": weight, "negative_slope": slope})
+            for (label, x, y, weight), slope in zip(_gradient_starts(kind, seed), slopes,
+                                                    strict=True)]
+
+
+def _neuron_cases(settings):
+    def make_cases(kind, seed):
+        cases = []
+        for index, (batch, n_in, slope, rate, epochs) in enumerate(settings[kind]):
+            x, y, true_w, true_b, w, b = leaky_data(seed + index, batch, n_in, slope)
+            label = (f"{batch} examples with {n_in} input{'s' * (n_in > 1)}, negative slope "
+                     f"{slope}, learning rate {rate}, {epochs} epochs")
+            cases.append(Case(_hidden(kind, label),
+                              {"x": x, "y": y, "weight": w, "bias": b, "negative_slope": slope,
+                               "learning_rate": rate, "epochs": epochs},
+                              truth={"weight": true_w, "bias": true_b}))
+        return cases
+    return make_cases
+
+
+_TRAINED = {"sequences": frozenset({"losses"}), "extra_check": _learned_the_map,
+            "tolerance": TRAINING, "reference": reference_train_neuron}
+
+ASSIGNMENT = Assignment("single_neuron", (
+    Part("linear", "train_linear", points=2, returns=("losses", "weight"),
+         make_cases=_linear_cases, reference=reference_train_linear, tolerance=TRAINING,
+         sequences=frozenset({"losses"}), extra_check=_learned_the_map),
+    Part("relu_backprop", "relu_backprop", points=2,
+         returns=("d_loss_d_output", "relu_slope", "weight_grad"),
+         make_cases=_relu_backprop_cases, reference=reference_relu_backprop,
+         tolerance=ONE_STEP),
+    Part("dead_relu", "dead_relu_start", points=1, returns="weight",
+         make_cases=_dead_start_cases, reference=reference_dead_relu_start,
+         tolerance=ONE_STEP, extra_check=_is_dead_start),
+    Part("leaky_relu", "leaky_relu_gradient", points=1, returns="weight_grad",
+         make_cases=_leaky_cases, reference=reference_leaky_relu_gradient, tolerance=ONE_STEP),
+    Part("bias", "train_neuron", points=2, returns=("losses", "weight", "bias"),
+         make_cases=_neuron_cases({"visible": _VISIBLE_BIAS, "hidden": _HIDDEN_BIAS}),
+         **_TRAINED),
+    Part("several_inputs", "train_neuron", points=2, returns=("losses", "weight", "bias"),
+         make_cases=_neuron_cases({"visible": _VISIBLE_SEVERAL, "hidden": _HIDDEN_SEVERAL}),
+         **_TRAINED),
+))

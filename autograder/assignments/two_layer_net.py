@@ -1,0 +1,203 @@
+"""A two-layer ReLU network without bias, gradients by hand (tutorial 002, after
+jcjohnson/pytorch-examples), on whichever device is present: seeded inputs, autograd
+references, and the timing of the vectorized ReLU gradient.
+
+The loss is jcjohnson's sum((y_pred - y)**2), without a 1/2.
+"""
+
+import ast
+import inspect
+import textwrap
+import time
+
+import torch
+
+from ..parts import Assignment, Case, Part, StudentError
+from ..tolerances import EXACT, ONE_STEP, TRAINING
+
+# The one place the device is chosen: the notebook, its cases and its references use it.
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+# The vectorized ReLU gradient must be this many times faster than the Python loop.
+REQUIRED_SPEEDUP = 20
+# The timed input: large enough that the loop takes milliseconds (about 1600 Python-level
+# steps) while one vectorized call takes microseconds, so the honest ratio is in the
+# hundreds even on two busy cores; small enough that the check costs a few tens of ms.
+TIMED_SHAPE = (32, 50)
+
+# (batch, inputs, hidden, outputs); the hidden ones are other, non-square shapes.
+_VISIBLE_SIZES = [(16, 20, 10, 3)]
+_HIDDEN_SIZES = [(8, 12, 6, 5), (24, 7, 9, 2)]
+_VISIBLE_TRAINING = [(1e-3, 50)]
+_HIDDEN_TRAINING = [(5e-4, 80), (2e-3, 30)]
+
+
+def random_data(seed: int, batch: int, n_in: int, n_hidden: int, n_out: int):
+    """Seeded float64 (x, y, w1, w2) on DEVICE, drawn as jcjohnson's example draws them."""
+    g = torch.Generator().manual_seed(seed)
+    tensors = [torch.randn(*shape, generator=g, dtype=torch.float64)
+               for shape in ((batch, n_in), (batch, n_out), (n_in, n_hidden), (n_hidden, n_out))]
+    return tuple(t.to(DEVICE) for t in tensors)
+
+
+def pre_activations(seed: int, shape: tuple[int, ...]) -> torch.Tensor:
+    """Seeded float64 values on DEVICE, a fifth of them exactly 0 (where ReLU has no slope)."""
+    g = torch.Generator().manual_seed(seed)
+    values = torch.randn(*shape, generator=g, dtype=torch.float64)
+    values[torch.rand(*shape, generator=g) < 0.2] = 0.0
+    return values.to(DEVICE)
+
+
+def tutorial_relu_grad_loop(h: torch.Tensor) -> torch.Tensor:
+    """The tutorial's loop, element by element (with the slope 0 at h == 0): the baseline
+    the vectorized version is timed against."""
+    grad = torch.zeros_like(h)
+    flat, out = h.reshape(-1), grad.view(-1)
+    for i in range(flat.numel()):
+        out[i] = 1.0 if flat[i] > 0 else 0.0
+    return grad
+
+
+# ---- references --------------------------------------------------------------------------
+
+def reference_relu_grad(h):
+    """d relu(h) / dh by autograd: 1 where h > 0, else 0 (PyTorch's choice at h == 0)."""
+    leaf = h.clone().requires_grad_()
+    (slope,) = torch.autograd.grad(torch.relu(leaf).sum(), leaf)
+    return {"relu_grad": slope}
+
+
+def _loss_and_gradients(x, y, w1, w2):
+    leaves = [w.detach().clone().requires_grad_() for w in (w1, w2)]
+    loss = ((torch.relu(x @ leaves[0]) @ leaves[1] - y) ** 2).sum()
+    return loss.detach(), *torch.autograd.grad(loss, leaves)
+
+
+def reference_backward(x, y, w1, w2):
+    loss, grad_w1, grad_w2 = _loss_and_gradients(x, y, w1, w2)
+    return {"loss": loss, "grad_w1": grad_w1, "grad_w2": grad_w2}
+
+
+def reference_train(x, y, w1, w2, learning_rate, steps):
+    losses = []
+    for _ in range(steps):
+        loss, grad_w1, grad_w2 = _loss_and_gradients(x, y, w1, w2)
+        w1, w2 = w1 - learning_rate * grad_w1, w2 - learning_rate * grad_w2
+        losses.append(loss)
+    return {"losses": torch.stack(losses), "w1": w1, "w2": w2}
+
+
+def reference_speed(h):
+    """Nothing to compare: `_fast_and_loop_free` judges the measurement."""
+    return {}
+
+
+# ---- the timing (untrusted side) ---------------------------------------------------------
+
+_PYTHON_LOOPS = (ast.For, ast.AsyncFor, ast.While, ast.ListComp, ast.SetComp, ast.DictComp,
+                 ast.GeneratorExp)
+
+
+def python_loops(function) -> int:
+    """How many loops and comprehensions the source of function contains."""
+    try:
+        source = textwrap.dedent(inspect.getsource(function))
+    except (OSError, TypeError):
+        raise StudentError("the source of relu_grad_vectorized cannot be read: define it with "
+                           "`def` in a notebook cell.") from None
+    return sum(isinstance(node, _PYTHON_LOOPS) for node in ast.walk(ast.parse(source)))
+
+
+# Bound when this module loads, before any student code runs: a notebook that replaces
+# time.perf_counter cannot change the clock the speed check reads.
+_CLOCK = time.perf_counter
+
+
+def _best_time(run, repeats: int) -> float:
+    """The fastest of `repeats` runs, in seconds: the least disturbed by other processes."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = _CLOCK()
+        run()
+        if DEVICE.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, _CLOCK() - start)
+    return best
+
+
+def time_against_loop(function, h):
+    """Report (speedup over the tutorial's loop, number of Python loops in the source)."""
+    loops = python_loops(function)
+    function(h)  # a warm-up call: first calls pay for lazy initialisation
+    fast = _best_time(lambda: function(h), repeats=20)
+    slow = _best_time(lambda: tutorial_relu_grad_loop(h), repeats=2)
+    return (torch.tensor(slow / max(fast, 1e-9), dtype=torch.float64),
+            torch.tensor(float(loops), dtype=torch.float64))
+
+
+def _fast_and_loop_free(case: Case, outputs: dict[str, torch.Tensor]) -> str | None:
+    if outputs["python_loops"].item() > 0:
+        return ("relu_grad_vectorized still loops in Python (a for or while loop, or a "
+                "comprehension): express it as one operation on the whole tensor.")
+    speedup = outputs["speedup"].item()
+    if speedup < REQUIRED_SPEEDUP:
+        return (f"it is {speedup:.1f} times as fast as the loop; vectorized code should be "
+                f"at least {REQUIRED_SPEEDUP} times as fast. Avoid per-element Python work "
+                f"(.item(), .tolist(), map, a helper that loops).")
+    return None
+
+
+# ---- cases -------------------------------------------------------------------------------
+
+def _hidden(kind: str, label: str) -> str:
+    return label if kind == "visible" else f"a hidden case ({label})"
+
+
+def _relu_cases(kind, seed):
+    shapes = [(4, 5)] if kind == "visible" else [(6, 3), (2, 7, 4)]
+    return [Case(_hidden(kind, f"h of shape {shape}"), {"h": pre_activations(seed + i, shape)})
+            for i, shape in enumerate(shapes)]
+
+
+def _networks(kind, seed):
+    sizes = _VISIBLE_SIZES if kind == "visible" else _HIDDEN_SIZES
+    return [(_hidden(kind, f"a batch of {b}, a {i}-{h}-{o} network"),
+             random_data(seed + index, b, i, h, o)) for index, (b, i, h, o) in enumerate(sizes)]
+
+
+def _backward_cases(kind, seed):
+    return [Case(label, dict(zip(("x", "y", "w1", "w2"), data, strict=True)))
+            for label, data in _networks(kind, seed)]
+
+
+def _train_cases(kind, seed):
+    settings = _VISIBLE_TRAINING if kind == "visible" else _HIDDEN_TRAINING
+    return [Case(f"{label}, learning rate {rate}, {steps} steps",
+                 {**dict(zip(("x", "y", "w1", "w2"), data, strict=True)),
+                  "learning_rate": rate, "steps": steps})
+            for (label, data), (rate, steps) in zip(_networks(kind, seed), settings, strict=True)]
+
+
+def _speed_cases(kind, seed):
+    """One timed input; the hidden check times it again on fresh values."""
+    count = 1 if kind == "visible" else 2
+    shape = TIMED_SHAPE if kind == "visible" else TIMED_SHAPE[::-1]
+    return [Case(_hidden(kind, f"h of shape {shape}, timed"),
+                 {"h": pre_activations(seed + i, shape)}) for i in range(count)]
+
+
+ASSIGNMENT = Assignment("two_layer_net", (
+    Part("relu_grad_loop", "relu_grad_loop", points=1, returns="relu_grad",
+         make_cases=_relu_cases, reference=reference_relu_grad, tolerance=EXACT),
+    Part("relu_grad_vectorized", "relu_grad_vectorized", points=1, returns="relu_grad",
+         make_cases=_relu_cases, reference=reference_relu_grad, tolerance=EXACT),
+    Part("backward", "backward", points=3, returns=("loss", "grad_w1", "grad_w2"),
+         make_cases=_backward_cases, reference=reference_backward, tolerance=ONE_STEP,
+         builds_on=("relu_grad_vectorized",)),
+    Part("train", "train", points=2, returns=("losses", "w1", "w2"), make_cases=_train_cases,
+         reference=reference_train, tolerance=TRAINING, sequences=frozenset({"losses"}),
+         builds_on=("backward",)),
+    Part("speed", "relu_grad_vectorized", points=2, returns=("speedup", "python_loops"),
+         make_cases=_speed_cases, reference=reference_speed, tolerance=EXACT,
+         call=time_against_loop, extra_check=_fast_and_loop_free),
+))

@@ -1,0 +1,209 @@
+"""Grade N synthetic nn_from_scratch submissions with nbgrader and with our engine.
+
+    make bench            # N=100
+    make bench N=20       # a quick run
+
+Every system runs as a subprocess on the same course directory and is timed twice, on a
+small warm-up set and on all N, so that start-up and marginal cost can be told apart:
+marginal = (T(N) - T(n0)) / (N - n0). Peak memory is the largest total RSS of the process
+tree, sampled every 50 ms. The last line printed is `speedup: <ratio>x`.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from synthetic import ASSIGNMENT, write_submissions  # noqa: E402
+
+from autograder.course import COURSE_ID, REPO, Course  # noqa: E402
+
+
+@dataclass
+class Timing:
+    system: str
+    count: int
+    wall: float
+    peak_bytes: int
+
+
+def run_measured(command: list[str], cwd: Path,
+                 also: list[psutil.Process] = ()) -> tuple[float, int]:
+    """Wall seconds and peak RSS (bytes) of one command's process tree, plus `also`'s."""
+    start = time.perf_counter()
+    process = psutil.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    peak = 0
+    done = threading.Event()
+
+    def sample():
+        nonlocal peak
+        while not done.is_set():
+            total = 0
+            for root in (process, *also):
+                try:
+                    for p in (root, *root.children(recursive=True)):
+                        total += p.memory_info().rss
+                except psutil.Error:
+                    pass
+            peak = max(peak, total)
+            done.wait(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    if process.wait() != 0:
+        raise SystemExit(f"{' '.join(command)} failed")
+    done.set()
+    sampler.join()
+    return time.perf_counter() - start, peak
+
+
+def nbgrader_scores(course: Course) -> dict[str, float]:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course.root / 'gradebook.db'}", COURSE_ID) as gradebook:
+        return {s.student.id: s.score for s in gradebook.assignment_submissions(ASSIGNMENT)}
+
+
+def prepare(workdir: Path, count: int) -> tuple[Course, dict[str, str]]:
+    """A course with the assignment generated and `count` submissions in submitted/."""
+    course = Course.scaffold(workdir, [ASSIGNMENT])
+    course.run("generate_assignment", ASSIGNMENT, "--force")
+    release = course.root / "assignments" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    kinds = write_submissions(course.root / "submitted", release, count)
+    return course, kinds
+
+
+def time_nbgrader(workdir: Path, count: int) -> tuple[Timing, dict[str, float]]:
+    course, _ = prepare(workdir, count)
+    nbgrader = str(Path(sys.executable).parent / "nbgrader")
+    wall, peak = run_measured([nbgrader, "autograde", ASSIGNMENT, "--force"], course.root)
+    return Timing("nbgrader autograde", count, wall, peak), nbgrader_scores(course)
+
+
+def engine_scores(course: Course) -> dict[str, float]:
+    results = course.root / "results" / ASSIGNMENT
+    return {path.stem: json.loads(path.read_text())["score"]
+            for path in results.glob("*.json") if not path.name.endswith(".gradescope.json")}
+
+
+def time_engine(workdir: Path, count: int, jobs: int, scheduler: str | None = None,
+                workers: list[psutil.Process] = ()) -> tuple[Timing, dict[str, float]]:
+    course, _ = prepare(workdir, count)
+    command = [sys.executable, "-m", "autograder", "grade-assignment", ASSIGNMENT,
+               "--course", str(course.root), "--jobs", str(jobs)]
+    name = f"engine, {jobs} local job{'s' if jobs > 1 else ''}"
+    if scheduler:
+        command += ["--scheduler", scheduler]
+        name = f"engine on Dask, {len(workers)} workers"
+    wall, peak = run_measured(command, course.root, workers)
+    return Timing(name, count, wall, peak), engine_scores(course)
+
+
+def time_floor(workdir: Path, count: int) -> tuple[Timing, dict[str, float]]:
+    """The student code and the reference checks alone: in this process, no sandbox."""
+    from autograder import assignments
+    from autograder.engine.child import code_cells, run_cells
+    from autograder.grading import grade_part
+    from autograder.notebook import VISIBLE_SEED
+
+    course, _ = prepare(workdir, count)
+    graded = assignments.get(ASSIGNMENT)
+    notebooks = {path.parent.parent.name: json.loads(path.read_bytes())
+                 for path in sorted((course.root / "submitted").glob(f"*/{ASSIGNMENT}/*.ipynb"))}
+    scores = {}
+    start = time.perf_counter()
+    for seed, (student, notebook) in enumerate(notebooks.items()):
+        namespace, _ = run_cells(code_cells(notebook))
+        scores[student] = sum(
+            grade_part(part, namespace.get(part.function),
+                       part.cases("visible", VISIBLE_SEED) + part.cases("hidden", seed)).score
+            for part in graded.parts)
+    wall = time.perf_counter() - start
+    return Timing("floor (no start-up, in-process)", count, wall, 0), scores
+
+
+@contextmanager
+def dask_cluster(workers: int) -> Iterator[tuple[str, list[psutil.Process]]]:
+    """A real `dask scheduler` and `dask worker`s on loopback, stopped afterwards."""
+    dask = str(Path(sys.executable).parent / "dask")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    processes = [psutil.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                               "--no-dashboard"], **quiet)]
+    processes += [psutil.Popen([dask, "worker", address, "--nthreads", "1", "--no-nanny",
+                                "--no-dashboard"], **quiet) for _ in range(workers)]
+    try:
+        from distributed import Client
+        with Client(address, timeout="60s") as client:
+            client.wait_for_workers(workers, timeout=120)
+        yield address, processes[1:]
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
+
+
+def report(rows: list[tuple[Timing, Timing]], baseline: Timing) -> None:
+    print(f"{'system':34} {'N':>5} {'wall s':>8} {'subs/s':>8} {'marginal s':>11} "
+          f"{'peak MiB':>9} {'vs nbgrader':>12}")
+    for small, full in rows:
+        marginal = (full.wall - small.wall) / (full.count - small.count)
+        peak = f"{full.peak_bytes / 2**20:9.0f}" if full.peak_bytes else f"{'-':>9}"
+        ratio = (full.count / full.wall) / (baseline.count / baseline.wall)
+        print(f"{full.system:34} {full.count:5d} {full.wall:8.1f} {full.count / full.wall:8.2f} "
+              f"{marginal:11.3f} {peak} {ratio:11.1f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=100, help="number of submissions")
+    parser.add_argument("--warmup", type=int, default=5, help="size of the small run")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                        help="local jobs of the engine's main run (default: all cores)")
+    parser.add_argument("--workdir", type=Path, default=REPO / "build" / "bench")
+    args = parser.parse_args()
+    if args.workdir.exists():
+        shutil.rmtree(args.workdir)
+    work = args.workdir
+
+    def both(measure, name, **kwargs):
+        small, _ = measure(work / f"{name}-small", args.warmup, **kwargs)
+        full, scores = measure(work / name, args.n, **kwargs)
+        return (small, full), scores
+
+    rows, scores = {}, {}
+    rows["nbgrader"], scores["nbgrader"] = both(time_nbgrader, "nbgrader")
+    rows["floor"], scores["floor"] = both(time_floor, "floor")
+    rows["engine-1"], scores["engine-1"] = both(time_engine, "engine-1", jobs=1)
+    rows["engine"], scores["engine"] = both(time_engine, "engine", jobs=args.jobs)
+    with dask_cluster(2) as (address, workers):
+        rows["dask"], scores["dask"] = both(time_engine, "dask", jobs=2, scheduler=address,
+                                            workers=workers)
+    baseline = rows["nbgrader"][1]
+    report(list(rows.values()), baseline)
+    print("scores identical on every path:",
+          all(found == scores["engine-1"] for found in scores.values()))
+    engine = rows["engine"][1]
+    speedup = (engine.count / engine.wall) / (baseline.count / baseline.wall)
+    print(f"speedup: {speedup:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

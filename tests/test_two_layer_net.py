@@ -1,0 +1,140 @@
+"""two_layer_net: its references against independent PyTorch code, the mistakes its checks
+must name, the timing check, and the device the results end on."""
+
+import pytest
+import torch
+from conftest import grade as grade_in
+from conftest import solution_functions
+
+from autograder.assignments import two_layer_net as tln
+from autograder.grading import grade_part
+from autograder.notebook import HIDDEN_SEED
+
+
+def grade(part_id, function, kind="hidden"):
+    return grade_in(tln.ASSIGNMENT.name, part_id, function, kind)
+
+
+def solution(name):
+    return solution_functions("two_layer_net")[name]
+
+
+def test_relu_reference_is_zero_at_zero_and_matches_the_tutorials_loop():
+    h = tln.pre_activations(3, (5, 6))
+    assert (h == 0).any()
+    reference = tln.reference_relu_grad(h)["relu_grad"]
+    assert torch.equal(reference, tln.tutorial_relu_grad_loop(h))
+    assert torch.equal(reference[h == 0], torch.zeros_like(h[h == 0]))
+
+
+def test_training_reference_equals_torch_optim_sgd_on_the_same_loss():
+    x, y, w1, w2 = tln.random_data(4, 10, 6, 5, 3)
+    params = [torch.nn.Parameter(w.clone()) for w in (w1, w2)]
+    optimizer = torch.optim.SGD(params, lr=1e-3)
+    losses = []
+    for _ in range(15):
+        optimizer.zero_grad()
+        loss = ((torch.relu(x @ params[0]) @ params[1] - y) ** 2).sum()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    reference = tln.reference_train(x, y, w1, w2, 1e-3, 15)
+    torch.testing.assert_close(reference["losses"], torch.tensor(losses, dtype=torch.float64,
+                                                                 device=x.device))
+    torch.testing.assert_close(reference["w1"], params[0].detach(), rtol=1e-12, atol=1e-14)
+    assert reference["losses"][-1] < reference["losses"][0] / 2
+
+
+def test_the_tutorials_greater_or_equal_is_caught_at_zero():
+    result = grade("relu_grad_vectorized", lambda h: (h >= 0).to(h.dtype))
+    assert result.score == 0 and "relu_grad is wrong" in result.message
+
+
+def test_a_float32_mask_is_named():
+    result = grade("relu_grad_vectorized", lambda h: (h > 0).float())
+    assert result.score == 0 and "float32" in result.message
+
+
+def test_a_missing_factor_two_is_named():
+    backward = solution("backward")
+
+    def half(x, y, w1, w2):
+        loss, grad_w1, grad_w2 = backward(x, y, w1, w2)
+        return loss, grad_w1 / 2, grad_w2 / 2
+
+    assert "0.5 times the right value" in grade("backward", half).message
+
+
+def test_a_vectorized_answer_that_loops_is_refused_however_fast():
+    def comprehension(h):
+        return torch.stack([row > 0 for row in h]).to(h.dtype)
+
+    assert grade("relu_grad_vectorized", comprehension).passed  # right values...
+    result = grade("speed", comprehension)
+    assert result.score == 0 and "still loops in Python" in result.message  # ...but a loop
+
+
+def test_per_entry_python_work_in_a_helper_fails_the_ratio():
+    loop = solution("relu_grad_loop")
+
+    def hides_the_loop(h):
+        return loop(h)
+
+    result = grade("speed", hides_the_loop)
+    assert result.score == 0 and "times as fast as the loop" in result.message
+
+
+def test_speed_is_a_ratio_of_two_measurements_in_one_run():
+    part = tln.ASSIGNMENT.part("speed")
+    case = part.cases("visible", 0)[0]
+    speedup, loops = tln.time_against_loop(solution("relu_grad_vectorized"), case.args["h"])
+    assert loops.item() == 0
+    assert speedup.item() >= 5 * tln.REQUIRED_SPEEDUP  # a wide margin above the bar
+
+
+def test_results_on_another_device_are_refused():
+    other = torch.device("meta")
+    result = grade("relu_grad_vectorized", lambda h: (h > 0).to(h.dtype).to(other))
+    assert result.score == 0 and f"is on {other}" in result.message
+
+
+@pytest.mark.cuda
+def test_on_cuda_the_cases_the_solution_and_its_results_are_on_the_gpu():
+    assert tln.DEVICE.type == "cuda"
+    for part in tln.ASSIGNMENT.parts:
+        cases = part.cases("hidden", HIDDEN_SEED)
+        assert all(v.device.type == "cuda" for case in cases for v in case.args.values()
+                   if isinstance(v, torch.Tensor))
+        function = solution_functions("two_layer_net")[part.function]
+        assert grade_part(part, function, cases).passed
+    result = grade("backward", lambda *args: tuple(t.cpu() for t in solution("backward")(*args)))
+    assert result.score == 0 and "is on cpu, but the inputs are on cuda" in result.message
+
+
+
+def _relu_grad_by_loop(h):
+    grad = torch.zeros_like(h)
+    for index in range(h.numel()):
+        grad.view(-1)[index] = 1.0 if h.view(-1)[index] > 0 else 0.0
+    return grad
+
+
+def test_patching_the_clock_does_not_buy_the_speed_points(monkeypatch):
+    import itertools
+    import time
+
+    ticks = itertools.count()
+
+    def lying_clock():  # one second per reading, except across the student's own runs
+        return float(next(ticks))
+
+    def slow_but_lying(h):
+        nonlocal ticks
+        monkeypatch.setattr(time, "perf_counter", lying_clock)
+        grad = _relu_grad_by_loop(h)
+        ticks = itertools.count()  # the clock goes back: this run "took" negative time
+        return grad
+
+    part = tln.ASSIGNMENT.part("speed")
+    result = grade_part(part, slow_but_lying, part.cases("hidden", HIDDEN_SEED))
+    assert result.score == 0, result.message
