@@ -3,6 +3,7 @@ child process, and one notebook graded through the command line."""
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -19,7 +20,7 @@ from autograder.assignments import nn_from_scratch as nn
 from autograder.course import REPO
 from autograder.engine import grade_notebook, protocol
 from autograder.engine.child import run_cells
-from autograder.engine.isolation import full_isolation_available
+from autograder.engine.isolation import SANDBOX_UID_BASE, full_isolation_available
 from autograder.engine.sandbox import SandboxError
 from autograder.grading import grade_part
 from autograder.notebook import HIDDEN_SEED
@@ -242,3 +243,18 @@ def test_notebook_cells_run_like_a_kernel_without_their_magics():
     assert callable(namespace["sigmoid_activation"])
     assert errors == ["code cell 3 raised SystemExit: 0",
                       "code cell 4 raised NameError: name 'undefined' is not defined"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
+                    reason="needs root and setpriv to take CAP_SYS_ADMIN away")
+def test_without_namespaces_it_degrades_says_so_and_still_grades():
+    done = subprocess.run(
+        ["setpriv", "--bounding-set", "-sys_admin", "--inh-caps", "-sys_admin",
+         sys.executable, "-m", "autograder", "grade", str(SOLUTION), "--assignment",
+         "nn_from_scratch", "--json"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["isolation"].count("DEGRADED") == 1 and "unshare" in result["isolation"]
+    uid = int(re.search(r"uid (\d+)", result["isolation"]).group(1))
+    assert uid >= SANDBOX_UID_BASE and "limits:" in result["isolation"]  # these still hold
+    assert result["score"] == result["max_score"] == 10
