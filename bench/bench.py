@@ -13,13 +13,10 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from synthetic import ASSIGNMENT, write_submissions  # noqa: E402
 
 from autograder.course import COURSE_ID, REPO, Course  # noqa: E402
+from autograder.engine.cluster import local_cluster  # noqa: E402
 
 
 @dataclass
@@ -136,30 +134,6 @@ def time_floor(workdir: Path, count: int) -> tuple[Timing, dict[str, float]]:
     return Timing("floor (no start-up, in-process)", count, wall, 0), scores
 
 
-@contextmanager
-def dask_cluster(workers: int) -> Iterator[tuple[str, list[psutil.Process]]]:
-    """A real `dask scheduler` and `dask worker`s on loopback, stopped afterwards."""
-    dask = str(Path(sys.executable).parent / "dask")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    address = f"tcp://127.0.0.1:{port}"
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    processes = [psutil.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                               "--no-dashboard"], **quiet)]
-    processes += [psutil.Popen([dask, "worker", address, "--nthreads", "1", "--no-nanny",
-                                "--no-dashboard"], **quiet) for _ in range(workers)]
-    try:
-        from distributed import Client
-        with Client(address, timeout="60s") as client:
-            client.wait_for_workers(workers, timeout=120)
-        yield address, processes[1:]
-    finally:
-        for process in processes:
-            process.kill()
-            process.wait()
-
-
 def report(rows: list[tuple[Timing, Timing]], baseline: Timing) -> None:
     print(f"{'system':34} {'N':>5} {'wall s':>8} {'subs/s':>8} {'marginal s':>11} "
           f"{'peak MiB':>9} {'vs nbgrader':>12}")
@@ -193,7 +167,7 @@ def main() -> None:
     rows["floor"], scores["floor"] = both(time_floor, "floor")
     rows["engine-1"], scores["engine-1"] = both(time_engine, "engine-1", jobs=1)
     rows["engine"], scores["engine"] = both(time_engine, "engine", jobs=args.jobs)
-    with dask_cluster(2) as (address, workers):
+    with local_cluster(2) as (address, workers):
         rows["dask"], scores["dask"] = both(time_engine, "dask", jobs=2, scheduler=address,
                                             workers=workers)
     baseline = rows["nbgrader"][1]

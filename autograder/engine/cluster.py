@@ -16,9 +16,15 @@ those. A student's own failure is never an exception, only a result with a messa
 is never retried.
 """
 
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from concurrent.futures import Executor
 from contextlib import contextmanager
+from pathlib import Path
+
+import psutil
 
 
 @contextmanager
@@ -28,3 +34,35 @@ def dask_executor(scheduler: str, connect_seconds: float = 30) -> Iterator[Execu
 
     with Client(scheduler, timeout=f"{connect_seconds}s") as client:
         yield client.get_executor(pure=False, retries=0)
+
+
+@contextmanager
+def local_cluster(workers: int, threads: int = 1
+                  ) -> Iterator[tuple[str, list[psutil.Process]]]:
+    """A real `dask scheduler` and `dask worker`s on loopback, for tests and benchmarks.
+
+    Yields the scheduler's address and the worker processes (started without a nanny, so
+    that killing one loses that worker for good); stops them all afterwards.
+    """
+    dask = str(Path(sys.executable).parent / "dask")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    processes = [psutil.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                               "--no-dashboard"], **quiet)]
+    processes += [psutil.Popen([dask, "worker", address, "--nthreads", str(threads),
+                                "--no-nanny", "--no-dashboard", "--host", "127.0.0.1"],
+                               **quiet) for _ in range(workers)]
+    try:
+        from distributed import Client
+
+        with Client(address, timeout="60s") as client:
+            client.wait_for_workers(workers, timeout=180)
+        yield address, processes[1:]
+    finally:
+        for process in processes:
+            if process.is_running():
+                process.kill()
+                process.wait()
