@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test lint release constraints clean
+.PHONY: demo test lint release bench constraints clean
+N ?= 100
 
 $(BIN)/activate: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +25,9 @@ lint: $(BIN)/activate
 
 release: $(BIN)/activate  ## regenerate assignments/ and solutions/ from source/
 	$(BIN)/python -m autograder release
+
+bench: $(BIN)/activate  ## nbgrader autograde vs the engine on N synthetic submissions
+	$(BIN)/python bench/bench.py --n $(N)
 
 constraints: $(BIN)/activate  ## re-pin every package after a deliberate upgrade
 	$(BIN)/pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' > constraints.txt

@@ -91,9 +91,14 @@ class Course:
         nbgrader(*args, f"--course={COURSE_ID}", f"--Exchange.root={self.exchange}",
                  f"--Exchange.cache={home / '.nbgrader-cache'}", cwd=home)
 
-    def fetch(self, assignment: str, students: list[str]) -> None:
-        """Every student fetches the released assignment into their home (in parallel)."""
-        self._each(students, lambda s: self._student_run(s, "fetch_assignment", assignment))
+    def fetch(self, assignments: dict[str, list[str]]) -> None:
+        """Each student fetches, in one command, the released assignments they take
+        ({assignment: students}); students in parallel."""
+        taking: dict[str, list[str]] = {}
+        for assignment, students in assignments.items():
+            for student in students:
+                taking.setdefault(student, []).append(assignment)
+        self._each(list(taking), lambda s: self._student_run(s, "fetch_assignment", *taking[s]))
 
     def submit(self, assignment: str, students: list[str]) -> None:
         """Every student submits their copy of the assignment (in parallel)."""

@@ -159,12 +159,13 @@ def format_table(assignment: str, rows: list[dict], parts: list[str]) -> str:
 def run_demo(workdir: Path) -> list[dict]:
     """Run the whole cycle for every assignment in ROSTER; print and return the grade rows."""
     course = Course.scaffold(workdir, list(ROSTER))
+    for assignment in ROSTER:
+        course.run("generate_assignment", assignment, "--force")
+        course.run("release_assignment", assignment, "--force")
+    course.fetch({assignment: [s.id for s in students] for assignment, students in ROSTER.items()})
     all_rows = []
     for assignment, students in ROSTER.items():
         ids = [s.id for s in students]
-        course.run("generate_assignment", assignment, "--force")
-        course.run("release_assignment", assignment, "--force")
-        course.fetch(assignment, ids)
         for student in students:
             write_submission(course.student_home(student.id) / assignment / f"{assignment}.ipynb",
                              student, assignment)
