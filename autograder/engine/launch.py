@@ -36,8 +36,8 @@ class Child(Protocol):
     def poll(self) -> int | None:
         """Its exit code (negative: killed by that signal), or None while it runs."""
 
-    def wait(self) -> int:
-        """Wait for it to end (after it was killed) and return its exit code."""
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Wait for it to end, at most timeout seconds; its exit code, or None if running."""
 
     def report(self) -> str:
         """The line describing the isolation it reached, written before any student code."""
@@ -70,6 +70,11 @@ Launcher = ColdLauncher | WarmLauncher
 def default_launcher() -> Launcher:
     """The warm launcher: what the engine uses unless told otherwise."""
     return WarmLauncher()
+
+
+def warm_up() -> None:
+    """Start this process's fork server now, so that it imports torch while we work on."""
+    _fork_server()
 
 
 _SERVER_LOCK = threading.Lock()
@@ -143,8 +148,8 @@ class _WarmChild:
     def poll(self) -> int | None:
         return self._exit
 
-    def wait(self) -> int:
-        self._ended.wait()
+    def wait(self, timeout: float | None = None) -> int | None:
+        self._ended.wait(timeout)
         return self._exit
 
     def report(self) -> str:
@@ -182,8 +187,11 @@ class _ColdChild:
     def poll(self) -> int | None:
         return self._process.poll()
 
-    def wait(self) -> int:
-        return self._process.wait()
+    def wait(self, timeout: float | None = None) -> int | None:
+        try:
+            return self._process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
 
     def report(self) -> str:
         with self._report:  # the child wrote one line, then closed its end

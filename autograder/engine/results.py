@@ -4,6 +4,7 @@ Every file is written atomically (a temporary file, then a rename), so an interr
 leaves either the old grade or the new one, never half of one.
 """
 
+import contextlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -103,16 +104,23 @@ class GradebookEntry:
     course_id: str = COURSE_ID
 
 
-def write_gradebook(result: SubmissionResult, entry: GradebookEntry) -> None:
+def open_gradebook(db_url: str, course_id: str = COURSE_ID):
+    """nbgrader's gradebook, opened once for a whole run (close it when done)."""
+    from nbgrader.api import Gradebook  # slow to import; only needed here
+
+    return Gradebook(db_url, course_id)
+
+
+def write_gradebook(result: SubmissionResult, entry: GradebookEntry, gradebook=None) -> None:
     """Store each part's score as the auto score of the test cell with the same grade id.
 
     The points must agree with the test cells' points in the gradebook (nbgrader took them
     from the source notebook); a mismatch raises ValueError rather than store a wrong grade.
     Manual scores a grader already gave are kept, as `nbgrader autograde` keeps them.
+    gradebook: an open one (see open_gradebook), else one is opened for this result.
     """
-    from nbgrader.api import Gradebook  # slow to import; only needed here
-
-    with Gradebook(entry.db_url, entry.course_id) as gradebook:
+    with contextlib.nullcontext(gradebook) if gradebook else \
+            open_gradebook(entry.db_url, entry.course_id) as gradebook:
         gradebook.update_or_create_student(entry.student)
         extra = {"timestamp": entry.timestamp} if entry.timestamp else {}
         gradebook.update_or_create_submission(result.assignment, entry.student, **extra)

@@ -24,13 +24,13 @@ from pathlib import Path
 
 from .. import assignments
 from ..grading import PartResult, failed, grade_outcomes
-from ..notebook import VISIBLE_SEED
 from .isolation import DEFAULT_LIMITS, Limits
-from .launch import Launcher, default_launcher
+from .launch import Launcher, default_launcher, warm_up
 from .protocol import write_atomically
 from .results import (
     GradebookEntry,
     SubmissionResult,
+    open_gradebook,
     read_json,
     write_gradebook,
     write_gradescope,
@@ -85,8 +85,9 @@ def grade_notebook(path: Path, assignment: str, *, seed: int | None = None,
         result.parts = [PartResult(part.id, 0, part.points, f"Not graded: {problem}")
                         for part in graded.parts]
     else:
-        cases = {part.id: part.cases("visible", VISIBLE_SEED) + part.cases("hidden", seed)
-                 for part in graded.parts}
+        # Graded on hidden cases only: fresh for this submission, and covering the visible
+        # ones' shapes (a batch of 1 included). The visible cases are the student's own check.
+        cases = {part.id: part.cases("hidden", seed) for part in graded.parts}
         run = run_parts(data, graded, cases, limits, launcher or default_launcher())
         result.isolation = run.isolation
         result.parts = [failed(part, run.failures[part.id]) if part.id in run.failures
@@ -159,9 +160,9 @@ def grade_assignment(course_root: Path, assignment: str, *, results: Path | None
     def record(result: SubmissionResult) -> None:
         student = result.student
         notebook = layout.submitted(student)
-        if gradebook:
+        if book:
             write_gradebook(result, GradebookEntry(db_url, student, assignment,
-                                                   _timestamp(notebook.parent)))
+                                                   _timestamp(notebook.parent)), book)
             data, _ = read_submission(notebook, limits.notebook_bytes)
             if data:
                 write_autograded(result, data, layout.autograded(student))
@@ -172,17 +173,24 @@ def grade_assignment(course_root: Path, assignment: str, *, results: Path | None
             on_result(result, True)
 
     own_pool = executor is None and pending
+    if own_pool:
+        warm_up()  # the fork server imports torch while the submissions are read
     pool = ThreadPoolExecutor(jobs or os.cpu_count() or 1) if own_pool else executor
+    book = None
     try:
         futures = [pool.submit(grade_submission, layout.submitted(student).read_bytes()
                                if layout.submitted(student).is_file() else None,
                                assignment, seed, limits, student)
                    for student, seed in pending.items()]
+        # Opened (and nbgrader imported, 2 s) while the first submissions are graded.
+        book = open_gradebook(db_url) if gradebook and pending else None
         for future in as_completed(futures):
             record(SubmissionResult.from_json(future.result()))
     finally:
         if own_pool:
             pool.shutdown(cancel_futures=True)
+        if book:
+            book.close()
     return [done[student] for student in sorted(done)]
 
 
