@@ -96,6 +96,10 @@ def _grade(args) -> int:
 def _grade_assignment(args) -> int:
     from contextlib import nullcontext
 
+    if not args.scheduler:
+        from .engine.launch import warm_up
+        warm_up()  # the fork server imports torch while this process does the same
+
     from tqdm import tqdm
 
     from .engine import grade_assignment

@@ -176,14 +176,16 @@ def grade_assignment(course_root: Path, assignment: str, *, results: Path | None
     if own_pool:
         warm_up()  # the fork server imports torch while the submissions are read
     pool = ThreadPoolExecutor(jobs or os.cpu_count() or 1) if own_pool else executor
+    # Opened beside the grading: importing nbgrader takes 2 s.
+    opening = ThreadPoolExecutor(1).submit(open_gradebook, db_url) \
+        if gradebook and pending else None
     book = None
     try:
         futures = [pool.submit(grade_submission, layout.submitted(student).read_bytes()
                                if layout.submitted(student).is_file() else None,
                                assignment, seed, limits, student)
                    for student, seed in pending.items()]
-        # Opened (and nbgrader imported, 2 s) while the first submissions are graded.
-        book = open_gradebook(db_url) if gradebook and pending else None
+        book = opening and opening.result()
         for future in as_completed(futures):
             record(SubmissionResult.from_json(future.result()))
     finally:
