@@ -6,6 +6,7 @@ leaves either the old grade or the new one, never half of one.
 
 import contextlib
 import json
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -106,6 +107,9 @@ class GradebookEntry:
 
 def open_gradebook(db_url: str, course_id: str = COURSE_ID):
     """nbgrader's gradebook, opened once for a whole run (close it when done)."""
+    # Importing nbgrader imports jsonschema, whose optional IRI format checker compiles a
+    # grammar when imported (1.2 s here, half the import). No gradebook value is an IRI.
+    sys.modules.setdefault("rfc3987_syntax", None)
     from nbgrader.api import Gradebook  # slow to import; only needed here
 
     return Gradebook(db_url, course_id)
@@ -124,9 +128,14 @@ def write_gradebook(result: SubmissionResult, entry: GradebookEntry, gradebook=N
         gradebook.update_or_create_student(entry.student)
         extra = {"timestamp": entry.timestamp} if entry.timestamp else {}
         gradebook.update_or_create_submission(result.assignment, entry.student, **extra)
+        notebook = gradebook.find_submission_notebook(entry.notebook, result.assignment,
+                                                      entry.student)
+        grades = {grade.name: grade for grade in notebook.grades}
         for part in result.parts:
-            grade = gradebook.find_grade(part.part_id, entry.notebook, result.assignment,
-                                         entry.student)
+            grade = grades.get(part.part_id)
+            if grade is None:
+                raise ValueError(f"{part.part_id} is not a graded cell of {entry.notebook} in "
+                                 f"the gradebook: release the assignment again.")
             if grade.max_score != part.max_score:
                 raise ValueError(
                     f"{part.part_id} is worth {part.max_score:g} points in the grader but "
