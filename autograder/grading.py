@@ -66,6 +66,8 @@ def judge(part: Part, case: Case, outputs: dict[str, torch.Tensor]) -> str | Non
     expected = cached_reference(part, case)
     for name, reference in expected.items():
         got = outputs[name]
+        if name in part.sequences:  # a history of numbers (a list of floats) has no device
+            got = got.to(reference.device)
         what = name
         if name in part.deltas:
             start = case.args[part.deltas[name]]

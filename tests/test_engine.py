@@ -95,8 +95,8 @@ def child_files(tmp_path, status_parts, tensors):
     return protocol.read_status(tmp_path)
 
 
-def read(tmp_path, status):
-    return protocol.read_outcomes(tmp_path, [SIGMOID], {SIGMOID.id: 2}, status)
+def read(tmp_path, status, device=protocol.CPU):
+    return protocol.read_outcomes(tmp_path, [SIGMOID], {SIGMOID.id: 2}, status, device)
 
 
 def test_outcomes_are_read_back_as_plain_tensors(tmp_path):
@@ -106,6 +106,16 @@ def test_outcomes_are_read_back_as_plain_tensors(tmp_path):
     first, second = read(tmp_path, status)[SIGMOID.id]
     assert type(first[name]) is torch.Tensor and first[name].shape == (3,)
     assert second == "it raised"
+
+
+def test_outputs_go_back_to_the_device_the_child_had_them_on(tmp_path):
+    name = SIGMOID.output_names()[0]
+    on_gpu, on_cpu = (protocol.key(SIGMOID.id, index, name) for index in (0, 1))
+    status = child_files(tmp_path, {SIGMOID.id: ["ok", "ok"]},
+                         {k: torch.zeros(3, dtype=torch.float64) for k in (on_gpu, on_cpu)})
+    status["on_device"] = [on_gpu]  # as the child records an output on the inputs' GPU
+    first, second = read(tmp_path, status, device=torch.device("meta"))[SIGMOID.id]
+    assert first[name].device.type == "meta" and second[name].device.type == "cpu"
 
 
 @pytest.mark.parametrize("parts, tensors, problem", [
@@ -142,6 +152,7 @@ def test_links_oversized_and_malformed_files_are_refused(tmp_path):
 PROBE = """
 import json, os, socket, sys
 from pathlib import Path
+import torch  # before confinement, as the engine's children import it
 from autograder.engine.isolation import Limits, isolate
 workdir = Path(sys.argv[1])
 reached = isolate(workdir, Limits(hidden=(sys.argv[2],)))
@@ -158,7 +169,7 @@ print(json.dumps({
     "solutions": works(lambda: os.listdir(sys.argv[4])),
     "secret": works(lambda: open(Path(sys.argv[2]) / "secret.txt").read()),
     "write_workdir": works(lambda: (workdir / "out.txt").write_text("ok")),
-    "torch": __import__("torch").ones(2).sum().item(),
+    "torch": torch.ones(2).sum().item(),
     "fork_limit": works(lambda: [os.fork() or os._exit(0) for _ in range(200)]),
 }))
 """

@@ -6,6 +6,7 @@ The loss is jcjohnson's sum((y_pred - y)**2), without a 1/2.
 """
 
 import ast
+import functools
 import inspect
 import textwrap
 import time
@@ -15,8 +16,21 @@ import torch
 from ..parts import Assignment, Case, Part, StudentError
 from ..tolerances import EXACT, ONE_STEP, TRAINING
 
-# The one place the device is chosen: the notebook, its cases and its references use it.
-DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+@functools.cache
+def chosen_device() -> torch.device:
+    """The one place the device is chosen: the notebook (as `DEVICE`), its cases and its
+    references use it. Chosen on first use, not on import: the sandbox's fork server imports
+    this module, and a process that asked CUDA anything can no longer fork children that use
+    it."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def __getattr__(name: str):
+    if name == "DEVICE":
+        return chosen_device()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # The vectorized ReLU gradient must be this many times faster than the Python loop.
 REQUIRED_SPEEDUP = 20
@@ -37,7 +51,7 @@ def random_data(seed: int, batch: int, n_in: int, n_hidden: int, n_out: int):
     g = torch.Generator().manual_seed(seed)
     tensors = [torch.randn(*shape, generator=g, dtype=torch.float64)
                for shape in ((batch, n_in), (batch, n_out), (n_in, n_hidden), (n_hidden, n_out))]
-    return tuple(t.to(DEVICE) for t in tensors)
+    return tuple(t.to(chosen_device()) for t in tensors)
 
 
 def pre_activations(seed: int, shape: tuple[int, ...]) -> torch.Tensor:
@@ -45,7 +59,7 @@ def pre_activations(seed: int, shape: tuple[int, ...]) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     values = torch.randn(*shape, generator=g, dtype=torch.float64)
     values[torch.rand(*shape, generator=g) < 0.2] = 0.0
-    return values.to(DEVICE)
+    return values.to(chosen_device())
 
 
 def tutorial_relu_grad_loop(h: torch.Tensor) -> torch.Tensor:
@@ -119,7 +133,7 @@ def _best_time(run, repeats: int) -> float:
     for _ in range(repeats):
         start = _CLOCK()
         run()
-        if DEVICE.type == "cuda":
+        if chosen_device().type == "cuda":
             torch.cuda.synchronize()
         best = min(best, _CLOCK() - start)
     return best

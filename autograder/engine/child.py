@@ -13,6 +13,7 @@ parent computes the references and the verdicts from these files alone.
 import argparse
 import contextlib
 import json
+import linecache
 import os
 import sys
 from pathlib import Path
@@ -70,6 +71,13 @@ class QuietShell:
         return lambda *args, **kwargs: None
 
 
+def exec_cell(code: str, filename: str, namespace: dict) -> None:
+    """Run one cell's code in namespace. Its source is registered in linecache, as IPython
+    does, so that `inspect.getsource` can read the functions it defines."""
+    linecache.cache[filename] = (len(code), None, code.splitlines(keepends=True), filename)
+    exec(compile(code, filename, "exec"), namespace)
+
+
 def run_cells(cells: list[str]) -> tuple[dict, list[str]]:
     """Run the cells in one fresh namespace, as a kernel would; the namespace and errors.
 
@@ -85,7 +93,7 @@ def run_cells(cells: list[str]) -> tuple[dict, list[str]]:
             contextlib.redirect_stderr(sink):
         for index, source in enumerate(cells, start=1):
             try:
-                exec(compile(to_python(source), f"<code cell {index}>", "exec"), namespace)
+                exec_cell(to_python(source), f"<code cell {index}>", namespace)
             except (Exception, SystemExit, KeyboardInterrupt) as error:
                 if len(errors) < MAX_CELL_ERRORS:
                     errors.append(f"code cell {index} raised {type(error).__name__}: "
@@ -96,6 +104,7 @@ def run_cells(cells: list[str]) -> tuple[dict, list[str]]:
 def execute_request(workdir: Path) -> None:
     """Run the notebook in workdir and every requested case; write status and outputs."""
     request, cases = protocol.read_request(workdir)
+    device = torch.device(request["device"])
     assignment = assignments.get(request["assignment"])
     manual_backprop.install()  # before any student code: see manual_backprop
     status: dict = {"cells_done": False, "cell_errors": [], "parts": {}}
@@ -113,6 +122,7 @@ def execute_request(workdir: Path) -> None:
                 if not callable(function):
                     raise StudentError(_missing(part.function, function, status["cell_errors"]))
                 returned = call_student(part, function, case)
+                _check_devices(returned, device)
             except StudentError as error:
                 outcomes.append(str(error)[:protocol.MAX_MESSAGE_CHARS])
                 break
@@ -121,6 +131,13 @@ def execute_request(workdir: Path) -> None:
             outcomes.append(protocol.OK)
         status["parts"][part_id] = outcomes
         protocol.write_progress(workdir, status, outputs)
+
+
+def _check_devices(returned: dict[str, torch.Tensor], device: torch.device) -> None:
+    """Outputs travel back from the CPU or the inputs' device; any other is the student's."""
+    for name, tensor in returned.items():
+        if not tensor.is_cpu and tensor.device != device:
+            raise StudentError(f"{name} is on {tensor.device}, but the inputs are on {device}.")
 
 
 def _missing(name: str, value, cell_errors: list[str]) -> str:
@@ -135,14 +152,23 @@ def _missing(name: str, value, cell_errors: list[str]) -> str:
 def confine_and_execute(workdir: Path, send_report) -> None:
     """Confine this process, report the isolation reached, then run the request in workdir.
 
-    Every file descriptor but the standard ones is closed before any student code runs,
-    so that the code cannot write to the report or to anything its parent left open.
+    Every file descriptor it inherited, but the standard ones, is closed before any student
+    code runs, so that the code cannot write to the report or to anything its parent left
+    open. (Those CUDA opens for itself stay open: its context cannot work without them.)
     """
     request = json.loads((workdir / protocol.REQUEST).read_text())
+    inherited = [int(fd) for fd in os.listdir("/proc/self/fd") if int(fd) > 2]
     torch.set_num_threads(1)
+    device = torch.device(request["device"])
+    if device.type == "cuda":
+        # Before the limits, which CUDA's context and libraries would exceed: they reserve far
+        # more address space. A small product on the device creates them.
+        torch.ones(2, 2, device=device).mm(torch.ones(2, 2, device=device))
     reached = isolate(workdir, Limits.from_json(request["limits"]))
     send_report(reached.encode()[:4000] + b"\n")
-    os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+    for fd in inherited:
+        with contextlib.suppress(OSError):  # one was listdir's own, closed already
+            os.close(fd)
     execute_request(Path.cwd())
 
 

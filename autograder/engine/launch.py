@@ -26,6 +26,10 @@ from typing import Protocol
 
 REPORT_MAX_BYTES = 4096
 SERVER_START_SECONDS = 120  # importing torch on a busy machine
+# What the fork server starts with: no thread pool, so that it forks as a single-threaded
+# process (the children run single-threaded anyway).
+FORK_SERVER_ENVIRONMENT = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
+                           "OMP_NUM_THREADS": "1"}
 
 
 class Child(Protocol):
@@ -96,8 +100,7 @@ class _ForkServer:
     def __init__(self):
         self.process = subprocess.Popen(
             [sys.executable, "-I", "-m", "autograder.engine.forkserver"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"})
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=FORK_SERVER_ENVIRONMENT)
         self._lock = threading.Lock()
         self._children: dict[int, _WarmChild] = {}
         self._next_id = 0

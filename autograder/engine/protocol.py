@@ -2,14 +2,18 @@
 
 The trusted side writes:
     submission.ipynb      the student's notebook, as submitted
-    request.json          assignment, limits, and per part the cases: labels and arguments
-                          (a tensor argument names its key in inputs.safetensors; any other
-                          argument, such as a learning rate, is given in JSON)
+    request.json          assignment, limits, the device of the inputs ("cpu", "cuda:0"),
+                          and per part the cases: labels and arguments (a tensor argument
+                          names its key in inputs.safetensors; any other argument, such as
+                          a learning rate, is given in JSON)
     inputs.safetensors    the tensor arguments, keys "<part>/<case>/<argument>"
 The sandboxed child writes, after the notebook's cells and again after each part:
     status.json           {"cells_done": bool, "cell_errors": [...],
-                           "parts": {part: ["ok" | an error message, ...]}}
+                           "parts": {part: ["ok" | an error message, ...]},
+                           "on_device": [keys of outputs that were on the inputs' GPU]}
     outputs.safetensors   the returned tensors, keys "<part>/<case>/<output>"
+
+Tensors travel through the files on the CPU; each side puts them back on the device.
 
 Only JSON and safetensors cross the boundary: nothing is ever unpickled. Everything the child
 wrote is untrusted: it is read with a size cap, without following links, and validated.
@@ -33,6 +37,7 @@ INPUTS = "inputs.safetensors"
 STATUS = "status.json"
 OUTPUTS = "outputs.safetensors"
 OK = "ok"
+CPU = torch.device("cpu")
 # The most the trusted side reads back from the child.
 MAX_STATUS_BYTES = 1 << 20
 MAX_OUTPUT_BYTES = 256 << 20
@@ -48,9 +53,19 @@ def key(part_id: str, case_index: int, name: str) -> str:
     return f"{part_id}/{case_index}/{name}"
 
 
+def cases_device(cases: dict[str, list[Case]]) -> torch.device:
+    """The one device the cases' tensors are on (the CPU when they have none)."""
+    devices = {value.device for part_cases in cases.values() for case in part_cases
+               for value in case.args.values() if isinstance(value, torch.Tensor)}
+    if len(devices) > 1:
+        raise ValueError(f"the cases of one request are on several devices: {devices}")
+    return devices.pop() if devices else CPU
+
+
 def write_request(workdir: Path, assignment: str, cases: dict[str, list[Case]],
                   limits_json: dict) -> None:
     """Write request.json and inputs.safetensors for these parts' cases."""
+    device = cases_device(cases)
     tensors: dict[str, torch.Tensor] = {}
     parts = {}
     for part_id, part_cases in cases.items():
@@ -59,7 +74,7 @@ def write_request(workdir: Path, assignment: str, cases: dict[str, list[Case]],
             args = {}
             for name, value in case.args.items():
                 if isinstance(value, torch.Tensor):
-                    tensors[key(part_id, index, name)] = value.contiguous()
+                    tensors[key(part_id, index, name)] = value.cpu().contiguous()
                     args[name] = {"tensor": key(part_id, index, name)}
                 elif isinstance(value, (bool, int, float, str)) or value is None:
                     args[name] = {"value": value}
@@ -70,13 +85,16 @@ def write_request(workdir: Path, assignment: str, cases: dict[str, list[Case]],
         parts[part_id] = described
     write_atomically(workdir / INPUTS, save_tensors(tensors))
     write_atomically(workdir / REQUEST, json.dumps(
-        {"assignment": assignment, "limits": limits_json, "parts": parts}).encode())
+        {"assignment": assignment, "limits": limits_json, "device": str(device),
+         "parts": parts}).encode())
 
 
 def read_request(workdir: Path) -> tuple[dict, dict[str, list[Case]]]:
-    """The request (as JSON) and each part's cases, rebuilt from the workdir's files."""
+    """The request (as JSON) and each part's cases, rebuilt on the request's device."""
     request = json.loads((workdir / REQUEST).read_text())
-    tensors = load_tensors((workdir / INPUTS).read_bytes())
+    device = torch.device(request["device"])
+    tensors = {name: tensor.to(device)
+               for name, tensor in load_tensors((workdir / INPUTS).read_bytes()).items()}
     cases = {part_id: [Case(case["label"], {name: tensors[arg["tensor"]] if "tensor" in arg
                                             else arg["value"]
                                             for name, arg in case["args"].items()})
@@ -89,8 +107,11 @@ def write_progress(workdir: Path, status: dict, outputs: dict[str, torch.Tensor]
     """The child's side: outputs.safetensors, then status.json, each replaced atomically.
 
     Not flushed to disk: the working directory lives no longer than the child, and the
-    rename alone keeps the parent from reading half a file."""
-    write_atomically(workdir / OUTPUTS, save_tensors(outputs), durable=False)
+    rename alone keeps the parent from reading half a file. Outputs are on the CPU or on
+    the inputs' device (the child refuses any other)."""
+    status = {**status, "on_device": sorted(k for k, t in outputs.items() if not t.is_cpu)}
+    write_atomically(workdir / OUTPUTS, save_tensors({k: t.cpu() for k, t in outputs.items()}),
+                     durable=False)
     write_atomically(workdir / STATUS, json.dumps(status).encode(), durable=False)
 
 
@@ -138,14 +159,19 @@ def read_status(workdir: Path) -> dict | None:
             and isinstance(status.get("parts"), dict)
             and all(isinstance(outcomes, list) and all(isinstance(o, str) for o in outcomes)
                     for outcomes in status["parts"].values())
-            and all(isinstance(e, str) for e in status["cell_errors"])):
+            and all(isinstance(e, str) for e in status["cell_errors"])
+            and isinstance(status.get("on_device", []), list)
+            and all(isinstance(k, str) for k in status.get("on_device", []))):
         raise Tampered("status.json does not have the fields the grader writes")
     return status
 
 
-def read_outcomes(workdir: Path, parts: list[Part], n_cases: dict[str, int],
-                  status: dict) -> dict[str, list[dict[str, torch.Tensor] | str]]:
+def read_outcomes(workdir: Path, parts: list[Part], n_cases: dict[str, int], status: dict,
+                  device: torch.device = CPU) -> dict[str, list[dict[str, torch.Tensor] | str]]:
     """Per finished part, each case's outputs (plain tensors) or its error message.
+
+    An output the child had on the inputs' device is moved back to `device`; the others
+    stay on the CPU, where the checks find them if the inputs were elsewhere.
 
     Only parts listed in `parts` are read; every key, shape of the status and tensor type is
     checked. Raises Tampered when the files are not what the honest child writes.
@@ -175,7 +201,9 @@ def read_outcomes(workdir: Path, parts: list[Part], n_cases: dict[str, int],
             missing = [k for k in names.values() if k not in tensors]
             if missing:
                 raise Tampered(f"outputs.safetensors lacks {missing[0]}")
-            outcomes[part.id].append({name: _plain(tensors[k]) for name, k in names.items()})
+            on_device = set(status.get("on_device", ()))
+            outcomes[part.id].append({name: _plain(tensors[k]).to(device) if k in on_device
+                                      else _plain(tensors[k]) for name, k in names.items()})
     # A child stopped during a part may have written that part's outputs but not its status.
     pending = {part.id for part in parts if part.id not in status["parts"]}
     unknown = sorted(k for k in set(tensors) - expected if k.split("/")[0] not in pending)

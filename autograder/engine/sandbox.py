@@ -86,7 +86,8 @@ def _launch(notebook: bytes, assignment: Assignment, cases: dict[str, list[Case]
                 return False, (f"the notebook did not run to the end: its code {why}. Make sure "
                                f"every cell runs from top to bottom without ending the process.")
             run.outcomes.update(protocol.read_outcomes(
-                workdir, parts, {p: len(c) for p, c in cases.items()}, status))
+                workdir, parts, {p: len(c) for p, c in cases.items()}, status,
+                protocol.cases_device(cases)))
         except protocol.Tampered as error:
             message = (f"the grading files in the sandbox were changed by the notebook's code "
                        f"({error}), so this was not graded.")
