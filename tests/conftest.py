@@ -1,13 +1,13 @@
 """Shared helpers: the solution functions of an assignment, taken from its source notebook,
 and grading one part the way the notebooks' hidden checks do."""
 
-import linecache
 from functools import cache
 
 import pytest
 import torch
 
 from autograder.assignments import get
+from autograder.engine.child import exec_cell
 from autograder.grading import PartResult, grade_part
 from autograder.notebook import HIDDEN_SEED
 from autograder.submissions import solutions
@@ -15,16 +15,10 @@ from autograder.submissions import solutions
 
 @cache
 def solution_functions(assignment: str) -> dict:
-    """Execute the answer cells of the source notebook; return the names they define.
-
-    Each cell's code is registered in linecache, as IPython does, so that inspect can read
-    the source of the functions it defines.
-    """
+    """Execute the answer cells of the source notebook; return the names they define."""
     namespace = {"torch": torch, "nn": torch.nn, "optim": torch.optim}
     for cell, code in solutions(assignment).items():
-        filename = f"<{assignment} {cell}>"
-        linecache.cache[filename] = (len(code), None, code.splitlines(keepends=True), filename)
-        exec(compile(code, filename, "exec"), namespace)
+        exec_cell(code, f"<{assignment} {cell}>", namespace)
     return namespace
 
 

@@ -122,19 +122,21 @@ def engine_course(cycle, tmp_path_factory):
     shutil.copytree(workdir / "course", root)
     config = root / "nbgrader_config.py"
     config.write_text(config.read_text().replace(str(workdir / "course"), str(root)))
-    results = {r.student: r for r in grade_assignment(root, "nn_from_scratch")}
+    results = {(assignment, r.student): r for assignment in demo.ROSTER
+               for r in grade_assignment(root, assignment)}
     return root, rows, results
 
 
 def test_engine_and_nbgrader_autograde_agree_on_honest_submissions(engine_course):
     _, rows, results = engine_course
-    for student in demo.ROSTER["nn_from_scratch"]:
-        row, result = rows[("nn_from_scratch", student.id)], results[student.id]
+    for key, result in results.items():
+        row = rows[key]
         engine_scores = {p.part_id: (p.score, p.max_score) for p in result.parts}
         if row["scores"]:
-            assert engine_scores == row["scores"], student.id
+            assert engine_scores == row["scores"], key
         else:  # nbgrader could not open it: the engine gives 0 and says why
             assert result.score == 0 and "not valid JSON" in result.note
+    assert {assignment for assignment, _ in results} == set(demo.ROSTER)
 
 
 def test_engine_grades_feed_nbgrader_feedback_and_export(engine_course):
@@ -149,5 +151,6 @@ def test_engine_grades_feed_nbgrader_feedback_and_export(engine_course):
     with open(root / "grades.csv") as f:
         exported = {r["student_id"]: float(r["raw_score"]) for r in csv.DictReader(f)
                     if r["assignment"] == "nn_from_scratch"}
-    for student, result in results.items():
-        assert exported[student] == result.score, student
+    for (assignment, student), result in results.items():
+        if assignment == "nn_from_scratch":
+            assert exported[student] == result.score, student
