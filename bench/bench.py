@@ -112,11 +112,11 @@ def time_engine(workdir: Path, count: int, jobs: int, scheduler: str | None = No
 
 
 def time_floor(workdir: Path, count: int) -> tuple[Timing, dict[str, float]]:
-    """The student code and the reference checks alone: in this process, no sandbox."""
+    """The student code and the reference checks alone: in this process, no sandbox, the
+    same hidden cases as the engine's (a fresh seed per submission)."""
     from autograder import assignments
     from autograder.engine.child import code_cells, run_cells
     from autograder.grading import grade_part
-    from autograder.notebook import VISIBLE_SEED
 
     course, _ = prepare(workdir, count)
     graded = assignments.get(ASSIGNMENT)
@@ -127,8 +127,7 @@ def time_floor(workdir: Path, count: int) -> tuple[Timing, dict[str, float]]:
     for seed, (student, notebook) in enumerate(notebooks.items()):
         namespace, _ = run_cells(code_cells(notebook))
         scores[student] = sum(
-            grade_part(part, namespace.get(part.function),
-                       part.cases("visible", VISIBLE_SEED) + part.cases("hidden", seed)).score
+            grade_part(part, namespace.get(part.function), part.cases("hidden", seed)).score
             for part in graded.parts)
     wall = time.perf_counter() - start
     return Timing("floor (no start-up, in-process)", count, wall, 0), scores
