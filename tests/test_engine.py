@@ -24,6 +24,7 @@ from autograder.engine.isolation import SANDBOX_UID_BASE, full_isolation_availab
 from autograder.engine.sandbox import SandboxError
 from autograder.grading import grade_part
 from autograder.notebook import HIDDEN_SEED
+from autograder.parts import Case
 
 SOLUTION = REPO / "solutions" / "nn_from_scratch" / "nn_from_scratch.ipynb"
 FULL_ISOLATION = pytest.mark.skipif(
@@ -116,6 +117,21 @@ def test_outputs_go_back_to_the_device_the_child_had_them_on(tmp_path):
     status["on_device"] = [on_gpu]  # as the child records an output on the inputs' GPU
     first, second = read(tmp_path, status, device=torch.device("meta"))[SIGMOID.id]
     assert first[name].device.type == "meta" and second[name].device.type == "cpu"
+
+
+def test_tensors_that_share_memory_cross_as_copies(tmp_path):
+    weight = torch.arange(6, dtype=torch.float64).reshape(2, 3)
+    shared = {SIGMOID.id: [Case("one", {"z": weight}), Case("two", {"z": weight[0]})]}
+    protocol.write_request(tmp_path, "nn_from_scratch", shared, {})
+    _, cases = protocol.read_request(tmp_path)
+    assert torch.equal(cases[SIGMOID.id][1].args["z"], weight[0])
+    name = SIGMOID.output_names()[0]
+    returned = {protocol.key(SIGMOID.id, index, name): protocol.own_copy(weight)
+                for index in (0, 1)}  # one tensor returned twice
+    status = child_files(tmp_path, {SIGMOID.id: ["ok", "ok"]}, returned)
+    weight.zero_()  # the student's code changing a tensor it returned changes no output
+    first, second = read(tmp_path, status)[SIGMOID.id]
+    assert first[name].sum() == second[name].sum() == 15
 
 
 @pytest.mark.parametrize("parts, tensors, problem", [

@@ -107,7 +107,7 @@ def execute_request(workdir: Path) -> None:
     device = torch.device(request["device"])
     assignment = assignments.get(request["assignment"])
     manual_backprop.install()  # before any student code: see manual_backprop
-    status: dict = {"cells_done": False, "cell_errors": [], "parts": {}}
+    status: dict = {"cells_done": False, "cell_errors": [], "parts": {}, "on_device": []}
     outputs: dict[str, torch.Tensor] = {}
     notebook = json.loads((workdir / protocol.SUBMISSION).read_bytes())
     namespace, status["cell_errors"] = run_cells(code_cells(notebook))
@@ -126,8 +126,10 @@ def execute_request(workdir: Path) -> None:
             except StudentError as error:
                 outcomes.append(str(error)[:protocol.MAX_MESSAGE_CHARS])
                 break
-            outputs.update({protocol.key(part_id, index, name): tensor.contiguous()
-                            for name, tensor in returned.items()})
+            for name, tensor in returned.items():  # copied now: later code may change it
+                outputs[protocol.key(part_id, index, name)] = protocol.own_copy(tensor)
+                if not tensor.is_cpu:
+                    status["on_device"].append(protocol.key(part_id, index, name))
             outcomes.append(protocol.OK)
         status["parts"][part_id] = outcomes
         protocol.write_progress(workdir, status, outputs)

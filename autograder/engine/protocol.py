@@ -53,6 +53,13 @@ def key(part_id: str, case_index: int, name: str) -> str:
     return f"{part_id}/{case_index}/{name}"
 
 
+def own_copy(tensor: torch.Tensor) -> torch.Tensor:
+    """A contiguous copy on the CPU. safetensors refuses tensors that share memory, and
+    cases share their inputs as students may share their outputs (one tensor returned twice,
+    two views of one weight)."""
+    return tensor.detach().to(CPU, copy=True, memory_format=torch.contiguous_format)
+
+
 def cases_device(cases: dict[str, list[Case]]) -> torch.device:
     """The one device the cases' tensors are on (the CPU when they have none)."""
     devices = {value.device for part_cases in cases.values() for case in part_cases
@@ -74,7 +81,7 @@ def write_request(workdir: Path, assignment: str, cases: dict[str, list[Case]],
             args = {}
             for name, value in case.args.items():
                 if isinstance(value, torch.Tensor):
-                    tensors[key(part_id, index, name)] = value.cpu().contiguous()
+                    tensors[key(part_id, index, name)] = own_copy(value)
                     args[name] = {"tensor": key(part_id, index, name)}
                 elif isinstance(value, (bool, int, float, str)) or value is None:
                     args[name] = {"value": value}
@@ -107,11 +114,9 @@ def write_progress(workdir: Path, status: dict, outputs: dict[str, torch.Tensor]
     """The child's side: outputs.safetensors, then status.json, each replaced atomically.
 
     Not flushed to disk: the working directory lives no longer than the child, and the
-    rename alone keeps the parent from reading half a file. Outputs are on the CPU or on
-    the inputs' device (the child refuses any other)."""
-    status = {**status, "on_device": sorted(k for k, t in outputs.items() if not t.is_cpu)}
-    write_atomically(workdir / OUTPUTS, save_tensors({k: t.cpu() for k, t in outputs.items()}),
-                     durable=False)
+    rename alone keeps the parent from reading half a file. The outputs are the child's
+    own copies (`own_copy`)."""
+    write_atomically(workdir / OUTPUTS, save_tensors(outputs), durable=False)
     write_atomically(workdir / STATUS, json.dumps(status).encode(), durable=False)
 
 
