@@ -147,7 +147,8 @@ def _reaped() -> list[tuple[int, int]]:
 def prepare_children() -> None:
     """Do once, here, what every child would otherwise do on its own: import what the
     notebooks' setup cells import, and run torch's lazy first-use work (printing a tensor,
-    the elementwise and matrix kernels, safetensors)."""
+    the elementwise and matrix kernels, safetensors, and a step of `optim.SGD`, whose first
+    use imports torch._dynamo: 2 s here)."""
     from safetensors.torch import load, save
 
     import autograder.notebook  # noqa: F401 -- every setup cell imports it
@@ -156,6 +157,10 @@ def prepare_children() -> None:
     repr(x)
     y = torch.sigmoid(torch.mm(x, x.t())) * (1 - torch.exp(-x.sum(0, keepdim=True)).sum())
     load(save({"y": y.contiguous()}))
+    layer = torch.nn.Linear(3, 1, dtype=torch.float64)
+    optimizer = torch.optim.SGD(layer.parameters(), lr=0.1)
+    torch.nn.MSELoss()(layer(x), y[:, :1]).backward()
+    optimizer.step()
 
 
 def main() -> None:
