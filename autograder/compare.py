@@ -1,74 +1,115 @@
 """Compare one student tensor with its reference and say what is wrong in plain words.
 
-Messages talk about shapes, dtypes, signs and scales. They never print expected values:
-for hidden cases those are exactly what must stay hidden.
+Messages talk about shapes, dtypes, signs and scales, and how far off a result is (its
+largest relative error). They never print expected values: for hidden cases those are
+exactly what must stay hidden. Each finding names the mistake when a pattern shows it
+(see `diagnosis`).
 """
 
 import torch
 
+from .diagnosis import UNKNOWN_SCALES, Finding, Scales, name_ratio
 from .tolerances import FLOAT32_EPSILON, Tolerance
 
 
-def compare(what: str, got: torch.Tensor, expected: torch.Tensor, tol: Tolerance) -> str | None:
-    """None when got matches expected within tol; otherwise a sentence about the mistake."""
-    problem = layout_problem(what, got, expected)
+def compare(what: str, got: torch.Tensor, expected: torch.Tensor, tol: Tolerance,
+            scales: Scales = UNKNOWN_SCALES) -> Finding | None:
+    """None when got matches expected within tol; otherwise what is wrong with it."""
+    problem = layout_problem(what, got, expected, scales)
     if problem:
         return problem
-    if torch.isclose(got, expected, rtol=tol.rtol, atol=tol.atol).all():
+    if matches(got, expected, tol):
         return None
-    error = relative_error(got, expected)
-    return f"{what} is wrong (largest relative error {error:.2g}).{_hint(got, expected)}"
+    return value_finding(what, got, expected, scales)
 
 
-def layout_problem(what: str, got: torch.Tensor, expected: torch.Tensor) -> str | None:
+def value_finding(what: str, got: torch.Tensor, expected: torch.Tensor,
+                  scales: Scales = UNKNOWN_SCALES) -> Finding:
+    """What is wrong with got's values (its layout being right): how far off it is, and
+    the mistake when a pattern shows it."""
+    mistake, hint = _pattern(got, expected, scales)
+    return Finding(f"{wrong_by(what, got, expected)}{hint}", mistake)
+
+
+def wrong_by(what: str, got: torch.Tensor, expected: torch.Tensor) -> str:
+    """"<what> is wrong (largest relative error e).", the start of a finding on values."""
+    return f"{what} is wrong (largest relative error {relative_error(got, expected):.2g})."
+
+
+def matches(got: torch.Tensor, expected: torch.Tensor, tol: Tolerance) -> bool:
+    """Whether got equals expected within tol (same shape, dtype and device assumed)."""
+    return bool(torch.isclose(got, expected, rtol=tol.rtol, atol=tol.atol).all())
+
+
+def layout_problem(what: str, got: torch.Tensor, expected: torch.Tensor,
+                   scales: Scales = UNKNOWN_SCALES) -> Finding | None:
     """What is wrong with got's shape, dtype, device or finiteness, judged by expected."""
     if got.shape != expected.shape:
-        return _shape_message(what, got.shape, expected.shape)
+        return _shape_finding(what, got.shape, expected.shape, scales)
     if got.dtype != expected.dtype:
-        return (f"{what} is {_dtype(got)}, but the inputs are {_dtype(expected)} and the result "
-                f"should be too. A tensor made without dtype= (torch.zeros, torch.tensor) "
-                f"is float32 and lowers the precision.")
+        return Finding(
+            f"{what} is {_dtype(got)}, but the inputs are {_dtype(expected)} and the result "
+            f"should be too. A tensor made without dtype= (torch.zeros, torch.tensor) is "
+            f"float32 and lowers the precision.",
+            "float32" if got.is_floating_point() else "wrong_type")
     if got.device != expected.device:
-        return f"{what} is on {got.device}, but the inputs are on {expected.device}."
+        return Finding(f"{what} is on {got.device}, but the inputs are on {expected.device}.",
+                       "wrong_device")
     if not torch.isfinite(got).all():
-        return f"{what} contains NaN or inf: look for a division by zero or an overflow."
+        return Finding(f"{what} contains NaN or inf: look for a division by zero or an "
+                       f"overflow.", "not_finite")
     return None
 
 
 def relative_error(got: torch.Tensor, expected: torch.Tensor) -> float:
     """The largest |got - expected| / max(|expected|, tiny), as a float."""
-    scale = expected.abs().clamp_min(1e-12)
-    return ((got - expected).abs() / scale).max().item()
+    return entry_errors(got, expected).max().item()
 
 
-def _shape_message(what: str, got: torch.Size, expected: torch.Size) -> str:
+def entry_errors(got: torch.Tensor, expected: torch.Tensor) -> torch.Tensor:
+    """|got - expected| / max(|expected|, tiny), entry by entry."""
+    return (got - expected).abs() / expected.abs().clamp_min(1e-12)
+
+
+def _shape_finding(what: str, got: torch.Size, expected: torch.Size,
+                   scales: Scales) -> Finding:
     message = f"{what} has shape {tuple(got)}, but should have shape {tuple(expected)}."
     if len(got) == 2 and tuple(got) == tuple(expected)[::-1]:
-        message += " It looks transposed: check the order of the factors in torch.mm."
-    elif got.numel() == 1 and expected.numel() > 1:
-        message += " A .sum() over all entries collapsed it to one number."
-    elif got.numel() < expected.numel():
-        message += " Did a sum run over the wrong axis?"
-    return message
+        return Finding(message + " It looks transposed: check the order of the factors in "
+                                 "torch.mm.", "transposed")
+    if len(expected) == 2 and len(got) == 2 and expected[0] == 1 and scales.batch \
+            and scales.batch > 1 and got[0] == scales.batch:
+        return Finding(message + " It has one row per example: a bias gradient is the sum over "
+                                 "the batch, .sum(0, keepdim=True), one entry per unit.",
+                       "bias_wrong_axis")
+    if got.numel() == 1 and expected.numel() > 1:
+        return Finding(message + " A .sum() over all entries collapsed it to one number.",
+                       "summed_all_entries")
+    if got.numel() < expected.numel():
+        return Finding(message + " Did a sum run over the wrong axis?", "shape")
+    return Finding(message, "shape")
 
 
-def _hint(got: torch.Tensor, expected: torch.Tensor) -> str:
-    """A guess at the kind of mistake, from patterns in got relative to expected."""
-    if torch.allclose(got, -expected, rtol=1e-6, atol=1e-12):
-        return " It has the opposite sign: check the sign of the error term or of the update."
+def _pattern(got: torch.Tensor, expected: torch.Tensor, scales: Scales) -> tuple[str | None, str]:
+    """(mistake, hint): a guess at the kind of mistake, from got relative to expected."""
     ratio = _constant_ratio(got, expected)
     if ratio is not None:
-        return f" Every entry is about {ratio:.3g} times the right value: check the scale."
+        return name_ratio(ratio, scales)
     if got.dim() == 2 and got.shape[0] == got.shape[1] and \
             torch.allclose(got, expected.T, rtol=1e-6, atol=1e-12):
-        return " It equals the transpose of the right value: check the order in torch.mm."
+        return "transposed", " It equals the transpose of the right value: check the order " \
+                             "in torch.mm."
     if expected.numel() > 1 and torch.allclose(got, got.flatten()[0].expand_as(got)) and \
             not torch.allclose(expected, expected.flatten()[0].expand_as(expected)):
-        return (" All its entries are equal, but they should differ: a .sum() over all "
-                "entries mixes the units together.")
-    if relative_error(got, expected) < 100 * FLOAT32_EPSILON:
-        return " That is the precision of float32: some step of the computation runs in float32."
-    return ""
+        return "summed_all_entries", (" All its entries are equal, but they should differ: a "
+                                      ".sum() over all entries mixes the units together; sum "
+                                      "over the batch only, .sum(0, keepdim=True).")
+    # Measured against the largest entry: float32's rounding is relative to the size of
+    # the numbers a computation works with, not to each (possibly tiny) entry.
+    if (got - expected).abs().max() < 100 * FLOAT32_EPSILON * expected.abs().max():
+        return "float32", (" That is the precision of float32: some step of the computation "
+                           "runs in float32.")
+    return None, ""
 
 
 def _constant_ratio(got: torch.Tensor, expected: torch.Tensor) -> float | None:

@@ -9,31 +9,38 @@ import contextlib
 import io
 import threading
 import warnings
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 
 import torch
 
-from . import manual_backprop
-from .compare import compare
+from . import figures, manual_backprop
+from .compare import layout_problem, matches, value_finding, wrong_by
+from .diagnosis import Finding, KnownMistake, Scales, exception_finding
 from .parts import Case, Part, StudentError, unpack
+from .tolerances import KNOWN_MISTAKE
+
+Outputs = dict[str, torch.Tensor]
 
 
 @dataclass
 class PartResult:
-    """The verdict on one part: points earned and a message for the student."""
+    """The verdict on one part: points earned, a message for the student, the mistake's
+    name when it was recognised, and figures (SVG) that show the result against autograd's."""
 
     part_id: str
     score: float
     max_score: float
     message: str
+    mistake: str | None = None
+    figures: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
         return self.score == self.max_score
 
 
-def call_student(part: Part, function, case: Case) -> dict[str, torch.Tensor]:
+def call_student(part: Part, function, case: Case) -> Outputs:
     """Call the student's function on copies of the case's inputs; StudentError on failure.
 
     Whatever it prints is swallowed so that test cells stay readable, and warnings are
@@ -49,99 +56,224 @@ def call_student(part: Part, function, case: Case) -> dict[str, torch.Tensor]:
         try:
             result = part.call(function, *args) if part.call else function(*args)
         except manual_backprop.AutogradForbidden as error:
-            raise StudentError(str(error)) from None
+            raise StudentError(str(error), "autograd_used") from None
         except StudentError:
             raise
         except NotImplementedError:
             raise StudentError(f"{part.function} is not written yet "
-                               f"(it still raises NotImplementedError).") from None
+                               f"(it still raises NotImplementedError).", "not_written") from None
         except (Exception, SystemExit, KeyboardInterrupt) as error:
-            raise StudentError(
-                f"{part.function} raised {type(error).__name__}: {error}") from None
+            finding = exception_finding(part.function, error, dict(case.args))
+            raise StudentError(finding.message, finding.mistake) from None
     return unpack(part.function, result, part.returns, part.sequences)
 
 
-def judge(part: Part, case: Case, outputs: dict[str, torch.Tensor]) -> str | None:
-    """None when every output matches the autograd reference; otherwise what is wrong."""
-    expected = cached_reference(part, case)
-    for name, reference in expected.items():
-        got = outputs[name]
-        if name in part.sequences:  # a history of numbers (a list of floats) has no device
-            got = got.to(reference.device)
-        what = name
-        if name in part.deltas:
-            start = case.args[part.deltas[name]]
-            if got.shape == start.shape and got.dtype == start.dtype:
-                got, reference, what = got - start, reference - start, f"the update of {name}"
-        problem = compare(what, got, reference, part.tolerance)
-        if problem:
-            return problem
+def judge(part: Part, case: Case, outputs: Outputs) -> Finding | None:
+    """None when every output matches the autograd reference; otherwise what is wrong,
+    with the mistake named when a known wrong answer or a pattern shows it.
+
+    The layout of every output (shape, dtype, device, length of a history) is checked
+    before any values: a bias of the wrong shape says more than the losses it changed."""
+    scales = Scales.of(dict(case.args))
+    compared = [(name, *_judged(part, case, name, outputs[name], reference))
+                for name, reference in cached_reference(part, case).items()]
+    for name, what, got, reference in compared:
+        finding = _epochs_finding(part, case, name, got, reference) \
+            or layout_problem(what, got, reference, scales)
+        # A result that became NaN or inf may be a known mistake's (one that diverges); any
+        # other wrong layout says more than a known mistake could.
+        if finding and finding.mistake == "not_finite":
+            finding = _named(part, case, outputs, finding.message) or finding
+        if finding:
+            return replace(finding, output=name)
+    for name, what, got, reference in compared:
+        if not matches(got, reference, part.tolerance):
+            finding = _named(part, case, outputs, wrong_by(what, got, reference)) \
+                or value_finding(what, got, reference, scales)
+            return replace(finding, output=name)
     return part.extra_check(case, outputs) if part.extra_check else None
 
 
-def cached_reference(part: Part, case: Case) -> dict[str, torch.Tensor]:
-    """The part's autograd reference on this case, computed once per distinct input.
-
-    References are deterministic, so the visible cases (the same for every submission) and
-    a re-graded seed cost one computation per process, however many students are graded.
-    """
-    key = (part.reference.__module__, part.reference.__qualname__,
-           tuple(_fingerprint(value) for value in case.args.values()))
-    with _REFERENCES_LOCK:
-        cached = _REFERENCES.get(key)
-    if cached is None:
-        cached = part.reference(*case.args.values())
-        with _REFERENCES_LOCK:
-            _REFERENCES[key] = cached
-            while len(_REFERENCES) > REFERENCE_CACHE_SIZE:
-                _REFERENCES.pop(next(iter(_REFERENCES)))
-    return cached
+def _judged(part: Part, case: Case, name: str, got: torch.Tensor,
+            reference: torch.Tensor) -> tuple[str, torch.Tensor, torch.Tensor]:
+    """(what to call it, the student's tensor, the reference) as they are compared: an
+    updated parameter as its change (a wrong update cannot hide behind the parameter's
+    size), a history of numbers on the reference's device (a list has no device)."""
+    if name in part.sequences:
+        got = got.to(reference.device)
+    if name in part.deltas:
+        start = case.args[part.deltas[name]]
+        if got.shape == start.shape and got.dtype == start.dtype:
+            return f"the update of {name}", got - start, reference - start
+    return name, got, reference
 
 
-def _fingerprint(value):
-    if isinstance(value, torch.Tensor):
-        return (str(value.dtype), tuple(value.shape), value.cpu().numpy().tobytes())
-    return repr(value)
+def _epochs_finding(part: Part, case: Case, name: str, got: torch.Tensor,
+                    reference: torch.Tensor) -> Finding | None:
+    """A loss history of another length than the epochs asked for."""
+    epochs = next((case.args[arg] for arg in ("epochs", "steps") if arg in case.args), None)
+    if name not in part.sequences or epochs is None or got.dim() != 1 \
+            or got.shape == reference.shape:
+        return None
+    return Finding(f"{name} has {got.numel()} entries, but the loop should run {epochs} times "
+                   f"and record one loss each time: use the epochs you are given (the checks "
+                   f"pass other values than the default) and append once per epoch.",
+                   "wrong_epochs")
 
 
-REFERENCE_CACHE_SIZE = 512
-_REFERENCES: dict[tuple, dict[str, torch.Tensor]] = {}
-_REFERENCES_LOCK = threading.Lock()
+def _named(part: Part, case: Case, outputs: Outputs, what_is_wrong: str) -> Finding | None:
+    """A finding that names the known mistake the outputs are, if they are one."""
+    known = _known_mistake(part, case, outputs)
+    return Finding(f"{what_is_wrong} {known.hint}", known.mistake) if known else None
+
+
+def _known_mistake(part: Part, case: Case, outputs: Outputs) -> KnownMistake | None:
+    """The first of the part's known mistakes that produces exactly the student's outputs."""
+    for known in part.mistakes:
+        if any(_agrees(part, case, known, outputs, candidate)
+               for candidate in _candidates(part, known, case)):
+            return known
+    return None
+
+
+def _candidates(part: Part, known: KnownMistake, case: Case) -> list[Outputs]:
+    """The outputs a known mistake produces on the case, computed once per distinct input."""
+    return _memo((known, *_fingerprints(case)),
+                 lambda: list(known.compute(part.reference, dict(case.args))))
+
+
+def _agrees(part: Part, case: Case, known: KnownMistake, outputs: Outputs,
+            candidate: Outputs) -> bool:
+    """Whether the student's outputs equal what the known mistake produces, as far as the
+    mistake says to compare them.
+
+    A run that diverged (NaN or inf in a loss history, the student's or the mistake's) is
+    compared on its losses before the divergence only: what NaN does after that depends on
+    how each implementation happens to propagate it."""
+    compared = {name: _judged(part, case, name, outputs[name], value)[1:]
+                for name, value in candidate.items()}
+    if any(got.shape != value.shape or got.dtype != value.dtype or got.device != value.device
+           for got, value in compared.values()):
+        return False
+    histories = {name: pair for name, pair in compared.items() if name in part.sequences}
+    limits = [n for n in (known.first_epochs, *map(_diverges_after, histories.values()))
+              if n is not None]
+    if limits:
+        epochs = min(limits)
+        if epochs < 3:  # too short a history to tell one mistake from another
+            return False
+        compared = {name: (got[:epochs], value[:epochs])
+                    for name, (got, value) in histories.items()}
+    return all(torch.isclose(got, value * _scale(got, value) if name in known.scaled else value,
+                             rtol=KNOWN_MISTAKE.rtol, atol=KNOWN_MISTAKE.atol).all()
+               for name, (got, value) in compared.items())
+
+
+def _diverges_after(pair: tuple[torch.Tensor, torch.Tensor]) -> int | None:
+    """How many entries two histories have before either becomes NaN or inf (None: never)."""
+    bad = ~(torch.isfinite(pair[0]) & torch.isfinite(pair[1]))
+    return int(bad.nonzero()[0, 0]) if bad.any() else None
+
+
+def _scale(got: torch.Tensor, value: torch.Tensor) -> float:
+    """The factor that best turns value into got (1 when there is none to find)."""
+    mask = (value.abs() > 1e-12) & torch.isfinite(value) & torch.isfinite(got)
+    ratio = (got[mask] / value[mask]).median().item() if mask.any() else 1.0
+    return ratio if ratio == ratio and ratio != 0 else 1.0
+
+
+def cached_reference(part: Part, case: Case) -> Outputs:
+    """The part's autograd reference on this case, computed once per distinct input."""
+    return _memo((part.reference.__module__, part.reference.__qualname__,
+                  *_fingerprints(case)), lambda: part.reference(*case.args.values()))
+
+
+def _memo(key: tuple, compute: Callable[[], object]):
+    """compute(), once per key: references and known mistakes are deterministic, so the
+    visible cases (the same for every submission) and a re-graded seed cost one computation
+    per process, however many students are graded."""
+    with _CACHE_LOCK:
+        value = _CACHE.get(key)
+    if value is None:
+        value = compute()
+        with _CACHE_LOCK:
+            _CACHE[key] = value
+            while len(_CACHE) > CACHE_SIZE:
+                _CACHE.pop(next(iter(_CACHE)))
+    return value
+
+
+def _fingerprints(case: Case) -> tuple:
+    return tuple((str(value.dtype), tuple(value.shape), value.cpu().numpy().tobytes())
+                 if isinstance(value, torch.Tensor) else repr(value)
+                 for value in case.args.values())
+
+
+CACHE_SIZE = 512
+_CACHE: dict[tuple, object] = {}
+_CACHE_LOCK = threading.Lock()
 
 
 def grade_part(part: Part, function, cases: list[Case]) -> PartResult:
     """Full points when every case passes, else 0 with the first problem found."""
     if not callable(function):
-        return failed(part, f"{part.function} should be a function, but it is a "
-                             f"{type(function).__name__}.")
+        return failed(part, Finding(f"{part.function} should be a function, but it is a "
+                                    f"{type(function).__name__}.", "missing_function"))
     return grade_outcomes(part, cases, (_attempt(part, function, case) for case in cases))
 
 
-def _attempt(part: Part, function, case: Case) -> dict[str, torch.Tensor] | str:
+def _attempt(part: Part, function, case: Case) -> Outputs | Finding:
     try:
         return call_student(part, function, case)
     except StudentError as error:
-        return str(error)
+        return error.finding()
 
 
 def grade_outcomes(part: Part, cases: list[Case],
-                   outcomes: Iterable[dict[str, torch.Tensor] | str]) -> PartResult:
+                   outcomes: Iterable[Outputs | Finding]) -> PartResult:
     """Judge each case's outcome (the student's outputs, or why there are none) in order.
 
     Full points when every case passes, else 0 with the first problem found. Outcomes may
-    come lazily (a generator): nothing after the first failing case is asked for.
+    come lazily (a generator): nothing after the first failing case is asked for. The
+    figures show the first failing case (or the first case, when all pass).
     """
+    shown = None
     for case, outcome in zip(cases, outcomes, strict=False):
-        problem = outcome if isinstance(outcome, str) else judge(part, case, outcome)
-        if problem:
-            return failed(part, f"{part.function} fails on {case.label}: {problem}")
+        finding = outcome if isinstance(outcome, Finding) else judge(part, case, outcome)
+        shown = shown or (case, outcome)
+        if finding:
+            return failed(part, Finding(f"{part.function} fails on {case.label}: "
+                                        f"{finding.message}", finding.mistake),
+                          _figures(part, case, outcome, finding))
+    figures_shown = _figures(part, *shown, None) if shown else ()
     return PartResult(part.id, part.points, part.points,
-                      f"{part.function} is correct on {len(cases)} cases.")
+                      f"{part.function} is correct on {len(cases)} cases.", None, figures_shown)
 
 
-def failed(part: Part, message: str) -> PartResult:
-    """0 points for part, with message and a pointer to the parts it builds on."""
+def _figures(part: Part, case: Case, outcome: Outputs | Finding,
+             finding: Finding | None) -> tuple[str, ...]:
+    """The loss curve of a training part against the reference's, and for a wrong tensor a
+    map of where it differs. No values are shown: the axes of a loss curve carry no scale."""
+    if isinstance(outcome, Finding):
+        return ()
+    expected = cached_reference(part, case)
+    shown = []
+    for name in sorted(part.sequences & expected.keys()):
+        shown.append(figures.loss_curves(outcome[name], expected[name],
+                                         f"{part.function}: {name} per epoch", case.label))
+    wrong = finding and finding.output
+    if wrong and wrong not in part.sequences and wrong in expected:
+        what, got, reference = _judged(part, case, wrong, outcome[wrong], expected[wrong])
+        if got.numel() > 1 and layout_problem(what, got, reference) is None:
+            shown.append(figures.error_map(got, reference, f"{part.function}: where {what} "
+                                           f"differs from autograd's", case.label))
+    return tuple(shown)
+
+
+def failed(part: Part, finding: Finding, figures_shown: tuple[str, ...] = ()) -> PartResult:
+    """0 points for part, with the finding and a pointer to the parts it builds on."""
+    message = finding.message
     if part.builds_on:
         message += (f" ({part.function} calls your {' and '.join(part.builds_on)}: "
                     f"make their checks pass first.)")
-    return PartResult(part.id, 0, part.points, message)
+    return PartResult(part.id, 0, part.points, message, finding.mistake, figures_shown)

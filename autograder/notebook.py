@@ -28,8 +28,21 @@ def checker(assignment: str):
         part = graded.part(part_id)
         kind, seed = ("hidden", HIDDEN_SEED) if hidden else ("visible", VISIBLE_SEED)
         result = grade_part(part, function, part.cases(kind, seed))
+        show(result.figures)
         if not result.passed:
             raise WrongAnswer(result.message)
         print(f"✔ {result.message}")
 
     return check
+
+
+def show(figures: tuple[str, ...]) -> None:
+    """Display SVG figures in the running Jupyter kernel (nothing happens outside one)."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import SVG, display
+    except ImportError:
+        return
+    if get_ipython() is not None:
+        for figure in figures:
+            display(SVG(figure))

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from .diagnosis import Finding, KnownMistake
 from .tolerances import Tolerance
 
 # The shape of a return value: a name for one tensor, or a tuple of such shapes.
@@ -18,7 +19,15 @@ ReturnSpec = str | tuple["ReturnSpec", ...]
 
 
 class StudentError(Exception):
-    """The student's function failed or returned something unusable; the text says why."""
+    """The student's function failed or returned something unusable; the text says why,
+    and `mistake` names the kind of failure (a key of diagnosis.MISTAKES)."""
+
+    def __init__(self, message: str, mistake: str = "wrong_type"):
+        super().__init__(message)
+        self.mistake = mistake
+
+    def finding(self) -> Finding:
+        return Finding(str(self), self.mistake)
 
 
 @dataclass(frozen=True)
@@ -56,7 +65,10 @@ class Part:
     # A condition on the outputs beyond the reference (trusted side, never runs student
     # code): (case, outputs) -> None when it holds, else what is wrong. E.g. "the weight
     # learned the true map", "the gradient is exactly zero".
-    extra_check: Callable[[Case, dict[str, torch.Tensor]], str | None] | None = None
+    extra_check: Callable[[Case, dict[str, torch.Tensor]], Finding | None] | None = None
+    # Wrong answers the grader can compute, tried in order on a wrong result to name the
+    # mistake (see diagnosis.KnownMistake); the generic patterns come after them.
+    mistakes: tuple[KnownMistake, ...] = ()
     # How to call the student's function (untrusted side): call(function, *case args)
     # returns what `returns` describes. By default function(*args). A part may set up
     # autograd state here (leaf parameters holding a stale .grad) and report, as tensors,

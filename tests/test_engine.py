@@ -18,6 +18,7 @@ from safetensors.torch import save
 from autograder import manual_backprop
 from autograder.assignments import nn_from_scratch as nn
 from autograder.course import REPO
+from autograder.diagnosis import Finding
 from autograder.engine import grade_notebook, protocol
 from autograder.engine.child import run_cells
 from autograder.engine.isolation import SANDBOX_UID_BASE, full_isolation_available
@@ -102,11 +103,15 @@ def read(tmp_path, status, device=protocol.CPU):
 
 def test_outcomes_are_read_back_as_plain_tensors(tmp_path):
     name = SIGMOID.output_names()[0]
-    status = child_files(tmp_path, {SIGMOID.id: ["ok", "it raised"]},
+    raised = protocol.failure(Finding("it raised", "exception"))
+    forged = {"message": "it raised", "mistake": "a name the grader never gives"}
+    status = child_files(tmp_path, {SIGMOID.id: ["ok", raised]},
                          {protocol.key(SIGMOID.id, 0, name): torch.zeros(3, dtype=torch.float64)})
     first, second = read(tmp_path, status)[SIGMOID.id]
     assert type(first[name]) is torch.Tensor and first[name].shape == (3,)
-    assert second == "it raised"
+    assert second == Finding("it raised", "exception")
+    status = child_files(tmp_path, {SIGMOID.id: [forged]}, {})
+    assert read(tmp_path, status)[SIGMOID.id] == [Finding("it raised", None)]
 
 
 def test_outputs_go_back_to_the_device_the_child_had_them_on(tmp_path):
@@ -139,7 +144,8 @@ def test_tensors_that_share_memory_cross_as_copies(tmp_path):
                                             torch.zeros(1)}, "lacks"),
     ({"sigmoid_activation": ["ok"] * 3}, {}, "lists 3 results"),
     ({"sigmoid_activation": ["ok", "ok"]}, {"elsewhere/0/x": torch.zeros(1)}, "lacks"),
-    ({"sigmoid_activation": ["failed"]}, {"forward/0/z1": torch.zeros(1)}, "unexpected"),
+    ({"sigmoid_activation": [{"message": "failed", "mistake": None}]},
+     {"forward/0/z1": torch.zeros(1)}, "unexpected"),
 ])
 def test_files_an_honest_child_never_writes_are_refused(tmp_path, parts, tensors, problem):
     status = child_files(tmp_path, parts, tensors)
@@ -153,6 +159,10 @@ def test_links_oversized_and_malformed_files_are_refused(tmp_path):
         protocol.read_status(tmp_path)
     (tmp_path / protocol.STATUS).unlink()
     (tmp_path / protocol.STATUS).write_text('{"cells_done": "yes"}')
+    with pytest.raises(protocol.Tampered, match="fields"):
+        protocol.read_status(tmp_path)
+    (tmp_path / protocol.STATUS).write_text('{"cells_done": true, "cell_errors": [], '
+                                            '"parts": {"forward": [{"message": 1}]}}')
     with pytest.raises(protocol.Tampered, match="fields"):
         protocol.read_status(tmp_path)
     (tmp_path / protocol.OUTPUTS).write_bytes(b"\xff" * 64)

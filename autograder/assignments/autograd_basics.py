@@ -8,6 +8,7 @@ the same seeded networks as nn_from_scratch.
 import torch
 import torch.nn.functional as F
 
+from ..diagnosis import Finding, KnownMistake
 from ..parts import Assignment, Case, Part, StudentError, unpack
 from ..tolerances import ONE_OPERATION, ONE_STEP
 from .nn_from_scratch import loss_function, reference_forward, seeded_networks
@@ -63,13 +64,13 @@ def step_on_leaves(function, w1, b1, w2, b2, X, y, learning_rate):
         function(params, X, y, learning_rate)
     except RuntimeError as error:
         if "leaf Variable that requires grad" in str(error):
-            raise StudentError(IN_PLACE_ON_A_LEAF) from None
+            raise StudentError(IN_PLACE_ON_A_LEAF, "in_place_on_leaf") from None
         raise
     after = tuple(param.detach().clone() for param in params)
     if any(value.isnan().any() for value in after):
-        raise StudentError(STALE_GRADIENT)
+        raise StudentError(STALE_GRADIENT, "missing_zero_grad")
     if all(torch.equal(value, start) for value, start in zip(after, starts, strict=True)):
-        raise StudentError(REBOUND)
+        raise StudentError(REBOUND, "rebound_parameter")
     return after
 
 
@@ -80,17 +81,20 @@ def reference_prepare(X, w1, b1, w2, b2):
     return dict(zip(_PREPARED, (X, w1, b1, w2, b2), strict=True))
 
 
-def _prepared_flags(case: Case, outputs: dict[str, torch.Tensor]) -> str | None:
+def _prepared_flags(case: Case, outputs: dict[str, torch.Tensor]) -> Finding | None:
     for name, requires, leaf in zip(_PREPARED, outputs["requires_grad"], outputs["is_leaf"],
                                     strict=True):
         if name == "X" and requires:
-            return ("X requires grad, but it is the input: training never changes it, so it "
-                    "needs no gradient (requires_grad=False).")
+            return Finding("X requires grad, but it is the input: training never changes it, "
+                           "so it needs no gradient (requires_grad=False).",
+                           "requires_grad_on_input")
         if name != "X" and not requires:
-            return f"{name} does not require grad, but it is a parameter that training changes."
+            return Finding(f"{name} does not require grad, but it is a parameter that training "
+                           f"changes.", "missing_requires_grad")
         if not leaf:
-            return (f"{name} is not a leaf: it was computed from a tensor that requires grad, "
-                    f"so backward() would not fill its .grad. Use .clone().requires_grad_().")
+            return Finding(f"{name} is not a leaf: it was computed from a tensor that requires "
+                           f"grad, so backward() would not fill its .grad. Use "
+                           f".clone().requires_grad_().", "not_a_leaf")
     return None
 
 
@@ -130,6 +134,31 @@ def reference_softmax_cross_entropy(logits, labels):
     (grad,) = torch.autograd.grad(loss, leaf)
     return {"probabilities": torch.softmax(logits, dim=1), "loss": loss.detach(),
             "logits_grad": grad}
+
+
+# ---- known mistakes: the wrong answers the diagnosis recognises -------------------------
+
+def _without_zeroing(reference, args):
+    """.grad not zeroed before the third backward(): it holds three gradients."""
+    yield {"after_zeroing": 3 * reference(*args.values())["after_one"]}
+
+
+def _cleared_between(reference, args):
+    """after_two holding one gradient: .grad cleared between the first two backward() calls,
+    or w1.grad returned itself (not a copy) and then zeroed and refilled by the third."""
+    yield {"after_two": reference(*args.values())["after_one"]}
+
+
+_ACCUMULATE_MISTAKES = (
+    KnownMistake("missing_zero_grad", "It holds three gradients: .grad was not zeroed before "
+                                      "the third backward() (w1.grad.zero_() or w1.grad = "
+                                      "None).", _without_zeroing),
+    KnownMistake("accumulation_lost", "It is one gradient, not two: either .grad was cleared "
+                                      "between the first two backward() calls, which should "
+                                      "add up, or the results are all w1.grad itself, which "
+                                      "later calls change. Return copies: w1.grad.clone().",
+                 _cleared_between),
+)
 
 
 # ---- cases -------------------------------------------------------------------------------
@@ -193,7 +222,7 @@ ASSIGNMENT = Assignment("autograd_basics", (
     Part("accumulate", "grads_over_two_backward_calls", points=2,
          returns=("after_one", "after_two", "after_zeroing"),
          make_cases=_network_cases(("X", "y", *_PARAMETERS)), reference=reference_accumulate,
-         tolerance=ONE_STEP, builds_on=("forward",)),
+         tolerance=ONE_STEP, builds_on=("forward",), mistakes=_ACCUMULATE_MISTAKES),
     Part("sgd_step", "sgd_step", points=2, builds_on=("forward",), **_STEP),
     Part("manual_step", "manual_step", points=2, builds_on=("forward",), **_STEP),
     Part("softmax_cross_entropy", "softmax_cross_entropy", points=2,

@@ -6,11 +6,13 @@ adds the deltas (`w += ...`), which is gradient descent on exactly that function
 
 import torch
 
+from ..diagnosis import KnownMistake, rate_mistakes
 from ..parts import Assignment, Case, Part
 from ..tolerances import ONE_OPERATION, ONE_STEP, TRAINING
 
 LEARNING_RATE = 0.1
 EPOCHS = 500
+_PARAMETERS = ("w1", "b1", "w2", "b2")
 
 # The values the tutorial printed (to 4 decimals), in its layout: X is (batch, inputs),
 # w1 is (inputs, hidden), b1 is (1, hidden), w2 is (hidden, outputs), b2 is (1, outputs).
@@ -107,6 +109,82 @@ def reference_train(X, y, w1, b1, w2, b2, learning_rate, epochs):
     return {"losses": torch.stack(losses), **result}
 
 
+# ---- known mistakes: the wrong answers the diagnosis recognises -------------------------
+
+def _slope(a):
+    return a * (1 - a)
+
+
+def _slope_of_sigmoid_again(a):
+    return torch.sigmoid(a) * (1 - torch.sigmoid(a))
+
+
+def mistaken_step(X, y, w1, b1, w2, b2, learning_rate, *, slope=_slope, output_at_z=False,
+                  hidden_at_z=False, bias_sum=lambda d: d.sum(0, keepdim=True)):
+    """The tutorial's step by hand, with a mistake: another sigmoid_delta (`slope`), the
+    slope taken at z instead of the activation, or another sum for the hidden bias."""
+    z1 = X @ w1 + b1
+    a1 = torch.sigmoid(z1)
+    z2 = a1 @ w2 + b2
+    output = torch.sigmoid(z2)
+    d_outp = (y - output) * slope(z2 if output_at_z else output)
+    d_hidn = (d_outp @ w2.T) * slope(z1 if hidden_at_z else a1)
+    return (w1 + learning_rate * X.T @ d_hidn, b1 + learning_rate * bias_sum(d_hidn),
+            w2 + learning_rate * a1.T @ d_outp, b2 + learning_rate * d_outp.sum(0, keepdim=True))
+
+
+def mistaken_train(X, y, w1, b1, w2, b2, learning_rate, epochs, **mistake):
+    """The training loop with `mistaken_step`: what a train() built on it returns."""
+    params, losses = (w1, b1, w2, b2), []
+    for _ in range(epochs):
+        losses.append(loss_function(y, reference_forward(X, *params)["output"]))
+        params = mistaken_step(X, y, *params, learning_rate, **mistake)
+    return {"losses": torch.stack(losses), **dict(zip(_PARAMETERS, params, strict=True))}
+
+
+_SLOPE_AT_Z = [{"output_at_z": True, "hidden_at_z": True}, {"output_at_z": True},
+               {"hidden_at_z": True}]
+_SLOPE_AT_Z_HINT = ("sigmoid_delta was given z (z1 or z2) instead of the activation: it takes "
+                    "a = sigmoid(z), so pass output and a1.")
+_SIGMOID_AGAIN = {"slope": _slope_of_sigmoid_again}
+_SIGMOID_AGAIN_HINT = ("It computes sigmoid(a) * (1 - sigmoid(a)): the sigmoid is applied to "
+                       "an activation that is already a sigmoid. sigmoid_delta takes a = "
+                       "sigmoid(z), so its derivative is a * (1 - a).")
+_SUMMED_HINT = ("The hidden bias moved by one number for every unit: the tutorial's "
+                "d_hidn.sum() adds all units' gradients together. Sum over the batch only, "
+                "d_hidn.sum(0, keepdim=True).")
+
+
+def _with(mistaken, variants):
+    """A KnownMistake computation: `mistaken` run with each variant of the mistake."""
+    def compute(_reference, args):
+        for variant in variants:
+            yield mistaken(*args.values(), **variant)
+    return compute
+
+
+def _step_outputs(*args, **variant):
+    return dict(zip(_PARAMETERS, mistaken_step(*args, **variant), strict=True))
+
+
+_STEP_MISTAKES = (
+    KnownMistake("delta_of_z", _SLOPE_AT_Z_HINT, _with(_step_outputs, _SLOPE_AT_Z)),
+    KnownMistake("sigmoid_twice", _SIGMOID_AGAIN_HINT, _with(_step_outputs, [_SIGMOID_AGAIN])),
+)
+_TRAIN_MISTAKES = (
+    KnownMistake("summed_all_entries", _SUMMED_HINT,
+                 _with(mistaken_train, [{"bias_sum": lambda d: d.sum()}])),
+    KnownMistake("delta_of_z", _SLOPE_AT_Z_HINT, _with(mistaken_train, _SLOPE_AT_Z)),
+    KnownMistake("sigmoid_twice", _SIGMOID_AGAIN_HINT, _with(mistaken_train, [_SIGMOID_AGAIN])),
+    *rate_mistakes(usual_rates=(LEARNING_RATE, 0.5)),
+)
+_SIGMOID_DELTA_MISTAKES = (
+    KnownMistake("sigmoid_twice", _SIGMOID_AGAIN_HINT,
+                 lambda _reference, args: [{"sigmoid_delta(a)": _slope_of_sigmoid_again(
+                     args["a"])}]),
+)
+
+
 # ---- cases ------------------------------------------------------------------------------
 
 def seeded_networks(kind: str, seed: int) -> list[tuple[str, tuple[torch.Tensor, ...]]]:
@@ -169,8 +247,6 @@ def _train_cases(kind, seed):
             in zip(seeded_networks(kind, seed), settings, strict=True)]
 
 
-_PARAMETERS = ("w1", "b1", "w2", "b2")
-
 ASSIGNMENT = Assignment("nn_from_scratch", (
     Part("sigmoid_activation", "sigmoid_activation", points=1, returns="sigmoid_activation(z)",
          make_cases=_sigmoid_cases, reference=reference_sigmoid, tolerance=ONE_OPERATION),
@@ -179,12 +255,13 @@ ASSIGNMENT = Assignment("nn_from_scratch", (
          builds_on=("sigmoid_activation",)),
     Part("sigmoid_delta", "sigmoid_delta", points=1, returns="sigmoid_delta(a)",
          make_cases=_sigmoid_delta_cases, reference=reference_sigmoid_delta,
-         tolerance=ONE_OPERATION, manual_backprop=True),
+         tolerance=ONE_OPERATION, manual_backprop=True, mistakes=_SIGMOID_DELTA_MISTAKES),
     Part("train_step", "train_step", points=3, returns=_PARAMETERS,
          make_cases=_train_step_cases, reference=reference_train_step, tolerance=ONE_STEP,
          deltas={name: name for name in _PARAMETERS}, builds_on=("forward", "sigmoid_delta"),
-         manual_backprop=True),
+         manual_backprop=True, mistakes=_STEP_MISTAKES),
     Part("train", "train", points=3, returns=("losses", _PARAMETERS),
          make_cases=_train_cases, reference=reference_train, tolerance=TRAINING,
-         sequences=frozenset({"losses"}), builds_on=("train_step",), manual_backprop=True),
+         sequences=frozenset({"losses"}), builds_on=("train_step",), manual_backprop=True,
+         mistakes=_TRAIN_MISTAKES),
 ))

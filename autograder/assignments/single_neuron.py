@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ..compare import layout_problem
+from ..diagnosis import Finding, KnownMistake, rate_mistakes
 from ..parts import Assignment, Case, Part
 from ..tolerances import LEARNED, ONE_STEP, TRAINING
 
@@ -64,17 +65,20 @@ def neuron(x, weight, bias, negative_slope):
     return z if negative_slope is None else F.leaky_relu(z, negative_slope)
 
 
-def _trained(x, y, params, negative_slope, learning_rate, epochs):
+def _trained(x, y, params, negative_slope, learning_rate, epochs, accumulate=False):
     """Gradient descent by autograd: the loss of each epoch (before its update) and the
-    parameters after the last one."""
+    parameters after the last one. accumulate: the mistake of never clearing .grad, so
+    that each step uses the sum of every gradient so far."""
     params = [p.clone() for p in params]
+    totals = [torch.zeros_like(p) for p in params]
     losses = []
     for _ in range(epochs):
         leaves = [p.detach().requires_grad_() for p in params]
         loss = F.mse_loss(neuron(x, leaves[0], leaves[1] if len(leaves) > 1 else None,
                                  negative_slope), y)
         grads = torch.autograd.grad(loss, leaves)
-        params = [p - learning_rate * g for p, g in zip(params, grads, strict=True)]
+        totals = [t + g if accumulate else g for t, g in zip(totals, grads, strict=True)]
+        params = [p - learning_rate * g for p, g in zip(params, totals, strict=True)]
         losses.append(loss.detach())
     return torch.stack(losses), params
 
@@ -119,28 +123,61 @@ def reference_train_neuron(x, y, weight, bias, negative_slope, learning_rate, ep
 
 # ---- checks on the facts ----------------------------------------------------------------
 
-def _learned_the_map(case: Case, outputs: dict[str, torch.Tensor]) -> str | None:
+def _learned_the_map(case: Case, outputs: dict[str, torch.Tensor]) -> Finding | None:
     """The trained parameters are within LEARNED of the map that made the targets."""
     for name, truth in case.truth.items():
         if not torch.isclose(outputs[name], truth, rtol=LEARNED.rtol, atol=LEARNED.atol).all():
-            return (f"the trained {name} is not close to the true map that generated y: "
-                    f"train longer or check the learning rate.")
+            return Finding(f"the trained {name} is not close to the true map that generated "
+                           f"y: train longer or check the learning rate.", "not_learned")
     return None
 
 
-def _is_dead_start(case: Case, outputs: dict[str, torch.Tensor]) -> str | None:
+def _is_dead_start(case: Case, outputs: dict[str, torch.Tensor]) -> Finding | None:
     """The start is a weight where every pre-activation is negative, so dL/dw is exactly 0."""
     x, weight = case.args["x"], outputs["weight"]
     problem = layout_problem("weight", weight, torch.zeros(1, 1, dtype=x.dtype))
     if problem:
         return problem
     if not (x @ weight.T < 0).all():
-        return ("some inputs x give w * x >= 0 with this weight, so the ReLU passes them on "
-                "and the neuron still learns: choose the weight's sign against the sign of x.")
+        return Finding("some inputs x give w * x >= 0 with this weight, so the ReLU passes "
+                       "them on and the neuron still learns: choose the weight's sign against "
+                       "the sign of x.", "not_dead")
     y = torch.ones(x.shape[0], 1, dtype=x.dtype)
     if _weight_gradient(x, y, weight, 0.0).ne(0).any():
-        return "the gradient of the loss with respect to this weight is not exactly zero."
+        return Finding("the gradient of the loss with respect to this weight is not exactly "
+                       "zero.", "not_dead")
     return None
+
+
+# ---- known mistakes: the wrong answers the diagnosis recognises -------------------------
+
+_ZERO_GRAD_HINT = ("Its gradients pile up: each step used the sum of every gradient so far, "
+                   "because .grad was never cleared. Call optimizer.zero_grad() before "
+                   "loss.backward() in every epoch.")
+_NOT_LEAKY_HINT = ("That is the gradient of a plain ReLU neuron: it is zero wherever x * w < 0. "
+                   "Use nn.LeakyReLU(negative_slope), whose slope there is negative_slope.")
+# Learning rates a student may have written into the code: the visible cases'.
+_USUAL_RATES = (0.1, 0.3)
+
+
+def _without_zero_grad(_reference, args):
+    names = [name for name in ("weight", "bias") if name in args]
+    losses, params = _trained(args["x"], args["y"], [args[name] for name in names],
+                              args.get("negative_slope"), args["learning_rate"],
+                              args["epochs"], accumulate=True)
+    yield {"losses": losses, **dict(zip(names, params, strict=True))}
+
+
+def _as_relu(reference, args):
+    yield reference(*{**args, "negative_slope": 0.0}.values())
+
+
+# Gradients that pile up make training oscillate, and rounding differences between two
+# correct computations of it grow without bound after about 150 epochs: the first 100
+# losses tell it apart (observed equal to 1e-13 there).
+_TRAINING_MISTAKES = (KnownMistake("missing_zero_grad", _ZERO_GRAD_HINT, _without_zero_grad,
+                                   first_epochs=100),
+                      *rate_mistakes(_USUAL_RATES))
 
 
 # ---- cases ------------------------------------------------------------------------------
@@ -221,12 +258,15 @@ def _neuron_cases(settings):
 
 
 _TRAINED = {"sequences": frozenset({"losses"}), "extra_check": _learned_the_map,
-            "tolerance": TRAINING, "reference": reference_train_neuron}
+            "tolerance": TRAINING, "reference": reference_train_neuron,
+            "mistakes": (KnownMistake("relu_not_leaky", _NOT_LEAKY_HINT, _as_relu),
+                         *_TRAINING_MISTAKES)}
 
 ASSIGNMENT = Assignment("single_neuron", (
     Part("linear", "train_linear", points=2, returns=("losses", "weight"),
          make_cases=_linear_cases, reference=reference_train_linear, tolerance=TRAINING,
-         sequences=frozenset({"losses"}), extra_check=_learned_the_map),
+         sequences=frozenset({"losses"}), extra_check=_learned_the_map,
+         mistakes=_TRAINING_MISTAKES),
     Part("relu_backprop", "relu_backprop", points=2,
          returns=("d_loss_d_output", "relu_slope", "weight_grad"),
          make_cases=_relu_backprop_cases, reference=reference_relu_backprop,
@@ -235,7 +275,8 @@ ASSIGNMENT = Assignment("single_neuron", (
          make_cases=_dead_start_cases, reference=reference_dead_relu_start,
          tolerance=ONE_STEP, extra_check=_is_dead_start),
     Part("leaky_relu", "leaky_relu_gradient", points=1, returns="weight_grad",
-         make_cases=_leaky_cases, reference=reference_leaky_relu_gradient, tolerance=ONE_STEP),
+         make_cases=_leaky_cases, reference=reference_leaky_relu_gradient, tolerance=ONE_STEP,
+         mistakes=(KnownMistake("relu_not_leaky", _NOT_LEAKY_HINT, _as_relu),)),
     Part("bias", "train_neuron", points=2, returns=("losses", "weight", "bias"),
          make_cases=_neuron_cases({"visible": _VISIBLE_BIAS, "hidden": _HIDDEN_BIAS}),
          **_TRAINED),

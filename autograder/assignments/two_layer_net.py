@@ -13,6 +13,7 @@ import time
 
 import torch
 
+from ..diagnosis import Finding, KnownMistake, rate_mistakes
 from ..parts import Assignment, Case, Part, StudentError
 from ..tolerances import EXACT, ONE_STEP, TRAINING
 
@@ -110,16 +111,29 @@ def reference_speed(h):
 
 _PYTHON_LOOPS = (ast.For, ast.AsyncFor, ast.While, ast.ListComp, ast.SetComp, ast.DictComp,
                  ast.GeneratorExp)
+# Calls that run Python once per entry, a loop in all but name: map(f, ...), h.apply_(f),
+# h.tolist() or h.item() (numbers one by one), numpy.vectorize(f).
+_PER_ENTRY_CALLS = frozenset({"map", "filter", "apply_", "map_", "map2_", "tolist", "item",
+                              "vectorize"})
 
 
 def python_loops(function) -> int:
-    """How many loops and comprehensions the source of function contains."""
+    """How many loops, comprehensions and per-entry calls the source of function contains."""
     try:
         source = textwrap.dedent(inspect.getsource(function))
     except (OSError, TypeError):
         raise StudentError("the source of relu_grad_vectorized cannot be read: define it with "
                            "`def` in a notebook cell.") from None
-    return sum(isinstance(node, _PYTHON_LOOPS) for node in ast.walk(ast.parse(source)))
+    return sum(isinstance(node, _PYTHON_LOOPS) or _calls_per_entry(node)
+               for node in ast.walk(ast.parse(source)))
+
+
+def _calls_per_entry(node: ast.AST) -> bool:
+    if not isinstance(node, ast.Call):
+        return False
+    called = node.func
+    name = called.attr if isinstance(called, ast.Attribute) else getattr(called, "id", None)
+    return name in _PER_ENTRY_CALLS
 
 
 # Bound when this module loads, before any student code runs: a notebook that replaces
@@ -149,16 +163,29 @@ def time_against_loop(function, h):
             torch.tensor(float(loops), dtype=torch.float64))
 
 
-def _fast_and_loop_free(case: Case, outputs: dict[str, torch.Tensor]) -> str | None:
+def _fast_and_loop_free(case: Case, outputs: dict[str, torch.Tensor]) -> Finding | None:
     if outputs["python_loops"].item() > 0:
-        return ("relu_grad_vectorized still loops in Python (a for or while loop, or a "
-                "comprehension): express it as one operation on the whole tensor.")
+        return Finding("relu_grad_vectorized still loops in Python (a for or while loop, a "
+                       "comprehension, or a call that runs Python for each entry: map, apply_, "
+                       "tolist, item): express it as one operation on the whole tensor.",
+                       "python_loop")
     speedup = outputs["speedup"].item()
     if speedup < REQUIRED_SPEEDUP:
-        return (f"it is {speedup:.1f} times as fast as the loop; vectorized code should be "
-                f"at least {REQUIRED_SPEEDUP} times as fast. Avoid per-element Python work "
-                f"(.item(), .tolist(), map, a helper that loops).")
+        return Finding(f"it is {speedup:.1f} times as fast as the loop; vectorized code should "
+                       f"be at least {REQUIRED_SPEEDUP} times as fast. Avoid per-element Python "
+                       f"work (.item(), .tolist(), map, a helper that loops).", "too_slow")
     return None
+
+
+# ---- known mistakes: the wrong answers the diagnosis recognises -------------------------
+
+_SLOPE_AT_ZERO = KnownMistake(
+    "relu_slope_at_zero", "It gives the slope 1 where h == 0, as the tutorial does (h >= 0). "
+                          "PyTorch, and these checks, take ReLU's slope at 0 to be 0: use h > 0.",
+    lambda _reference, args: [{"relu_grad": (args["h"] >= 0).to(args["h"].dtype)}])
+# Learning rates a student may have written into the loop: the visible case's, and the
+# tutorial's (jcjohnson's 1e-6).
+_USUAL_RATES = (1e-3, 1e-6)
 
 
 # ---- cases -------------------------------------------------------------------------------
@@ -202,15 +229,17 @@ def _speed_cases(kind, seed):
 
 ASSIGNMENT = Assignment("two_layer_net", (
     Part("relu_grad_loop", "relu_grad_loop", points=1, returns="relu_grad",
-         make_cases=_relu_cases, reference=reference_relu_grad, tolerance=EXACT),
+         make_cases=_relu_cases, reference=reference_relu_grad, tolerance=EXACT,
+         mistakes=(_SLOPE_AT_ZERO,)),
     Part("relu_grad_vectorized", "relu_grad_vectorized", points=1, returns="relu_grad",
-         make_cases=_relu_cases, reference=reference_relu_grad, tolerance=EXACT),
+         make_cases=_relu_cases, reference=reference_relu_grad, tolerance=EXACT,
+         mistakes=(_SLOPE_AT_ZERO,)),
     Part("backward", "backward", points=3, returns=("loss", "grad_w1", "grad_w2"),
          make_cases=_backward_cases, reference=reference_backward, tolerance=ONE_STEP,
          builds_on=("relu_grad_vectorized",)),
     Part("train", "train", points=2, returns=("losses", "w1", "w2"), make_cases=_train_cases,
          reference=reference_train, tolerance=TRAINING, sequences=frozenset({"losses"}),
-         builds_on=("backward",)),
+         builds_on=("backward",), mistakes=rate_mistakes(_USUAL_RATES)),
     Part("speed", "relu_grad_vectorized", points=2, returns=("speedup", "python_loops"),
          make_cases=_speed_cases, reference=reference_speed, tolerance=EXACT,
          call=time_against_loop, extra_check=_fast_and_loop_free),

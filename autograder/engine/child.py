@@ -120,11 +120,12 @@ def execute_request(workdir: Path) -> None:
         for index, case in enumerate(part_cases):
             try:
                 if not callable(function):
-                    raise StudentError(_missing(part.function, function, status["cell_errors"]))
+                    raise StudentError(_missing(part.function, function, status["cell_errors"]),
+                                       "missing_function")
                 returned = call_student(part, function, case)
                 _check_devices(returned, device)
             except StudentError as error:
-                outcomes.append(str(error)[:protocol.MAX_MESSAGE_CHARS])
+                outcomes.append(protocol.failure(error.finding()))
                 break
             for name, tensor in returned.items():  # copied now: later code may change it
                 outputs[protocol.key(part_id, index, name)] = protocol.own_copy(tensor)
@@ -139,7 +140,8 @@ def _check_devices(returned: dict[str, torch.Tensor], device: torch.device) -> N
     """Outputs travel back from the CPU or the inputs' device; any other is the student's."""
     for name, tensor in returned.items():
         if not tensor.is_cpu and tensor.device != device:
-            raise StudentError(f"{name} is on {tensor.device}, but the inputs are on {device}.")
+            raise StudentError(f"{name} is on {tensor.device}, but the inputs are on {device}.",
+                               "wrong_device")
 
 
 def _missing(name: str, value, cell_errors: list[str]) -> str:

@@ -9,7 +9,8 @@ The trusted side writes:
     inputs.safetensors    the tensor arguments, keys "<part>/<case>/<argument>"
 The sandboxed child writes, after the notebook's cells and again after each part:
     status.json           {"cells_done": bool, "cell_errors": [...],
-                           "parts": {part: ["ok" | an error message, ...]},
+                           "parts": {part: ["ok" | {"message": why it failed,
+                                                    "mistake": its name or null}, ...]},
                            "on_device": [keys of outputs that were on the inputs' GPU]}
     outputs.safetensors   the returned tensors, keys "<part>/<case>/<output>"
 
@@ -29,6 +30,7 @@ import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
+from ..diagnosis import Finding, known_mistake
 from ..parts import Case, Part
 
 SUBMISSION = "submission.ipynb"
@@ -46,6 +48,22 @@ MAX_MESSAGE_CHARS = 600
 
 class Tampered(Exception):
     """The child's files are not what an honest child writes; the text says how."""
+
+
+def failure(finding: Finding) -> dict:
+    """How the child writes a case that failed: its message and the mistake's name."""
+    return {"message": finding.message[:MAX_MESSAGE_CHARS], "mistake": finding.mistake}
+
+
+def _failure_finding(outcome: dict) -> Finding:
+    """A failed case as the child wrote it; a name outside the vocabulary is dropped."""
+    return Finding(outcome["message"][:MAX_MESSAGE_CHARS], known_mistake(outcome["mistake"]))
+
+
+def _is_outcome(outcome) -> bool:
+    return outcome == OK or isinstance(outcome, dict) and set(outcome) == {"message", "mistake"} \
+        and isinstance(outcome["message"], str) \
+        and (outcome["mistake"] is None or isinstance(outcome["mistake"], str))
 
 
 def key(part_id: str, case_index: int, name: str) -> str:
@@ -162,7 +180,7 @@ def read_status(workdir: Path) -> dict | None:
     if not (isinstance(status, dict) and isinstance(status.get("cells_done"), bool)
             and isinstance(status.get("cell_errors"), list)
             and isinstance(status.get("parts"), dict)
-            and all(isinstance(outcomes, list) and all(isinstance(o, str) for o in outcomes)
+            and all(isinstance(outcomes, list) and all(map(_is_outcome, outcomes))
                     for outcomes in status["parts"].values())
             and all(isinstance(e, str) for e in status["cell_errors"])
             and isinstance(status.get("on_device", []), list)
@@ -172,8 +190,9 @@ def read_status(workdir: Path) -> dict | None:
 
 
 def read_outcomes(workdir: Path, parts: list[Part], n_cases: dict[str, int], status: dict,
-                  device: torch.device = CPU) -> dict[str, list[dict[str, torch.Tensor] | str]]:
-    """Per finished part, each case's outputs (plain tensors) or its error message.
+                  device: torch.device = CPU
+                  ) -> dict[str, list[dict[str, torch.Tensor] | Finding]]:
+    """Per finished part, each case's outputs (plain tensors) or why it failed.
 
     An output the child had on the inputs' device is moved back to `device`; the others
     stay on the CPU, where the checks find them if the inputs were elsewhere.
@@ -187,7 +206,7 @@ def read_outcomes(workdir: Path, parts: list[Part], n_cases: dict[str, int], sta
     except Exception as error:  # safetensors raises its own error type for a bad header
         raise Tampered(f"outputs.safetensors cannot be read ({type(error).__name__})") from None
     expected: set[str] = set()
-    outcomes: dict[str, list[dict[str, torch.Tensor] | str]] = {}
+    outcomes: dict[str, list[dict[str, torch.Tensor] | Finding]] = {}
     for part in parts:
         if part.id not in status["parts"]:
             continue
@@ -199,7 +218,7 @@ def read_outcomes(workdir: Path, parts: list[Part], n_cases: dict[str, int], sta
         outcomes[part.id] = []
         for index, outcome in enumerate(listed):
             if outcome != OK:
-                outcomes[part.id].append(outcome[:MAX_MESSAGE_CHARS])
+                outcomes[part.id].append(_failure_finding(outcome))
                 continue
             names = {name: key(part.id, index, name) for name in part.output_names()}
             expected.update(names.values())

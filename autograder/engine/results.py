@@ -7,14 +7,18 @@ leaves either the old grade or the new one, never half of one.
 import contextlib
 import json
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..course import COURSE_ID
+from ..diagnosis import known_mistake
 from ..grading import PartResult
 from .protocol import write_atomically
 
-NOTE_OF_PART = "{part_id}: {score:g}/{max_score:g}. {message}"
+
+def note_of_part(part: PartResult) -> str:
+    """One line of plain-text feedback on a part."""
+    return f"{part.part_id}: {part.score:g}/{part.max_score:g}. {part.message}"
 
 
 @dataclass
@@ -43,7 +47,8 @@ class SubmissionResult:
         return {"assignment": self.assignment, "student": self.student, "seed": self.seed,
                 "score": self.score, "max_score": self.max_score, "note": self.note,
                 "parts": [{"id": part.part_id, "score": part.score, "max_score": part.max_score,
-                           "message": part.message} for part in self.parts],
+                           "message": part.message, "mistake": part.mistake,
+                           "figures": list(part.figures)} for part in self.parts],
                 "notebook_sha256": self.notebook_sha256, "isolation": self.isolation,
                 "seconds": round(self.seconds, 3)}
 
@@ -52,7 +57,8 @@ class SubmissionResult:
         return cls(assignment=data["assignment"], student=data.get("student"),
                    seed=data.get("seed"), note=data.get("note", ""),
                    parts=[PartResult(part["id"], part["score"], part["max_score"],
-                                     part["message"]) for part in data["parts"]],
+                                     part["message"], known_mistake(part.get("mistake")),
+                                     tuple(part.get("figures", ()))) for part in data["parts"]],
                    notebook_sha256=data.get("notebook_sha256"),
                    isolation=data.get("isolation", ""), seconds=data.get("seconds", 0.0))
 
@@ -61,7 +67,7 @@ class SubmissionResult:
         lines = [f"{self.assignment}: {self.score:g}/{self.max_score:g}"]
         if self.note:
             lines.append(self.note)
-        lines += [NOTE_OF_PART.format(**asdict(part)) for part in self.parts]
+        lines += [note_of_part(part) for part in self.parts]
         return "\n".join(lines)
 
 

@@ -82,8 +82,8 @@ def grade_notebook(path: Path, assignment: str, *, seed: int | None = None,
                               notebook_sha256=file_sha256(Path(path)))
     if problem:
         result.note = problem
-        result.parts = [PartResult(part.id, 0, part.points, f"Not graded: {problem}")
-                        for part in graded.parts]
+        result.parts = [PartResult(part.id, 0, part.points, f"Not graded: {problem}",
+                                   "not_graded") for part in graded.parts]
     else:
         # Graded on hidden cases only: fresh for this submission, and covering the visible
         # ones' shapes (a batch of 1 included). The visible cases are the student's own check.
@@ -225,6 +225,15 @@ def _timestamp(folder: Path):
         return None
 
 
+def verdict_outputs(part: PartResult) -> list[dict]:
+    """A test cell's outputs showing the verdict: its message, then its figures (SVG)."""
+    mark = "✔" if part.passed else "✘"
+    return [{"output_type": "stream", "name": "stdout", "text": f"{mark} {part.message}\n"},
+            *({"output_type": "display_data", "metadata": {},
+               "data": {"image/svg+xml": figure, "text/plain": "<figure>"}}
+              for figure in part.figures)]
+
+
 def write_autograded(result: SubmissionResult, notebook: bytes, path: Path) -> None:
     """The submitted notebook with each test cell's output replaced by the part's verdict.
 
@@ -236,9 +245,7 @@ def write_autograded(result: SubmissionResult, notebook: bytes, path: Path) -> N
         grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
         if cell.get("cell_type") == "code" and grade_id in verdicts:
             part = verdicts.pop(grade_id)
-            mark = "✔" if part.score == part.max_score else "✘"
-            cell["outputs"] = [{"output_type": "stream", "name": "stdout",
-                                "text": f"{mark} {part.message}\n"}]
+            cell["outputs"] = verdict_outputs(part)
             cell["execution_count"] = None
         elif cell.get("cell_type") == "code":
             cell["outputs"] = []
@@ -249,7 +256,6 @@ def write_autograded(result: SubmissionResult, notebook: bytes, path: Path) -> N
              "metadata": {"nbgrader": {"grade": True, "grade_id": part.part_id,
                                        "points": part.max_score, "locked": True,
                                        "solution": False, "schema_version": 3}},
-             "outputs": [{"output_type": "stream", "name": "stdout",
-                          "text": f"{part.message}\n"}]})
+             "outputs": verdict_outputs(part)})
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, json.dumps(content, indent=1).encode())

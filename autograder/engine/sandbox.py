@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from ..diagnosis import Finding
 from ..parts import Assignment, Case
 from . import protocol
 from .isolation import Limits, sandbox_uid
@@ -31,7 +32,7 @@ POLL_SECONDS = 0.05
 class SandboxError(RuntimeError):
     """The sandbox itself could not run (before any student code): no grade is recorded."""
 
-Outcome = dict[str, torch.Tensor] | str
+Outcome = dict[str, torch.Tensor] | Finding
 
 
 @dataclass
@@ -39,7 +40,7 @@ class SandboxRun:
     """What the sandbox produced: per part, each case's outcome or why the part got none."""
 
     outcomes: dict[str, list[Outcome]] = field(default_factory=dict)
-    failures: dict[str, str] = field(default_factory=dict)
+    failures: dict[str, Finding] = field(default_factory=dict)
     isolation: str = ""
 
     def settled(self, part_id: str) -> bool:
@@ -57,9 +58,10 @@ def run_parts(notebook: bytes, assignment: Assignment, cases: dict[str, list[Cas
             launcher, run)
         remaining = [p for p in remaining if not run.settled(p)]
         if remaining and not cells_finished:  # the next child would stop the same way
-            run.failures.update(dict.fromkeys(remaining, stopped))
+            run.failures.update(dict.fromkeys(remaining, Finding(stopped, "stopped")))
         elif remaining:  # the first unsettled part stopped the child; go on after it
-            run.failures[remaining[0]] = stopped or "the sandbox stopped during this part."
+            run.failures[remaining[0]] = Finding(
+                stopped or "the sandbox stopped during this part.", "stopped")
         remaining = [p for p in remaining if not run.settled(p)]
     return run
 
@@ -91,7 +93,8 @@ def _launch(notebook: bytes, assignment: Assignment, cases: dict[str, list[Case]
         except protocol.Tampered as error:
             message = (f"the grading files in the sandbox were changed by the notebook's code "
                        f"({error}), so this was not graded.")
-            run.failures.update({p.id: message for p in parts if not run.settled(p.id)})
+            run.failures.update({p.id: Finding(message, "not_graded") for p in parts
+                                 if not run.settled(p.id)})
             return True, message
         running = next((p for p in parts if p.id not in status["parts"]), None)
         return True, running and f"{running.function} {why}."

@@ -1,0 +1,256 @@
+"""What went wrong, by name: the mistakes the grader recognises, and how it recognises them.
+
+A wrong result gets a `Finding`: a message for the student and, when the grader can tell,
+the name of the mistake (a key of `MISTAKES`). The class report counts these names; the
+tests hold a labelled corpus of wrong submissions to them.
+
+Mistakes are recognised in three ways, most specific first:
+
+1. `KnownMistake`: a wrong answer the grader can compute itself, such as the training loop
+   with the tutorial's `d_hidn.sum()`, or with the learning rate negated (gradient ascent).
+   When the student's outputs equal it, the diagnosis is certain.
+2. Patterns between the student's tensor and the reference (`compare.compare`): an opposite
+   sign, a constant ratio (2, N, 2/N, the learning rate), a transpose, all entries equal.
+3. The exception a function raised (`exception_finding`): a product of mismatched shapes
+   that a transpose would fix, float32 meeting float64, autograd in a manual part.
+"""
+
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """One kind of mistake: how the class report names it, and whether it is a mistake in
+    the maths (what the course teaches) or in code that does not run or cannot be read."""
+
+    title: str
+    maths: bool = True
+
+
+MISTAKES: dict[str, Mistake] = {
+    # Backprop and its updates.
+    "sign": Mistake("opposite sign: the update climbs the gradient"),
+    "factor_of_2": Mistake("off by a factor of 2 (the 2 of the square, or the 1/2 of the loss)"),
+    "mean_vs_sum": Mistake("mean and sum mixed up (a factor of N, 1/N or 2/N)"),
+    "learning_rate_scale": Mistake("the learning rate missing from the update, or applied twice"),
+    "scale": Mistake("off by a constant factor"),
+    "transposed": Mistake("a transposed matrix"),
+    "bias_wrong_axis": Mistake("a bias gradient summed over the wrong axis"),
+    "summed_all_entries": Mistake("one sum over every unit (the tutorial's d_hidn.sum())"),
+    "sigmoid_twice": Mistake("sigmoid_delta applies the sigmoid again to an activation"),
+    "delta_of_z": Mistake("sigmoid_delta given z instead of the activation"),
+    "relu_slope_at_zero": Mistake("ReLU's slope taken as 1 at 0"),
+    "relu_not_leaky": Mistake("ReLU where Leaky ReLU was asked"),
+    # Training.
+    "wrong_epochs": Mistake("the wrong number of epochs"),
+    "wrong_learning_rate": Mistake("the wrong learning rate (a fixed one, not the argument)"),
+    "not_learned": Mistake("the trained model did not learn the true map"),
+    "not_dead": Mistake("a 'dead' ReLU start that still learns"),
+    # Autograd.
+    "missing_zero_grad": Mistake("zero_grad missing: gradients pile up (2x, 3x)"),
+    "accumulation_lost": Mistake("two backward calls that do not add up (.grad cleared, or "
+                                 "not copied)"),
+    "in_place_on_leaf": Mistake("an in-place update of a leaf outside torch.no_grad()"),
+    "rebound_parameter": Mistake("a parameter rebound (p = p - ...) instead of updated"),
+    "requires_grad_on_input": Mistake("requires_grad on the input"),
+    "missing_requires_grad": Mistake("a parameter that does not require grad"),
+    "not_a_leaf": Mistake("a parameter that is not a leaf"),
+    "autograd_used": Mistake("autograd used in a manual-backprop part"),
+    # Numbers and speed.
+    "float32": Mistake("float32 where float64 is expected"),
+    "wrong_device": Mistake("a result on another device than the inputs"),
+    "not_finite": Mistake("NaN or inf in the result"),
+    "shape": Mistake("a result of the wrong shape"),
+    "python_loop": Mistake("a Python loop in the vectorized code"),
+    "too_slow": Mistake("vectorized code less than 20x faster than the loop"),
+    # Code that does not run, or a notebook that cannot be read.
+    "not_written": Mistake("not written yet", maths=False),
+    "exception": Mistake("raises an exception", maths=False),
+    "wrong_type": Mistake("returns the wrong type or number of values", maths=False),
+    "missing_function": Mistake("function missing or renamed", maths=False),
+    "stopped": Mistake("stopped the grading (time-out, crash, os._exit)", maths=False),
+    "not_graded": Mistake("notebook not gradable (invalid, empty, tampered)", maths=False),
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """What is wrong with a result: a message for the student, the mistake's name when it
+    was recognised (a key of MISTAKES), and the output it was found in."""
+
+    message: str
+    mistake: str | None = None
+    output: str | None = None
+
+    def __post_init__(self):
+        if self.mistake is not None and self.mistake not in MISTAKES:
+            raise ValueError(f"unknown mistake {self.mistake!r}")
+
+
+def known_mistake(name: object) -> str | None:
+    """name when it is a mistake of the vocabulary, else None (for names read from files)."""
+    return name if isinstance(name, str) and name in MISTAKES else None
+
+
+# ---- the scale of a case: what a constant ratio can be explained by ----------------------
+
+@dataclass(frozen=True)
+class Scales:
+    """The sizes and rate of one case, to name a constant ratio (2/N, the learning rate)."""
+
+    batch: int | None = None  # N: the examples in the batch (rows of the targets)
+    entries: int | None = None  # the entries of the targets (N times the outputs)
+    learning_rate: float | None = None
+
+    @classmethod
+    def of(cls, args: dict) -> "Scales":
+        targets = next((args[name] for name in ("y", "labels") if name in args), None)
+        rate = args.get("learning_rate")
+        return cls(batch=targets.shape[0] if targets is not None and targets.dim() else None,
+                   entries=targets.numel() if targets is not None else None,
+                   learning_rate=float(rate) if isinstance(rate, (int, float)) else None)
+
+    def explanations(self) -> Iterator[tuple[float, str, str]]:
+        """(ratio, mistake, why) for every ratio these sizes explain, most likely first."""
+        yield 2.0, "factor_of_2", "look for the 2 of the square's derivative, or the 1/2 " \
+                                  "in front of the loss"
+        yield 0.5, "factor_of_2", "look for the 2 of the square's derivative, or the 1/2 " \
+                                  "in front of the loss"
+        for count, name in ((self.batch, "N, the batch size"),
+                            (self.entries, "N, the number of target entries")):
+            if count and count > 2:
+                why = (f"with {name} = {count}, that is a mean where a sum belongs or the "
+                       f"other way round (nn.MSELoss averages; a sum of squares does not)")
+                for ratio in (count, 1 / count, 2 / count, count / 2):
+                    yield ratio, "mean_vs_sum", why
+        rate = self.learning_rate
+        if rate and abs(rate - 1) > 1e-9:
+            why = "that is the learning rate: it is applied twice, or it is missing"
+            yield rate, "learning_rate_scale", why
+            yield 1 / rate, "learning_rate_scale", why
+
+
+UNKNOWN_SCALES = Scales()
+
+
+def name_ratio(ratio: float, scales: Scales) -> tuple[str, str]:
+    """(mistake, hint) for a result that is `ratio` times the reference everywhere."""
+    size = f"Every entry is about {ratio:.3g} times the right value"
+    if ratio < 0:
+        hint = " It has the opposite sign: check the sign of the error term or of the update"
+        if abs(abs(ratio) - 1) > 1e-6:
+            hint += f" (and its size: it is {abs(ratio):.3g} times as large)"
+        return "sign", hint + "."
+    for candidate, mistake, why in scales.explanations():
+        if abs(ratio / candidate - 1) < 1e-6:
+            return mistake, f" {size}: {why}."
+    return "scale", f" {size}: check the scale."
+
+
+# ---- known mistakes: wrong answers the grader can compute -------------------------------
+
+@dataclass(frozen=True, eq=False)
+class KnownMistake:
+    """A wrong answer the grader computes on a case, in the trusted process.
+
+    compute(reference, args) yields the outputs this mistake can produce on the case (a
+    family of mistakes yields several, a mistake that cannot show on this case none).
+    `reference` is the part's reference function, `args` the case's arguments."""
+
+    mistake: str
+    hint: str
+    compute: Callable[[Callable, dict], Iterable[dict[str, torch.Tensor]]]
+    # Outputs compared up to a constant factor: a loss history, where the mistake also
+    # scales the losses the student records (a sum where the mean belongs).
+    scaled: frozenset[str] = frozenset()
+    # Compare the first epochs of the loss history only, and nothing else: a mistake that
+    # makes training unstable also makes rounding differences grow without bound.
+    first_epochs: int | None = None
+
+
+LOSSES = frozenset({"losses"})
+
+
+def rate_mistakes(usual_rates: tuple[float, ...] = ()) -> tuple[KnownMistake, ...]:
+    """The training loop run with another learning rate, for the mistakes that amount to
+    one: a sign error is a negative rate, a factor of 2 in the gradient doubles it, a mean
+    where the sum belongs divides it by N; a rate written into the loop replaces it.
+
+    The losses are compared up to a constant factor: a mistake in the scale of the loss
+    also scales the losses the student records."""
+    def scaled(factor_of: Callable[[Scales], list[float]]):
+        def compute(reference, args):
+            scales = Scales.of(args)
+            for rate in factor_of(scales):
+                if abs(rate - scales.learning_rate) > 1e-12:
+                    yield reference(*{**args, "learning_rate": rate}.values())
+        return compute
+
+    def explained(mistake: str):
+        return lambda s: [s.learning_rate * r for r, m, _ in s.explanations() if m == mistake]
+
+    return (
+        KnownMistake("sign", "The loss goes up: the updates climb the gradient instead of "
+                             "descending it. Check the sign of the error term or of the update.",
+                     scaled(lambda s: [-s.learning_rate]), LOSSES),
+        KnownMistake("wrong_learning_rate", "It trained with a learning rate fixed in the code, "
+                                            "not the learning_rate argument.",
+                     scaled(lambda s: list(usual_rates)), LOSSES),
+        KnownMistake("factor_of_2", "It trained as if the gradient were twice (or half) what it "
+                                    "is: look for the 2 of the square's derivative, or the 1/2 "
+                                    "of the loss.", scaled(explained("factor_of_2")), LOSSES),
+        KnownMistake("mean_vs_sum", "It trained as if the gradient were scaled by the batch "
+                                    "size: a mean where a sum belongs, or the other way round.",
+                     scaled(explained("mean_vs_sum")), LOSSES),
+        KnownMistake("learning_rate_scale", "It trained as if the learning rate were missing "
+                                            "from the update, or applied twice.",
+                     scaled(explained("learning_rate_scale")), LOSSES),
+    )
+
+
+# ---- exceptions ----------------------------------------------------------------------------
+
+_MATMUL = re.compile(r"shapes cannot be multiplied \((\d+)x(\d+) and (\d+)x(\d+)\)")
+_BROADCAST = re.compile(r"size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\)")
+_DEVICES = ("expected device", "same device")
+_DTYPES = ("same dtype", "Double but found Float", "Float but found Double",
+           "expected scalar type Double")
+
+
+def exception_finding(function: str, error: BaseException, args: dict) -> Finding:
+    """The finding for a function that raised error on a case with these arguments."""
+    message = f"{function} raised {type(error).__name__}: {error}"
+    text = str(error)
+    matmul = _MATMUL.search(text)
+    if matmul:
+        a, b, c, d = map(int, matmul.groups())
+        if b == d or a == c:
+            factor = "second" if b == d else "first"
+            return Finding(f"{message}. The {factor} factor of that product looks transposed: "
+                           f"check the order of the factors and each .t().", "transposed")
+        return Finding(f"{message}. Check the shapes of that product's factors.", "shape")
+    broadcast = _BROADCAST.search(text)
+    if broadcast:
+        sizes = set(map(int, broadcast.groups()))
+        matrix = next((name for name, value in args.items() if isinstance(value, torch.Tensor)
+                       and value.dim() == 2 and len(sizes) == 2 and set(value.shape) == sizes),
+                      None)
+        if matrix:
+            shape = tuple(args[matrix].shape)
+            return Finding(f"{message}. Something of shape {shape[::-1]} met {matrix}, of shape "
+                           f"{shape}: what you computed for {matrix} looks transposed.",
+                           "transposed")
+        return Finding(f"{message}. Two tensors of different shapes were combined: check each "
+                       f"sum's axis and each product's shapes.", "shape")
+    if any(marker in text for marker in _DEVICES):
+        return Finding(f"{message}. Tensors on two devices met: make every tensor on the "
+                       f"inputs' device (device=x.device, or .to(x.device)).", "wrong_device")
+    if any(marker in text for marker in _DTYPES):
+        return Finding(f"{message}. A float32 tensor met a float64 one: make every tensor "
+                       f"with dtype= the inputs' dtype (nn.Linear(..., dtype=x.dtype)).",
+                       "float32")
+    return Finding(message, "exception")
