@@ -1,0 +1,352 @@
+"""A labelled corpus of wrong submissions: for each assignment, at least two submissions per
+mistake the diagnosis names, where the mistake can occur in that assignment.
+
+Each submission is the source notebook's solution with a few `Edit`s, the way a student
+gets it wrong. `fails` lists every part that must fail, with the mistake its diagnosis must
+name (None: it fails, and no name is expected, typically a later part that calls the wrong
+one); every other part must score full marks. The first entry of `fails` is the part where
+the mistake is made.
+"""
+
+from dataclasses import dataclass
+
+from autograder.submissions import Edit
+
+
+@dataclass(frozen=True)
+class Wrong:
+    """A wrong submission, its labelled mistake, and the diagnosis each part must get."""
+
+    student: str
+    mistake: str
+    edits: tuple[Edit, ...]
+    fails: dict[str, str | None]
+
+
+def edits(cell: str, *pairs: tuple[str, str]) -> tuple[Edit, ...]:
+    """Edits of one answer cell: (old, new) pairs."""
+    return tuple(Edit(cell, old, new) for old, new in pairs)
+
+
+def wrong(student: str, mistake: str, edit: tuple[Edit, ...], *parts: str,
+          **also: str | None) -> Wrong:
+    """A mistake that makes each of `parts` fail with it (and the parts in `also` with
+    the diagnosis given there)."""
+    return Wrong(student, mistake, edit, {**dict.fromkeys(parts, mistake), **also})
+
+
+# ---- nn_from_scratch ------------------------------------------------------------------------
+
+STEP, TRAIN = "train_step_answer", "train_answer"
+UPDATES = ("w2 = w2 + ", "b2 = b2 + ", "w1 = w1 + ", "b1 = b1 + ")
+
+
+def every_update(old: str, new: str) -> tuple[Edit, ...]:
+    """The same change in the four updates of train_step (`old` follows "p = p + ")."""
+    return tuple(Edit(STEP, update + old, update.replace("+ ", "") + new) for update in UPDATES)
+
+
+def nn_wrong(student: str, mistake: str, edit: tuple[Edit, ...], *, train: str | None = "same",
+             first: str = "train_step", **also: str | None) -> Wrong:
+    """A mistake made in `first` (train_step by default), which train inherits."""
+    fails = {first: mistake, **also}
+    if train is not None and first != "train":
+        fails["train"] = mistake if train == "same" else train
+    return Wrong(student, mistake, edit, fails)
+
+
+NN_FROM_SCRATCH = [
+    nn_wrong("sign_error_term", "sign", edits(STEP, ("(y - output) * sigmoid_delta",
+                                                     "(output - y) * sigmoid_delta"))),
+    nn_wrong("sign_updates", "sign", every_update("learning_rate", "- learning_rate")),
+    nn_wrong("factor_2_error_term", "factor_of_2", edits(STEP, ("d_outp = (y - output)",
+                                                                "d_outp = 2 * (y - output)"))),
+    nn_wrong("factor_2_updates", "factor_of_2",
+             every_update("learning_rate", "+ 2 * learning_rate")),
+    nn_wrong("mean_over_batch", "mean_vs_sum", edits(STEP, (
+        "d_outp = (y - output) * sigmoid_delta(output)",
+        "d_outp = (y - output) * sigmoid_delta(output) / X.shape[0]"))),
+    nn_wrong("mse_gradient", "mean_vs_sum", edits(STEP, (
+        "d_outp = (y - output)", "d_outp = 2 * (y - output) / y.numel()"))),
+    nn_wrong("no_learning_rate", "learning_rate_scale", every_update("learning_rate * ", "+ ")),
+    nn_wrong("learning_rate_twice", "learning_rate_scale",
+             every_update("learning_rate", "+ learning_rate * learning_rate")),
+    nn_wrong("transposed_w1_in_forward", "transposed", edits(
+        "forward_answer", ("torch.mm(X, w1)", "torch.mm(X, w1.t())")), first="forward",
+             train_step="transposed", train="transposed"),
+    nn_wrong("transposed_w1_update", "transposed", edits(STEP, ("torch.mm(X.t(), d_hidn)",
+                                                                "torch.mm(d_hidn.t(), X)"))),
+    nn_wrong("b1_summed_over_units", "bias_wrong_axis", edits(STEP, (
+        "d_hidn.sum(0, keepdim=True)", "d_hidn.sum(1, keepdim=True)"))),
+    nn_wrong("b2_summed_over_outputs", "bias_wrong_axis", edits(STEP, (
+        "d_outp.sum(0, keepdim=True)", "d_outp.sum(1, keepdim=True)"))),
+    nn_wrong("tutorial_d_hidn_sum", "summed_all_entries", edits(STEP, (
+        "d_hidn.sum(0, keepdim=True)", "d_hidn.sum()"))),
+    nn_wrong("torch_sum_of_d_hidn", "summed_all_entries", edits(STEP, (
+        "d_hidn.sum(0, keepdim=True)", "torch.sum(d_hidn)"))),
+    nn_wrong("sigmoid_of_activation", "sigmoid_twice", edits("sigmoid_delta_answer", (
+        "return a * (1 - a)", "return sigmoid_activation(a) * (1 - sigmoid_activation(a))")),
+             first="sigmoid_delta", train_step="sigmoid_twice"),
+    nn_wrong("torch_sigmoid_of_activation", "sigmoid_twice", edits("sigmoid_delta_answer", (
+        "return a * (1 - a)", "return torch.sigmoid(a) * (1 - torch.sigmoid(a))")),
+             first="sigmoid_delta", train_step="sigmoid_twice"),
+    nn_wrong("delta_at_z2", "delta_of_z", edits(STEP, ("sigmoid_delta(output)",
+                                                       "sigmoid_delta(z2)"))),
+    nn_wrong("delta_at_z1", "delta_of_z", edits(STEP, ("sigmoid_delta(a1)", "sigmoid_delta(z1)"))),
+    nn_wrong("fixed_500_epochs", "wrong_epochs", edits(TRAIN, ("range(epochs)", "range(500)")),
+             first="train"),
+    nn_wrong("one_epoch_too_many", "wrong_epochs",
+             edits(TRAIN, ("range(epochs)", "range(epochs + 1)")), first="train"),
+    nn_wrong("fixed_rate_0_1", "wrong_learning_rate", edits(TRAIN, (
+        "train_step(X, y, w1, b1, w2, b2, learning_rate)",
+        "train_step(X, y, w1, b1, w2, b2, 0.1)")), first="train"),
+    nn_wrong("fixed_rate_0_5", "wrong_learning_rate", edits(TRAIN, (
+        "train_step(X, y, w1, b1, w2, b2, learning_rate)",
+        "train_step(X, y, w1, b1, w2, b2, 0.5)")), first="train"),
+    nn_wrong("float32_sigmoid", "float32", edits("sigmoid_activation_answer", (
+        "torch.exp(-z)", "torch.exp(-z.float())")), first="sigmoid_activation",
+             forward="float32", train_step="float32", train="float32"),
+    nn_wrong("float32_arithmetic", "float32", edits("sigmoid_activation_answer", (
+        "return 1 / (1 + torch.exp(-z))", "return (1 / (1 + torch.exp(-z.float()))).double()")),
+             first="sigmoid_activation", forward="float32", train_step="float32",
+             train="float32"),
+]
+
+
+# ---- single_neuron --------------------------------------------------------------------------
+
+LINEAR, NEURON = "linear_answer", "bias_answer"
+BOTH_NEURONS = ("bias", "several_inputs")
+
+
+SINGLE_NEURON = [
+    wrong("no_zero_grad_linear", "missing_zero_grad",
+          edits(LINEAR, ("        optimizer.zero_grad()\n", "")), "linear"),
+    wrong("no_zero_grad_neuron", "missing_zero_grad",
+          edits(NEURON, ("        optimizer.zero_grad()\n", "")), *BOTH_NEURONS),
+    wrong("error_term_reversed", "sign", edits("relu_backprop_answer", (
+        "2 * (output.detach() - y)", "2 * (y - output.detach())")), "relu_backprop"),
+    wrong("ascent_on_the_loss", "sign", edits(NEURON, (
+        "loss.backward()", "(-loss).backward()")), *BOTH_NEURONS),
+    wrong("no_2_in_the_derivative", "factor_of_2", edits("relu_backprop_answer", (
+        "2 * (output.detach() - y)", "(output.detach() - y)")), "relu_backprop"),
+    wrong("doubled_loss", "factor_of_2", edits("leaky_relu_answer", (
+        "nn.MSELoss()(output, y).backward()", "(2 * nn.MSELoss()(output, y)).backward()")),
+          "leaky_relu"),
+    wrong("derivative_without_mean", "mean_vs_sum", edits("relu_backprop_answer", (
+        "2 * (output.detach() - y) / y.shape[0]", "2 * (output.detach() - y)")),
+          "relu_backprop"),
+    wrong("summed_loss", "mean_vs_sum", edits(LINEAR, (
+        "loss_function = nn.MSELoss()", "loss_function = nn.MSELoss(reduction='sum')")),
+          "linear"),
+    wrong("fixed_100_epochs", "wrong_epochs", edits(LINEAR, ("range(epochs)",
+                                                                     "range(100)")), "linear"),
+    wrong("one_epoch_short", "wrong_epochs", edits(NEURON, (
+        "range(epochs)", "range(epochs - 1)")), *BOTH_NEURONS),
+    wrong("fixed_rate_linear", "wrong_learning_rate", edits(LINEAR, (
+        "lr=learning_rate", "lr=0.1")), "linear"),
+    wrong("fixed_rate_neuron", "wrong_learning_rate", edits(NEURON, (
+        "lr=learning_rate", "lr=0.3")), *BOTH_NEURONS),
+    wrong("relu_gradient", "relu_not_leaky", edits("leaky_relu_answer", (
+        "nn.LeakyReLU(negative_slope)(neuron(x))", "nn.ReLU()(neuron(x))")), "leaky_relu"),
+    wrong("relu_neuron", "relu_not_leaky", edits(NEURON, (
+        "nn.LeakyReLU(negative_slope)", "nn.ReLU()")), *BOTH_NEURONS),
+    wrong("live_start", "not_dead", edits("dead_relu_answer", (
+        "return -sign *", "return sign *")), "dead_relu"),
+    wrong("zero_start", "not_dead", edits("dead_relu_answer", (
+        "return -sign *", "return 0 * sign *")), "dead_relu"),
+    wrong("float32_linear_layer", "float32", edits(LINEAR, (
+        ", dtype=weight.dtype)", ")")), "linear", "relu_backprop", "leaky_relu",
+          *BOTH_NEURONS),
+    wrong("float32_start", "float32", edits("dead_relu_answer", (
+        "torch.ones(1, 1, dtype=x.dtype)", "torch.ones(1, 1)")), "dead_relu"),
+]
+
+
+# ---- autograd_basics ------------------------------------------------------------------------
+
+PREPARE, ACCUMULATE = "requires_grad_answer", "accumulate_answer"
+MANUAL, SGD, LOSSES = "manual_step_answer", "sgd_step_answer", "losses_answer"
+LEAVES = "w1, b1, w2, b2 = (p.clone().requires_grad_() for p in (w1, b1, w2, b2))"
+IN_PLACE = ("    with torch.no_grad():\n        for p in params:\n"
+            "            p -= learning_rate * p.grad")
+
+
+AUTOGRAD_BASICS = [
+    wrong("input_requires_grad", "requires_grad_on_input", edits(PREPARE, (
+        "return X, w1", "return X.requires_grad_(), w1")), "requires_grad"),
+    wrong("input_clone_requires_grad", "requires_grad_on_input", edits(PREPARE, (
+        "return X, w1", "return X.clone().requires_grad_(), w1")), "requires_grad"),
+    wrong("no_requires_grad", "missing_requires_grad", edits(PREPARE, (
+        LEAVES, "w1, b1, w2, b2 = (p.clone() for p in (w1, b1, w2, b2))")), "requires_grad",
+          losses="exception", accumulate="exception"),
+    wrong("b2_forgotten", "missing_requires_grad", edits(PREPARE, (
+        LEAVES, "w1, b1, w2 = (p.clone().requires_grad_() for p in (w1, b1, w2))")),
+          "requires_grad"),
+    wrong("leaves_times_one", "not_a_leaf", edits(PREPARE, (
+        LEAVES, LEAVES.replace("requires_grad_()", "requires_grad_() * 1"))), "requires_grad",
+          losses="exception", accumulate="exception"),
+    wrong("clone_after_requires_grad", "not_a_leaf", edits(PREPARE, (
+        LEAVES, LEAVES.replace("requires_grad_()", "requires_grad_().clone()"))),
+          "requires_grad", losses="exception", accumulate="exception"),
+    wrong("no_copies", "accumulation_lost", edits(ACCUMULATE, *(
+        (f"{name} = w1.grad.clone()", f"{name} = w1.grad")
+        for name in ("after_one", "after_two", "after_zeroing"))), "accumulate"),
+    wrong("cleared_between_calls", "accumulation_lost", edits(ACCUMULATE, (
+        "    after_one = w1.grad.clone()\n",
+        "    after_one = w1.grad.clone()\n    w1.grad = None\n")), "accumulate"),
+    wrong("never_zeroed", "missing_zero_grad", edits(ACCUMULATE, (
+        "    w1.grad.zero_()\n", "")), "accumulate"),
+    wrong("sgd_without_zero_grad", "missing_zero_grad", edits(SGD, (
+        "    optimizer.zero_grad()\n", "")), "sgd_step"),
+    wrong("manual_without_clearing", "missing_zero_grad", edits(MANUAL, (
+        "    for p in params:\n        p.grad = None\n", "")), "manual_step"),
+    wrong("update_outside_no_grad", "in_place_on_leaf", edits(MANUAL, (
+        IN_PLACE, "    for p in params:\n        p -= learning_rate * p.grad")), "manual_step"),
+    wrong("sub_outside_no_grad", "in_place_on_leaf", edits(MANUAL, (
+        IN_PLACE, "    for p in params:\n        p.sub_(learning_rate * p.grad)")),
+          "manual_step"),
+    wrong("rebound_in_manual_step", "rebound_parameter", edits(MANUAL, (
+        "p -= learning_rate * p.grad", "p = p - learning_rate * p.grad")), "manual_step"),
+    wrong("rebound_list_in_sgd_step", "rebound_parameter", edits(SGD, (
+        "optimizer.step()", "params = [p - learning_rate * p.grad for p in params]")),
+          "sgd_step"),
+    wrong("ascent_in_manual_step", "sign", edits(MANUAL, (
+        "p -= learning_rate * p.grad", "p += learning_rate * p.grad")), "manual_step"),
+    wrong("negative_sum_loss", "sign", edits(LOSSES, (
+        "sum_loss = 0.5 *", "sum_loss = -0.5 *")), "losses"),
+    wrong("sum_loss_without_half", "factor_of_2", edits(LOSSES, (
+        "sum_loss = 0.5 * ((output - y) ** 2).sum()", "sum_loss = ((output - y) ** 2).sum()")),
+          "losses"),
+    wrong("accumulated_loss_without_half", "factor_of_2", edits(ACCUMULATE, (
+        "(0.5 * ((output - y) ** 2).sum()).backward()", "((output - y) ** 2).sum().backward()")),
+          "accumulate"),
+    wrong("sgd_on_summed_loss", "mean_vs_sum", edits(SGD, (
+        "nn.MSELoss()", "nn.MSELoss(reduction='sum')")), "sgd_step"),
+    wrong("manual_on_summed_loss", "mean_vs_sum", edits(MANUAL, (
+        "nn.MSELoss()", "nn.MSELoss(reduction='sum')")), "manual_step"),
+    wrong("manual_without_rate", "learning_rate_scale", edits(MANUAL, (
+        "p -= learning_rate * p.grad", "p -= p.grad")), "manual_step"),
+    wrong("manual_rate_twice", "learning_rate_scale", edits(MANUAL, (
+        "p -= learning_rate * p.grad", "p -= learning_rate * learning_rate * p.grad")),
+          "manual_step"),
+    wrong("float32_scale", "float32", edits(LOSSES, (
+        "torch.tensor(2 / y.numel(), dtype=y.dtype)", "torch.tensor(2 / y.numel())")),
+          "losses"),
+    wrong("float32_probabilities", "float32", edits(
+        "softmax_cross_entropy_answer", ("probabilities = exps / exps.sum(dim=1, keepdim=True)",
+                                         "probabilities = (exps / exps.sum(dim=1, "
+                                         "keepdim=True)).float()")), "softmax_cross_entropy"),
+]
+
+
+# ---- two_layer_net --------------------------------------------------------------------------
+
+VECTORIZED, BACKWARD, NET_TRAIN = ("relu_grad_vectorized_answer", "backward_answer",
+                                   "train_answer")
+ONE_OPERATION = "return (h > 0).to(h.dtype)"
+
+
+TWO_LAYER_NET = [
+    wrong("slope_1_at_zero", "relu_slope_at_zero", edits(VECTORIZED, ("(h > 0)", "(h >= 0)")),
+          "relu_grad_vectorized"),
+    wrong("loop_slope_1_at_zero", "relu_slope_at_zero", edits(
+        "relu_grad_loop_answer", ("if value > 0:", "if value >= 0:")), "relu_grad_loop"),
+    wrong("comprehension", "python_loop", edits(VECTORIZED, (
+        ONE_OPERATION, "return torch.stack([(row > 0).to(h.dtype) for row in h])")), "speed"),
+    wrong("row_loop", "python_loop", edits(VECTORIZED, (
+        ONE_OPERATION, "grad = torch.zeros_like(h)\n    for i in range(h.shape[0]):\n"
+                       "        grad[i] = (h[i] > 0).to(h.dtype)\n    return grad")), "speed"),
+    wrong("apply_per_entry", "python_loop", edits(VECTORIZED, (
+        ONE_OPERATION, "return h.clone().apply_(lambda v: 1.0 if v > 0 else 0.0)")), "speed"),
+    wrong("map_over_a_list", "python_loop", edits(VECTORIZED, (
+        ONE_OPERATION, "return torch.tensor(list(map(lambda v: float(v > 0), "
+                       "h.reshape(-1).tolist())), dtype=h.dtype).reshape(h.shape)")), "speed"),
+    wrong("calls_the_loop", "too_slow", edits(VECTORIZED, (
+        ONE_OPERATION, "return relu_grad_loop(h)")), "speed"),
+    wrong("loop_in_a_helper", "too_slow", edits(VECTORIZED, (
+        ONE_OPERATION, "return slopes_one_by_one(h)\n\n\n"
+                       "def slopes_one_by_one(h):\n"
+                       "    return torch.tensor([float(v > 0) for v in h.reshape(-1)], "
+                       "dtype=h.dtype).reshape(h.shape)")), "speed"),
+    wrong("no_2_in_the_derivative", "factor_of_2", edits(BACKWARD, (
+        "grad_y_pred = 2.0 * (y_pred - y)", "grad_y_pred = y_pred - y")), "backward", "train"),
+    wrong("half_in_the_loss", "factor_of_2", edits(BACKWARD, (
+        "loss = (y_pred - y).pow(2).sum()", "loss = 0.5 * (y_pred - y).pow(2).sum()")),
+          "backward", "train"),
+    wrong("error_term_reversed", "sign", edits(BACKWARD, (
+        "2.0 * (y_pred - y)", "2.0 * (y - y_pred)")), "backward", "train"),
+    wrong("ascent_in_the_loop", "sign", edits(NET_TRAIN, (
+        "w1 - learning_rate * grad_w1", "w1 + learning_rate * grad_w1"), (
+        "w2 - learning_rate * grad_w2", "w2 + learning_rate * grad_w2")), "train"),
+    wrong("transposed_grad_w2", "transposed", edits(BACKWARD, (
+        "grad_w2 = h_relu.t().mm(grad_y_pred)", "grad_w2 = grad_y_pred.t().mm(h_relu)")),
+          "backward", "train"),
+    wrong("transposed_grad_w1", "transposed", edits(BACKWARD, (
+        "grad_w1 = x.t().mm(grad_h)", "grad_w1 = grad_h.t().mm(x)")), "backward", "train"),
+    wrong("mean_over_batch", "mean_vs_sum", edits(BACKWARD, (
+        "grad_y_pred = 2.0 * (y_pred - y)", "grad_y_pred = 2.0 * (y_pred - y) / y.shape[0]")),
+          "backward", "train"),
+    wrong("mean_loss", "mean_vs_sum", edits(BACKWARD, (
+        "loss = (y_pred - y).pow(2).sum()", "loss = (y_pred - y).pow(2).mean()")),
+          "backward", "train"),
+    wrong("fixed_500_steps", "wrong_epochs", edits(NET_TRAIN, ("range(steps)",
+                                                                   "range(500)")), "train"),
+    wrong("one_step_short", "wrong_epochs", edits(NET_TRAIN, ("range(steps)",
+                                                                  "range(steps - 1)")), "train"),
+    wrong("fixed_rate_1e_3", "wrong_learning_rate", edits(NET_TRAIN, (
+        "w1 - learning_rate * grad_w1", "w1 - 1e-3 * grad_w1"), (
+        "w2 - learning_rate * grad_w2", "w2 - 1e-3 * grad_w2")), "train"),
+    wrong("tutorial_rate_1e_6", "wrong_learning_rate", edits(NET_TRAIN, (
+        "w1 - learning_rate * grad_w1", "w1 - 1e-6 * grad_w1"), (
+        "w2 - learning_rate * grad_w2", "w2 - 1e-6 * grad_w2")), "train"),
+    wrong("slope_on_another_device", "wrong_device", edits(VECTORIZED, (
+        ONE_OPERATION, "return (h > 0).to(h.dtype).to('meta')  # as a tensor left on a GPU")),
+          "relu_grad_vectorized", "backward", "train"),
+    wrong("gradient_on_another_device", "wrong_device", edits(BACKWARD, (
+        "return loss, grad_w1, grad_w2", "return loss, grad_w1.to('meta'), grad_w2")),
+          "backward", "train"),
+    wrong("float32_slope", "float32", edits(VECTORIZED, ("(h > 0).to(h.dtype)",
+                                                             "(h > 0).float()")),
+          "relu_grad_vectorized"),
+    wrong("float32_loop", "float32", edits("relu_grad_loop_answer", (
+        "grad = torch.zeros_like(h)", "grad = torch.zeros(h.shape)")), "relu_grad_loop"),
+]
+
+CORPUS: dict[str, list[Wrong]] = {"nn_from_scratch": NN_FROM_SCRATCH,
+                                  "single_neuron": SINGLE_NEURON,
+                                  "autograd_basics": AUTOGRAD_BASICS,
+                                  "two_layer_net": TWO_LAYER_NET}
+
+
+# ---- correct submissions, written differently from the answer key ---------------------------
+
+CORRECT: dict[str, list[tuple[str, tuple[Edit, ...]]]] = {
+    "nn_from_scratch": [
+        ("answer_key", ()),
+        ("matmul_operator", edits("forward_answer", ("torch.mm(X, w1)", "X @ w1"),
+                                  ("torch.mm(a1, w2)", "a1 @ w2"))),
+        ("descent_written_as_minus", edits(STEP, ("(y - output) * sigmoid_delta",
+                                                  "-(output - y) * sigmoid_delta"))),
+        ("bias_sum_by_torch_sum", edits(STEP, ("d_hidn.sum(0, keepdim=True)",
+                                               "torch.sum(d_hidn, dim=0, keepdim=True)"))),
+    ],
+    "single_neuron": [
+        ("answer_key", ()),
+        ("zero_grad_after_step", edits(LINEAR, (
+            "        optimizer.zero_grad()\n        loss = loss_function(neuron(x), y)\n"
+            "        loss.backward()\n        optimizer.step()\n",
+            "        loss = loss_function(neuron(x), y)\n        loss.backward()\n"
+            "        optimizer.step()\n        optimizer.zero_grad()\n"))),
+    ],
+    "autograd_basics": [
+        ("answer_key", ()),
+        ("sub_under_no_grad", edits(MANUAL, ("p -= learning_rate * p.grad",
+                                             "p.sub_(learning_rate * p.grad)"))),
+    ],
+    "two_layer_net": [
+        ("answer_key", ()),
+        ("where_instead_of_comparison", edits(VECTORIZED, (
+            ONE_OPERATION, "return torch.where(h > 0, 1.0, 0.0).to(h.dtype)"))),
+    ],
+}
