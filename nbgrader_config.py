@@ -12,6 +12,8 @@ A course on JupyterHub keeps this file and sets two paths for its own machines, 
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import ClearHiddenTests, GetGrades
 
+from autograder.feedback import ClearTestTracebacks
+
 c = get_config()  # noqa: F821 -- provided by nbgrader when it loads this file
 
 c.CourseDirectory.course_id = "backprop-lab"
@@ -29,8 +31,10 @@ c.OverwriteCells.add_missing_cells = True
 c.IgnorePattern.enabled = True
 c.IgnorePattern.pattern = r"Warning:"
 
-# Feedback shows the student's notebook with the results, never the hidden tests' code.
-c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
+# Feedback shows the student's notebook with the results, never the hidden tests' code:
+# neither in a test cell's source nor quoted by a traceback in its output.
+c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, ClearTestTracebacks,
+                                    CSSHTMLHeaderPreprocessor]
 
 # The answer key is the source notebook without its outputs: not executed, so that it is
 # byte-for-byte reproducible (tests execute it and check that it scores full marks).

@@ -18,13 +18,18 @@ HIDDEN_SEED = 20_261_122
 class WrongAnswer(AssertionError):
     """Raised by a test cell whose part is wrong; the message says what to fix."""
 
+    def _render_traceback_(self) -> list[str]:
+        """How IPython shows it: the message alone. A traceback would quote the test cell,
+        and in nbgrader's autograded copy (and feedback) that cell holds the hidden tests."""
+        return [f"\x1b[0;31m✘ {type(self).__name__}\x1b[0m: {self}"]
+
 
 def checker(assignment: str):
     """A `check(part_id, function, hidden=False)` function bound to one assignment."""
     graded = assignments.get(assignment)
 
     def check(part_id: str, function, hidden: bool = False) -> None:
-        __tracebackhide__ = True  # IPython and pytest hide this frame from the traceback
+        __tracebackhide__ = True  # pytest hides this frame from the traceback
         part = graded.part(part_id)
         kind, seed = ("hidden", HIDDEN_SEED) if hidden else ("visible", VISIBLE_SEED)
         result = grade_part(part, function, part.cases(kind, seed))
