@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test lint release bench constraints clean
+.PHONY: demo test lint release bench screenshots constraints clean
 N ?= 100
 
 $(BIN)/activate: pyproject.toml constraints.txt
@@ -28,6 +28,9 @@ release: $(BIN)/activate  ## regenerate assignments/ and solutions/ from source/
 
 bench: $(BIN)/activate  ## nbgrader autograde vs the engine on N synthetic submissions
 	$(BIN)/python bench/bench.py --n $(N)
+
+screenshots: $(BIN)/activate  ## docs/*.png from the demo's pages (needs chromium; run make demo first)
+	$(BIN)/python docs/screenshots.py
 
 constraints: $(BIN)/activate  ## re-pin every package after a deliberate upgrade
 	$(BIN)/pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' > constraints.txt

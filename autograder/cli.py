@@ -38,6 +38,19 @@ def main(argv: list[str] | None = None) -> int:
                         help="submissions graded at once (default: one per CPU core)")
     course.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786",
                         help="grade on this Dask cluster instead of this machine")
+    report = commands.add_parser(
+        "report", help="a class report of a graded assignment: HTML with plots, and a CSV")
+    report.add_argument("assignment")
+    report.add_argument("--course", type=Path, default=Path.cwd(),
+                        help="the nbgrader course root (default: the current directory)")
+    report.add_argument("--results", type=Path, default=None,
+                        help="where grade-assignment wrote its results (default: "
+                             "COURSE/results)")
+    report.add_argument("--out", type=Path, default=None,
+                        help="where the report goes (default: COURSE/reports)")
+    report.add_argument("--help-below", type=float, default=0.5, metavar="SHARE",
+                        help="students below this share of the points need help "
+                             "(default: 0.5)")
     for command in (grade, course):
         command.add_argument("--part-seconds", type=float, default=None,
                              help="wall-clock limit of each part, in seconds")
@@ -60,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         return _grade(args)
     elif args.command == "grade-assignment":
         return _grade_assignment(args)
+    elif args.command == "report":
+        return _report(args, parser)
     return 0
 
 
@@ -122,6 +137,20 @@ def _grade_assignment(args) -> int:
                          limits=_limits(args), gradebook=not args.no_gradebook,
                          regrade=args.regrade, jobs=args.jobs, executor=executor,
                          on_result=report)
+    return 0
+
+
+def _report(args, parser) -> int:
+    from .report import ClassReport, NoResults, read_results, write_report
+
+    results = (args.results or args.course / "results") / args.assignment
+    try:
+        report = ClassReport(args.assignment, read_results(results), args.help_below)
+    except NoResults as error:
+        parser.exit(1, f"error: {error}\n")
+    page, table = write_report(report, args.out or args.course / "reports")
+    print(report.summary())
+    print(f"report: {page}\ncsv:    {table}")
     return 0
 
 

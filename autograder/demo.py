@@ -1,7 +1,8 @@
 """`make demo`: a simulated class goes through the whole nbgrader cycle.
 
 release_assignment -> students fetch_assignment, fill in and submit -> collect -> autograde
--> generate_feedback -> export. Every step is a real nbgrader command. The demo ends with a
+-> generate_feedback -> export. Every step is a real nbgrader command. Then the sandboxed
+engine grades the class again for the class reports (HTML and CSV). The demo ends with a
 grade table (student x part) and the path of every student's HTML feedback.
 """
 
@@ -68,6 +69,9 @@ ROSTER: dict[str, list[Student]] = {
         Student("cho", "rebinds the parameters in the manual step (p = p - ...)",
                 edits=(Edit("manual_step_answer", "p -= learning_rate * p.grad",
                             "p = p - learning_rate * p.grad"),)),
+        Student("dev", "sums the squared errors in sgd_step (nn.MSELoss averages them)",
+                edits=(Edit("sgd_step_answer", "nn.MSELoss()",
+                            "nn.MSELoss(reduction='sum')"),)),
         Student("eve", "blank: submitted the release untouched", solved=frozenset()),
         Student("key", "the answer key from solutions/", answer_key=True),
     ],
@@ -163,7 +167,7 @@ def run_demo(workdir: Path) -> list[dict]:
         course.run("generate_assignment", assignment, "--force")
         course.run("release_assignment", assignment, "--force")
     course.fetch({assignment: [s.id for s in students] for assignment, students in ROSTER.items()})
-    all_rows = []
+    all_rows, tables = [], []
     for assignment, students in ROSTER.items():
         ids = [s.id for s in students]
         for student in students:
@@ -175,17 +179,35 @@ def run_demo(workdir: Path) -> list[dict]:
         course.run("autograde", assignment, "--force", check=False)
         course.run("generate_feedback", assignment, "--force", check=False)
         rows = grade_rows(course, assignment, students)
-        parts = _part_ids(course, assignment)
-        print(format_table(assignment, rows, parts))
+        tables.append(format_table(assignment, rows, _part_ids(course, assignment)))
         all_rows += [{**row, "assignment": assignment} for row in rows]
     grades_csv = workdir / "grades.csv"
     course.run("export", f"--to={grades_csv}")
+    print_class_reports(course, list(ROSTER), workdir)
+    print("\nGrades (nbgrader autograde):")
+    print("\n\n".join(tables))
     print(f"\nGrades exported to {grades_csv}")
     print("Feedback for each student:")
     for row in all_rows:
         feedback = course.notebook_of("feedback", row["student"], row["assignment"])
         print(f"  {row['student']:5} {feedback}")
     return all_rows
+
+
+def print_class_reports(course: Course, assignments: list[str], workdir: Path) -> None:
+    """Grade the class again with the sandboxed engine, into workdir/engine-results (the
+    course's gradebook and results stay nbgrader's), and write and summarise each
+    assignment's class report in workdir/reports."""
+    from .engine import grade_assignment
+    from .report import ClassReport, write_report
+
+    print("Class reports (the sandboxed engine's diagnoses):")
+    for assignment in assignments:
+        results = grade_assignment(course.root, assignment, gradebook=False,
+                                   results=workdir / "engine-results")
+        report = ClassReport(assignment, results)
+        page, table = write_report(report, workdir / "reports")
+        print(f"{report.summary()}\n  report: {page}\n  csv:    {table}")
 
 
 def _part_ids(course: Course, assignment: str) -> list[str]:

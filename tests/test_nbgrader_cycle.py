@@ -1,7 +1,10 @@
 """The whole nbgrader cycle, for real: release, fetch, submit, collect, autograde,
 feedback and export, for the demo's class of simulated students."""
 
+import base64
 import csv
+import html
+import re
 import shutil
 
 import pytest
@@ -80,8 +83,8 @@ def test_typical_mistake_loses_exactly_its_part(cycle, assignment):
     assert cho[broken][0] == 0
     assert all(score == most for part, (score, most) in cho.items() if part != broken)
     assert total(rows[(assignment, "ben")]) == ben_total
-    html = (workdir / f"course/feedback/cho/{assignment}/{assignment}.html").read_text()
-    assert feedback in html
+    page = (workdir / f"course/feedback/cho/{assignment}/{assignment}.html").read_text()
+    assert feedback in page
 
 
 def test_broken_notebook_gets_a_clear_message_and_stops_nothing(cycle):
@@ -89,17 +92,53 @@ def test_broken_notebook_gets_a_clear_message_and_stops_nothing(cycle):
     row = rows[("nn_from_scratch", "fay")]
     assert row["scores"] == {}
     assert "not valid JSON (line" in row["note"]
-    html = (workdir / "course/feedback/fay/nn_from_scratch/nn_from_scratch.html").read_text()
-    assert "not valid JSON" in html
+    page = (workdir / "course/feedback/fay/nn_from_scratch/nn_from_scratch.html").read_text()
+    assert "not valid JSON" in page
+
+
+def page_text(path) -> str:
+    """A feedback page as its reader sees it: without tags (syntax highlighting splits the
+    code into spans), entities decoded."""
+    return html.unescape(re.sub(r"<[^>]+>", "", path.read_text()))
 
 
 def test_feedback_explains_mistakes_without_showing_hidden_tests(cycle):
     workdir, _ = cycle
-    html = (workdir / "course/feedback/dev/nn_from_scratch/nn_from_scratch.html").read_text()
-    assert "All its entries are equal" in html
-    for student in ("ada", "dev", "eve"):
-        page = (workdir / f"course/feedback/{student}/nn_from_scratch/nn_from_scratch.html")
-        assert "hidden=True" not in page.read_text()
+    dev = page_text(workdir / "course/feedback/dev/nn_from_scratch/nn_from_scratch.html")
+    assert "All its entries are equal" in dev
+    pages = list((workdir / "course" / "feedback").glob("*/*/*.html"))
+    assert len(pages) == sum(map(len, demo.ROSTER.values()))
+    for page in pages:  # failing checks included: no traceback quotes the test cell
+        text = page_text(page)
+        assert "hidden=True" not in text and "HIDDEN TESTS" not in text, page
+
+
+def embedded_figures(path) -> list[str]:
+    """The SVG figures a feedback page embeds as images (data: URLs)."""
+    return [base64.b64decode(data).decode() for data in
+            re.findall(r"data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)", path.read_text())]
+
+
+def test_feedback_shows_the_loss_curve_and_where_a_gradient_differs(cycle):
+    workdir, _ = cycle
+    cho = workdir / "course/feedback/cho/nn_from_scratch/nn_from_scratch.html"
+    titles = [re.search(r"<title>(.*?)</title>", svg).group(1) for svg in embedded_figures(cho)]
+    assert any(t.startswith("train: losses per epoch") for t in titles), titles
+    assert any(t.startswith("train_step: where the update of w1 differs") for t in titles)
+    assert "opposite sign" in page_text(cho)
+
+
+def test_the_demo_writes_a_class_report_per_assignment(cycle):
+    workdir, _ = cycle
+    for assignment, students in demo.ROSTER.items():
+        page = (workdir / "reports" / f"{assignment}.html").read_text()
+        table = (workdir / "reports" / f"{assignment}.csv").read_text().splitlines()
+        assert page.count("<svg") >= 2 and len(table) == 1 + len(students)
+    nn = (workdir / "reports/nn_from_scratch.html").read_text()
+    assert "opposite sign: the update climbs the gradient" in nn  # cho
+    assert "the tutorial&#x27;s d_hidn.sum()" in nn  # dev
+    helped = nn.split("Students who need help")[1]
+    assert "<td>eve</td>" in helped and "<td>fay</td>" in helped and "<td>ada</td>" not in helped
 
 
 def test_grades_export_to_csv(cycle):
@@ -144,8 +183,11 @@ def test_engine_grades_feed_nbgrader_feedback_and_export(engine_course):
     course = Course(root, root.parent / "exchange")
     course.run("generate_feedback", "nn_from_scratch", "--force")
     course.run("export", f"--to={root / 'grades.csv'}")
-    html = course.notebook_of("feedback", "dev", "nn_from_scratch").read_text()
-    assert "All its entries are equal" in html and "hidden=True" not in html
+    page = course.notebook_of("feedback", "dev", "nn_from_scratch").read_text()
+    assert "All its entries are equal" in page and "hidden=True" not in page_text(
+        course.notebook_of("feedback", "dev", "nn_from_scratch"))
+    figures = embedded_figures(course.notebook_of("feedback", "dev", "nn_from_scratch"))
+    assert any("train: losses per epoch" in svg for svg in figures)  # the engine's
     deleted = course.notebook_of("feedback", "gus", "nn_from_scratch").read_text()
     assert "sigmoid_activation is correct on" in deleted  # its test cell was deleted
     with open(root / "grades.csv") as f:

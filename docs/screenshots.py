@@ -1,0 +1,114 @@
+"""Screenshots of the demo's pages, rendered in headless Chromium, into docs/.
+
+    make demo          # the pages: build/demo
+    make screenshots   # this script
+
+For each assignment, the feedback page of one of the demo's students who made the
+assignment's typical mistake, at the part where the figures show it; and the class report
+of nn_from_scratch. Chromium is Debian's (apt install chromium); it is driven through its
+DevTools protocol (websocket-client, which Jupyter installs), so that the page can be
+scrolled to the figure and cut there.
+"""
+
+import base64
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import websocket
+
+DOCS = Path(__file__).resolve().parent
+DEMO = DOCS.parent / "build" / "demo"
+WIDTH, HEIGHT = 1100, 1500
+# (assignment, student, the part whose test cell the picture starts at)
+FEEDBACK = [("nn_from_scratch", "cho", "train_step"), ("single_neuron", "cho", "linear"),
+            ("autograd_basics", "dev", "sgd_step"), ("two_layer_net", "cho",
+                                                     "relu_grad_vectorized")]
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking", "--hide-scrollbars",
+                  "--disable-component-update", "--disable-sync", "--remote-debugging-port=0"]
+# The top of the test cell of a part, found by the grade id nbgrader prints in its header.
+FIND_PART = """(() => {
+  const label = [...document.querySelectorAll('span, div')].find(
+      e => e.textContent.trim() === %s && e.children.length === 0);
+  return label ? label.getBoundingClientRect().top + window.scrollY - 40 : 0;
+})()"""
+
+
+class Browser:
+    """One headless Chromium and one page of it, driven over the DevTools protocol."""
+
+    def __init__(self):
+        chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+        if not chromium:
+            sys.exit("Chromium is missing: install Debian's chromium (apt install chromium).")
+        self.profile = tempfile.mkdtemp(prefix="screenshots-")
+        self.process = subprocess.Popen([chromium, *CHROMIUM_FLAGS,
+                                         f"--user-data-dir={self.profile}", "about:blank"],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        port_file = Path(self.profile) / "DevToolsActivePort"
+        for _ in range(200):
+            if port_file.is_file() and port_file.read_text().strip():
+                break
+            time.sleep(0.05)
+        port = port_file.read_text().split()[0]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list") as reply:
+            page = next(t for t in json.load(reply) if t["type"] == "page")
+        self.socket = websocket.create_connection(page["webSocketDebuggerUrl"],
+                                                  suppress_origin=True)
+        self.next_id = 0
+        self.call("Page.enable")
+        self.call("Emulation.setDeviceMetricsOverride", width=WIDTH, height=HEIGHT,
+                  deviceScaleFactor=1, mobile=False)
+
+    def call(self, method: str, **params) -> dict:
+        self.next_id += 1
+        self.socket.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.socket.recv())
+            if message.get("id") == self.next_id:
+                return message.get("result", {})
+
+    def screenshot(self, page: Path, target: Path, start_at_text: str | None) -> None:
+        """The page from the element showing start_at_text (or its top), WIDTH x HEIGHT."""
+        self.call("Page.navigate", url=page.as_uri())
+        time.sleep(2)  # the page's own scripts (MathJax, the notebook's styles) settle
+        top = 0
+        if start_at_text:
+            found = self.call("Runtime.evaluate",
+                              expression=FIND_PART % json.dumps(start_at_text),
+                              returnByValue=True)
+            top = max(0, found["result"].get("value", 0))
+        shot = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
+                         clip={"x": 0, "y": top, "width": WIDTH, "height": HEIGHT, "scale": 1})
+        target.write_bytes(base64.b64decode(shot["data"]))
+        print(f"wrote {target}")
+
+    def close(self) -> None:
+        self.socket.close()
+        self.process.kill()
+        self.process.wait()
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+def main() -> None:
+    if not (DEMO / "reports").is_dir():
+        sys.exit(f"No demo pages in {DEMO}: run `make demo` first.")
+    browser = Browser()
+    try:
+        for assignment, student, part in FEEDBACK:
+            page = DEMO / "course" / "feedback" / student / assignment / f"{assignment}.html"
+            browser.screenshot(page, DOCS / f"feedback-{assignment}.png", part)
+        browser.screenshot(DEMO / "reports" / "nn_from_scratch.html",
+                           DOCS / "class-report-nn_from_scratch.png", None)
+    finally:
+        browser.close()
+
+
+if __name__ == "__main__":
+    main()
