@@ -6,7 +6,7 @@
     check("forward", forward, hidden=True)  # hidden cases: only in the grader's copy
 """
 
-from . import assignments
+from . import assignments, feedback
 from .grading import grade_part
 
 VISIBLE_SEED = 0
@@ -19,9 +19,10 @@ class WrongAnswer(AssertionError):
     """Raised by a test cell whose part is wrong; the message says what to fix."""
 
     def _render_traceback_(self) -> list[str]:
-        """How IPython shows it: the message alone. A traceback would quote the test cell,
-        and in nbgrader's autograded copy (and feedback) that cell holds the hidden tests."""
-        return [f"\x1b[0;31m✘ {type(self).__name__}\x1b[0m: {self}"]
+        """How IPython shows it: the message alone, in lines that fit the page. A traceback
+        would quote the test cell, and in nbgrader's autograded copy (and its feedback)
+        that cell holds the hidden tests."""
+        return feedback.message_lines(f"✘ {type(self).__name__}", str(self))
 
 
 def checker(assignment: str):

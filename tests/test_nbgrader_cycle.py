@@ -30,6 +30,18 @@ def maximum(row):
     return sum(most for _, most in row["scores"].values())
 
 
+def page_text(path) -> str:
+    """A feedback page as its reader sees it: without tags (syntax highlighting splits the
+    code into spans), entities decoded, lines joined (long messages are wrapped)."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", "", path.read_text())).split())
+
+
+def embedded_figures(path) -> list[str]:
+    """The SVG figures a feedback page embeds as images (data: URLs)."""
+    return [base64.b64decode(data).decode() for data in
+            re.findall(r"data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)", path.read_text())]
+
+
 def test_every_student_gets_a_row_and_a_feedback_file(cycle):
     workdir, rows = cycle
     for assignment, students in demo.ROSTER.items():
@@ -83,8 +95,7 @@ def test_typical_mistake_loses_exactly_its_part(cycle, assignment):
     assert cho[broken][0] == 0
     assert all(score == most for part, (score, most) in cho.items() if part != broken)
     assert total(rows[(assignment, "ben")]) == ben_total
-    page = (workdir / f"course/feedback/cho/{assignment}/{assignment}.html").read_text()
-    assert feedback in page
+    assert feedback in page_text(workdir / f"course/feedback/cho/{assignment}/{assignment}.html")
 
 
 def test_broken_notebook_gets_a_clear_message_and_stops_nothing(cycle):
@@ -96,12 +107,6 @@ def test_broken_notebook_gets_a_clear_message_and_stops_nothing(cycle):
     assert "not valid JSON" in page
 
 
-def page_text(path) -> str:
-    """A feedback page as its reader sees it: without tags (syntax highlighting splits the
-    code into spans), entities decoded."""
-    return html.unescape(re.sub(r"<[^>]+>", "", path.read_text()))
-
-
 def test_feedback_explains_mistakes_without_showing_hidden_tests(cycle):
     workdir, _ = cycle
     dev = page_text(workdir / "course/feedback/dev/nn_from_scratch/nn_from_scratch.html")
@@ -111,12 +116,6 @@ def test_feedback_explains_mistakes_without_showing_hidden_tests(cycle):
     for page in pages:  # failing checks included: no traceback quotes the test cell
         text = page_text(page)
         assert "hidden=True" not in text and "HIDDEN TESTS" not in text, page
-
-
-def embedded_figures(path) -> list[str]:
-    """The SVG figures a feedback page embeds as images (data: URLs)."""
-    return [base64.b64decode(data).decode() for data in
-            re.findall(r"data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)", path.read_text())]
 
 
 def test_feedback_shows_the_loss_curve_and_where_a_gradient_differs(cycle):
@@ -183,9 +182,8 @@ def test_engine_grades_feed_nbgrader_feedback_and_export(engine_course):
     course = Course(root, root.parent / "exchange")
     course.run("generate_feedback", "nn_from_scratch", "--force")
     course.run("export", f"--to={root / 'grades.csv'}")
-    page = course.notebook_of("feedback", "dev", "nn_from_scratch").read_text()
-    assert "All its entries are equal" in page and "hidden=True" not in page_text(
-        course.notebook_of("feedback", "dev", "nn_from_scratch"))
+    page = page_text(course.notebook_of("feedback", "dev", "nn_from_scratch"))
+    assert "All its entries are equal" in page and "hidden=True" not in page
     figures = embedded_figures(course.notebook_of("feedback", "dev", "nn_from_scratch"))
     assert any("train: losses per epoch" in svg for svg in figures)  # the engine's
     deleted = course.notebook_of("feedback", "gus", "nn_from_scratch").read_text()
