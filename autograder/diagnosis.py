@@ -246,6 +246,10 @@ def exception_finding(function: str, error: BaseException, args: dict) -> Findin
                            "transposed")
         return Finding(f"{message}. Two tensors of different shapes were combined: check each "
                        f"sum's axis and each product's shapes.", "shape")
+    if "does not require grad" in text:
+        return Finding(f"{message}. backward() found no tensor that requires grad: the "
+                       f"parameters must be leaves made with requires_grad (see prepare).",
+                       "missing_requires_grad")
     if any(marker in text for marker in _DEVICES):
         return Finding(f"{message}. Tensors on two devices met: make every tensor on the "
                        f"inputs' device (device=x.device, or .to(x.device)).", "wrong_device")

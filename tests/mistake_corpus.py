@@ -179,7 +179,7 @@ AUTOGRAD_BASICS = [
         "return X, w1", "return X.clone().requires_grad_(), w1")), "requires_grad"),
     wrong("no_requires_grad", "missing_requires_grad", edits(PREPARE, (
         LEAVES, "w1, b1, w2, b2 = (p.clone() for p in (w1, b1, w2, b2))")), "requires_grad",
-          losses="exception", accumulate="exception"),
+          "losses", "accumulate"),
     wrong("b2_forgotten", "missing_requires_grad", edits(PREPARE, (
         LEAVES, "w1, b1, w2 = (p.clone().requires_grad_() for p in (w1, b1, w2))")),
           "requires_grad"),

@@ -8,6 +8,7 @@ get full marks and no diagnosis. The hidden cases are fresh for every submission
 grading, so a diagnosis that held on one seed only would fail here sooner or later.
 """
 
+import re
 from collections import Counter
 
 import nbformat
@@ -18,6 +19,7 @@ from autograder import assignments
 from autograder.course import REPO
 from autograder.diagnosis import MISTAKES
 from autograder.engine import grade_assignment
+from autograder.grading import cached_reference
 from autograder.submissions import answered, student_answers
 
 pytestmark = pytest.mark.slow
@@ -82,6 +84,31 @@ def test_training_parts_show_the_loss_curve_and_wrong_gradients_a_map(graded):
     assert curve.count("<polyline") == 2 and "no values shown" in curve
     key = {part.part_id: part for part in graded[("nn_from_scratch", "answer_key")].parts}
     assert len(key["train"].figures) == 1 and key["train_step"].figures == ()
+
+
+def shown_text(part) -> str:
+    """What a student reads of a part's verdict: its message and its figures' words."""
+    return part.message + " ".join(text for svg in part.figures
+                                   for text in re.findall(r">([^<>]+)<", svg))
+
+
+def test_no_message_or_figure_shows_an_expected_value(graded):
+    checked = 0
+    for (assignment, _), result in graded.items():
+        for verdict in result.parts:
+            part = assignments.get(assignment).part(verdict.part_id)
+            case = next((case for case in part.cases("hidden", result.seed)
+                         if case.label in verdict.message), None)
+            if verdict.passed or case is None:
+                continue
+            shown = shown_text(verdict)
+            for expected in cached_reference(part, case).values():
+                for value in expected.flatten().tolist():
+                    digits = f"{value:.4g}"  # as a message would print it
+                    if len(digits.strip("-0.").replace(".", "")) >= 3:  # not 0, 1, 0.5...
+                        assert digits not in shown, (assignment, verdict.part_id, digits)
+                        checked += 1
+    assert checked > 1000
 
 
 def test_every_required_mistake_is_labelled_twice_where_it_occurs():
