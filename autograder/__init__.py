@@ -9,6 +9,7 @@ Layout:
     figures.py      SVG figures: loss curves, error maps, bars
     notebook.py     the `check` function the notebooks' test cells call
     feedback.py     what nbgrader's generate_feedback runs before rendering a notebook
+    messages.py     an error as its message alone, wrapped to the page
     report.py       the class report of a graded assignment (HTML with plots, CSV)
     manual_backprop.py  autograd unavailable while a manual-backprop part runs
     engine/         the sandboxed grading engine: isolation, child, protocol, results

@@ -7,18 +7,9 @@ failing call (nbgrader issue #917). The checks' own WrongAnswer shows its messag
 deleted the setup cell, say) is cut down here to its type and message.
 """
 
-import textwrap
-
 from nbconvert.preprocessors import Preprocessor
 
-LINE_WIDTH = 96  # an error is shown preformatted: lines this long fit the page
-
-
-def message_lines(name: str, message: str) -> list[str]:
-    """An error as a traceback of its name and message only, wrapped to fit the page."""
-    lines = textwrap.wrap(f"{name}: {message}", LINE_WIDTH, break_on_hyphens=False)
-    lines[0] = lines[0].replace(name, f"\x1b[0;31m{name}\x1b[0m", 1)  # red, as IPython shows it
-    return lines
+from .messages import error_lines
 
 
 class ClearTestTracebacks(Preprocessor):
@@ -29,5 +20,5 @@ class ClearTestTracebacks(Preprocessor):
         if cell.cell_type == "code" and metadata.get("grade") and not metadata.get("solution"):
             for output in cell.get("outputs", []):
                 if output.output_type == "error":
-                    output.traceback = message_lines(output.ename, output.evalue)
+                    output.traceback = error_lines(output.ename, output.evalue)
         return cell, resources

@@ -109,13 +109,14 @@ def error_map(got: torch.Tensor, expected: torch.Tensor, title: str, subtitle: s
 def bars(labels: list[str], values: list[float], title: str, maximum: float,
          formatted: list[str], subtitle: str = "", colour: str = REFERENCE) -> str:
     """Horizontal bars, one per label, each as long as value / maximum, with its text."""
-    row, label_width = 22, min(260, 7 * max((len(label) for label in labels), default=4))
+    row = 22
+    label_width = min(340, 6 * max((len(label) for label in labels), default=4) + 10)
     width = label_width + 260
     body = []
     for index, (label, value, text) in enumerate(zip(labels, values, formatted, strict=True)):
         y = TOP - 20 + index * row
         length = 0 if maximum <= 0 else 180 * value / maximum
-        body += [_text(label_width, y + 14, _shorten(label, label_width // 7), "end"),
+        body += [_text(label_width, y + 14, _shorten(label, label_width // 6), "end"),
                  f'<rect x="{label_width + 8}" y="{y + 3}" width="{length:.1f}" height="15" '
                  f'fill="{colour}"/>',
                  _text(label_width + 14 + length, y + 14, text, "start")]

@@ -6,8 +6,9 @@
     check("forward", forward, hidden=True)  # hidden cases: only in the grader's copy
 """
 
-from . import assignments, feedback
+from . import assignments
 from .grading import grade_part
+from .messages import error_lines
 
 VISIBLE_SEED = 0
 # The seed of the hidden cases in nbgrader's own grading. The sandboxed engine draws a
@@ -22,7 +23,7 @@ class WrongAnswer(AssertionError):
         """How IPython shows it: the message alone, in lines that fit the page. A traceback
         would quote the test cell, and in nbgrader's autograded copy (and its feedback)
         that cell holds the hidden tests."""
-        return feedback.message_lines(f"✘ {type(self).__name__}", str(self))
+        return error_lines(f"✘ {type(self).__name__}", str(self))
 
 
 def checker(assignment: str):

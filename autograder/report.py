@@ -157,7 +157,8 @@ class ClassReport:
 <html lang="en"><head><meta charset="utf-8"><title>{_e(self.assignment)}: class report</title>
 <style>body{{font-family:sans-serif;max-width:980px;margin:2em auto;color:#343a40}}
 table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #dee2e6;padding:4px 8px;
-text-align:left}}th{{background:#f1f3f5}}.plots svg{{margin:0 1em 1em 0}}</style></head>
+text-align:left}}th{{background:#f1f3f5}}.plots svg{{margin:0 1em 1em 0;vertical-align:top}}
+</style></head>
 <body><h1>{_e(self.assignment)}: class report</h1>
 <p>{n} students; mean {statistics.mean(scores):.1f} of {self.max_score:g} points, median
 {statistics.median(scores):g}. Every verdict compares a student's result with a reference

@@ -1,8 +1,12 @@
 """What the feedback shows of a failing test cell: the message, never the cell's code."""
 
+import subprocess
+import sys
+
 import nbformat
 
-from autograder.feedback import LINE_WIDTH, ClearTestTracebacks
+from autograder.feedback import ClearTestTracebacks
+from autograder.messages import LINE_WIDTH
 from autograder.notebook import WrongAnswer
 
 MESSAGE = ("train_step fails on a hidden case (a batch of 6, a 4-7-2 network), learning rate "
@@ -33,3 +37,11 @@ def test_feedback_cuts_a_test_cells_traceback_to_its_message():
     assert test_cell.outputs[0].traceback == [
         "\x1b[0;31mNameError\x1b[0m: name 'check' is not defined"]
     assert "hidden=True" in other_cell.outputs[0].traceback[1]  # a student's own cell keeps it
+
+
+def test_the_checks_do_not_import_the_feedback_machinery():
+    """Every kernel that runs a notebook imports the checks: nbconvert would cost it 3.7 s."""
+    code = "import sys, autograder.notebook; print('nbconvert' in sys.modules)"
+    imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    assert imported == "False"
