@@ -51,7 +51,12 @@ def leaky_data(seed: int, batch: int, n_inputs: int, negative_slope: float):
     def uniform(*shape, low, high):
         return low + (high - low) * torch.rand(*shape, generator=g, dtype=torch.float64)
 
-    x = uniform(batch, n_inputs, low=-1.0, high=1.0)
+    # Stratified: one value in each of `batch` equal slices of (-1, 1), in a random order for
+    # each input, so that the inputs are spread out for every seed. Inputs that happen to
+    # cluster make the weight learn far more slowly than the bias (one seed in thousands
+    # left it 2.6e-3 from the true map after 400 epochs).
+    slices = torch.stack([torch.randperm(batch, generator=g) for _ in range(n_inputs)], dim=1)
+    x = -1 + 2 * (slices + uniform(batch, n_inputs, low=0.0, high=1.0)) / batch
     true_weight = uniform(1, n_inputs, low=0.2, high=0.6)
     true_bias = uniform(1, low=2.5, high=3.0)
     y = F.leaky_relu(x @ true_weight.T + true_bias, negative_slope)
