@@ -12,7 +12,7 @@ from pathlib import Path
 
 import nbformat
 
-from .course import COURSE_ID, REPO, Course
+from .course import ALL, COURSE_ID, REPO, Course
 from .engine.runner import read_submission
 from .submissions import Edit, answered, student_answers
 
@@ -163,21 +163,23 @@ def format_table(assignment: str, rows: list[dict], parts: list[str]) -> str:
 def run_demo(workdir: Path) -> list[dict]:
     """Run the whole cycle for every assignment in ROSTER; print and return the grade rows."""
     course = Course.scaffold(workdir, list(ROSTER))
+    class_lists = {assignment: [s.id for s in students] for assignment, students in ROSTER.items()}
+    course.run("generate_assignment", ALL, "--force")
     for assignment in ROSTER:
-        course.run("generate_assignment", assignment, "--force")
         course.run("release_assignment", assignment, "--force")
-    course.fetch({assignment: [s.id for s in students] for assignment, students in ROSTER.items()})
-    all_rows, tables = [], []
+    course.fetch(class_lists)
     for assignment, students in ROSTER.items():
-        ids = [s.id for s in students]
         for student in students:
             write_submission(course.student_home(student.id) / assignment / f"{assignment}.ipynb",
                              student, assignment)
-        course.submit(assignment, ids)
+    course.submit(class_lists)
+    for assignment in ROSTER:
         course.run("collect", assignment)
-        # Exits 1 when a notebook cannot be graded; the others are graded all the same.
-        course.run("autograde", assignment, "--force", check=False)
-        course.run("generate_feedback", assignment, "--force", check=False)
+    # Exits 1 when a notebook cannot be graded; the others are graded all the same.
+    course.run("autograde", ALL, "--force", check=False)
+    course.run("generate_feedback", ALL, "--force", check=False)
+    all_rows, tables = [], []
+    for assignment, students in ROSTER.items():
         rows = grade_rows(course, assignment, students)
         tables.append(format_table(assignment, rows, _part_ids(course, assignment)))
         all_rows += [{**row, "assignment": assignment} for row in rows]
