@@ -16,9 +16,9 @@ $(BIN)/activate: pyproject.toml constraints.txt
 demo: $(BIN)/activate  ## a simulated class through the whole nbgrader cycle
 	$(BIN)/python -m autograder demo
 
-test: $(BIN)/activate  ## lint, then the test suite
+test: $(BIN)/activate  ## lint, then the test suite on every core (a test file per worker)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 lint: $(BIN)/activate
 	$(BIN)/ruff check .

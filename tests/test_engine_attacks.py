@@ -8,6 +8,7 @@ would leave a file in a world-writable "breach" folder: the run must leave none.
 
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -191,6 +192,7 @@ def sigmoid_delta(a):
     Attack("fork_bomb", 7, "did not finish within 3 s", edits=(
         prefix("train_answer", "    losses = []", """
 import os
+import re
 while learning_rate != 0.1:
     try:
         os.fork()
@@ -300,17 +302,26 @@ class Listener:
             connection.close()
 
 
-def sandbox_processes() -> list[int]:
-    """Pids of processes still running as a sandbox uid."""
+def processes_of(uids: set[int]) -> list[int]:
+    """Pids of processes still running as one of these uids."""
     pids = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if entry.stat().st_uid >= SANDBOX_UID_BASE:
+                if entry.stat().st_uid in uids:
                     pids.append(int(entry.name))
             except FileNotFoundError:
                 pass
     return pids
+
+
+def sandbox_uids(results) -> set[int]:
+    """The uids the sandboxes of these results ran as (other tests' sandboxes may be running
+    beside this one, each under a uid of its own)."""
+    uids = {int(match.group(1)) for result in results
+            if (match := re.search(r"uid (\d+)", result.isolation))}
+    assert uids and min(uids) >= SANDBOX_UID_BASE
+    return uids
 
 
 @pytest.fixture(scope="module")
@@ -380,7 +391,7 @@ def test_no_forbidden_access_succeeded(corpus):
 
 
 def test_no_process_outlives_its_sandbox(corpus):
-    assert sandbox_processes() == []
+    assert processes_of(sandbox_uids(corpus["results"].values())) == []
 
 
 def test_each_result_records_its_seed_and_isolation(corpus):
