@@ -273,7 +273,8 @@ def _figures(part: Part, case: Case, outcome: Outputs | Finding,
 def failed(part: Part, finding: Finding, figures_shown: tuple[str, ...] = ()) -> PartResult:
     """0 points for part, with the finding and a pointer to the parts it builds on."""
     message = finding.message
-    if part.builds_on:
-        message += (f" ({part.function} calls your {' and '.join(part.builds_on)}: "
-                    f"make their checks pass first.)")
+    if part.builds_on:  # the check alone cannot know whether those parts pass
+        advice = ("if its check fails too, fix it first" if len(part.builds_on) == 1 else
+                  "if their checks fail too, fix them first")
+        message += f" ({part.function} calls your {' and '.join(part.builds_on)}: {advice}.)"
     return PartResult(part.id, 0, part.points, message, finding.mistake, figures_shown)
