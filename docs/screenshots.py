@@ -24,7 +24,7 @@ import websocket
 
 DOCS = Path(__file__).resolve().parent
 DEMO = DOCS.parent / "build" / "demo"
-WIDTH, HEIGHT = 1100, 1500
+WIDTH, HEIGHT = 1100, 1800
 # (assignment, student, the part whose test cell the picture starts at)
 FEEDBACK = [("nn_from_scratch", "cho", "train_step"), ("single_neuron", "cho", "linear"),
             ("autograd_basics", "dev", "sgd_step"), ("two_layer_net", "cho",
@@ -32,11 +32,14 @@ FEEDBACK = [("nn_from_scratch", "cho", "train_step"), ("single_neuron", "cho", "
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                   "--no-first-run", "--disable-background-networking", "--hide-scrollbars",
                   "--disable-component-update", "--disable-sync", "--remote-debugging-port=0"]
-# The top of the test cell of a part, found by the grade id nbgrader prints in its header.
+# The top of the student's answer that a part's test cell checks: nbgrader's feedback page
+# names each cell with an anchor, the test cell by its grade id and an answer "comment-ID".
 FIND_PART = """(() => {
-  const label = [...document.querySelectorAll('span, div')].find(
-      e => e.textContent.trim() === %s && e.children.length === 0);
-  return label ? label.getBoundingClientRect().top + window.scrollY - 40 : 0;
+  const anchors = [...document.querySelectorAll('a[name]')];
+  const test = anchors.findIndex(a => a.name === %s);
+  const answer = anchors.slice(0, test).reverse().find(a => a.name.startsWith('comment-'));
+  const cell = answer || anchors[test];
+  return cell ? cell.getBoundingClientRect().top + window.scrollY - 40 : 0;
 })()"""
 
 
@@ -75,7 +78,8 @@ class Browser:
                 return message.get("result", {})
 
     def screenshot(self, page: Path, target: Path, start_at_text: str | None) -> None:
-        """The page from the element showing start_at_text (or its top), WIDTH x HEIGHT."""
+        """The page from the element showing start_at_text (or its top), WIDTH wide and at
+        most HEIGHT high."""
         self.call("Page.navigate", url=page.as_uri())
         time.sleep(2)  # the page's own scripts (MathJax, the notebook's styles) settle
         top = 0
@@ -84,8 +88,11 @@ class Browser:
                               expression=FIND_PART % json.dumps(start_at_text),
                               returnByValue=True)
             top = max(0, found["result"].get("value", 0))
+        length = self.call("Runtime.evaluate", returnByValue=True,
+                           expression="document.body.scrollHeight + 16")
+        height = min(HEIGHT, length["result"]["value"] - top)  # no blank below a short page
         shot = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True,
-                         clip={"x": 0, "y": top, "width": WIDTH, "height": HEIGHT, "scale": 1})
+                         clip={"x": 0, "y": top, "width": WIDTH, "height": height, "scale": 1})
         target.write_bytes(base64.b64decode(shot["data"]))
         print(f"wrote {target}")
 
