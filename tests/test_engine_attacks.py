@@ -192,7 +192,6 @@ def sigmoid_delta(a):
     Attack("fork_bomb", 7, "did not finish within 3 s", edits=(
         prefix("train_answer", "    losses = []", """
 import os
-import re
 while learning_rate != 0.1:
     try:
         os.fork()
