@@ -133,7 +133,10 @@ def write_gradebook(result: SubmissionResult, entry: GradebookEntry, gradebook=N
             open_gradebook(entry.db_url, entry.course_id) as gradebook:
         gradebook.update_or_create_student(entry.student)
         extra = {"timestamp": entry.timestamp} if entry.timestamp else {}
-        gradebook.update_or_create_submission(result.assignment, entry.student, **extra)
+        # nbgrader builds a new submission's rows before it adds them to the session; an
+        # autoflush in between only makes SQLAlchemy 2 warn, so none is run there.
+        with gradebook.db.no_autoflush:
+            gradebook.update_or_create_submission(result.assignment, entry.student, **extra)
         notebook = gradebook.find_submission_notebook(entry.notebook, result.assignment,
                                                       entry.student)
         grades = {grade.name: grade for grade in notebook.grades}
