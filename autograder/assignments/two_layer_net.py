@@ -200,10 +200,15 @@ def _relu_cases(kind, seed):
             for i, shape in enumerate(shapes)]
 
 
+def _network_label(kind: str, sizes: tuple[int, int, int, int]) -> str:
+    batch, n_in, n_hidden, n_out = sizes
+    return _hidden(kind, f"a batch of {batch}, a {n_in}-{n_hidden}-{n_out} network")
+
+
 def _networks(kind, seed):
     sizes = _VISIBLE_SIZES if kind == "visible" else _HIDDEN_SIZES
-    return [(_hidden(kind, f"a batch of {b}, a {i}-{h}-{o} network"),
-             random_data(seed + index, b, i, h, o)) for index, (b, i, h, o) in enumerate(sizes)]
+    return [(_network_label(kind, size), random_data(seed + index, *size))
+            for index, size in enumerate(sizes)]
 
 
 def _backward_cases(kind, seed):
@@ -211,12 +216,36 @@ def _backward_cases(kind, seed):
             for label, data in _networks(kind, seed)]
 
 
+# With randn weights, plain gradient descent at a fixed rate blows up on about 2 draws in
+# 1000 of the 24-7-9-2 case: a large w1 makes the loss curve more sharply than the rate
+# allows. Autograd's own loop overflows there too, so no answer could pass; such a draw is
+# replaced by another draw of the same seed, and every other draw stays as it was.
+_REDRAW_STRIDE = 1_000_003
+_MAX_DRAWS = 100
+
+
+def learnable_data(seed: int, sizes: tuple[int, int, int, int], learning_rate: float,
+                   steps: int):
+    """random_data(seed, *sizes), or if autograd's training loop does not bring the loss
+    down on it, the first redraw on which it does (always the same one for a seed)."""
+    for draw in range(_MAX_DRAWS):
+        data = random_data(seed + draw * _REDRAW_STRIDE, *sizes)
+        losses = reference_train(*data, learning_rate, steps)["losses"]
+        if torch.isfinite(losses).all() and losses[-1] < losses[0]:
+            return data
+    raise RuntimeError(f"no draw of a {sizes} network that learns at rate {learning_rate}")
+
+
 def _train_cases(kind, seed):
+    sizes = _VISIBLE_SIZES if kind == "visible" else _HIDDEN_SIZES
     settings = _VISIBLE_TRAINING if kind == "visible" else _HIDDEN_TRAINING
-    return [Case(f"{label}, learning rate {rate}, {steps} steps",
-                 {**dict(zip(("x", "y", "w1", "w2"), data, strict=True)),
-                  "learning_rate": rate, "steps": steps})
-            for (label, data), (rate, steps) in zip(_networks(kind, seed), settings, strict=True)]
+    cases = []
+    for index, (size, (rate, steps)) in enumerate(zip(sizes, settings, strict=True)):
+        data = learnable_data(seed + index, size, rate, steps)
+        cases.append(Case(f"{_network_label(kind, size)}, learning rate {rate}, {steps} steps",
+                          {**dict(zip(("x", "y", "w1", "w2"), data, strict=True)),
+                           "learning_rate": rate, "steps": steps}))
+    return cases
 
 
 def _speed_cases(kind, seed):
