@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test lint release bench screenshots constraints clean
+.PHONY: demo test lint release bench sweep screenshots constraints clean
 N ?= 100
+SEEDS ?= 100
 
 $(BIN)/activate: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +29,9 @@ release: $(BIN)/activate  ## regenerate assignments/ and solutions/ from source/
 
 bench: $(BIN)/activate  ## nbgrader autograde vs the engine on N synthetic submissions
 	$(BIN)/python bench/bench.py --n $(N)
+
+sweep: $(BIN)/activate  ## the answer keys and the mistake corpus on SEEDS hidden seeds each
+	$(BIN)/python bench/seed_sweep.py --seeds $(SEEDS)
 
 screenshots: $(BIN)/activate  ## docs/*.png from the demo's pages (needs chromium; run make demo first)
 	$(BIN)/python docs/screenshots.py
