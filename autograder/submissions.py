@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+import torch
 
 from .course import REPO
+from .engine.child import exec_cell
 
 SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 
@@ -59,3 +61,12 @@ def student_answers(assignment: str, solved: frozenset[str] | None = None,
     for edit in edits:
         answers[edit.answer] = edit.apply(answers[edit.answer])
     return answers
+
+
+def defined_names(assignment: str, edits: tuple[Edit, ...] = ()) -> dict:
+    """Run a student's answer cells (the answer key, then edited) in-process; the names
+    they define. For tests and benchmarks of our own code only: never a student's."""
+    namespace = {"torch": torch, "nn": torch.nn, "optim": torch.optim}
+    for cell, code in student_answers(assignment, None, edits).items():
+        exec_cell(code, f"<{assignment} {cell}>", namespace)
+    return namespace

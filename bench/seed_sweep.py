@@ -16,8 +16,6 @@ and what it got; exits 1 when anything was off.
 """
 
 import argparse
-import contextlib
-import io
 import os
 import sys
 import time
@@ -32,9 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from mistake_corpus import CORPUS, CORRECT  # noqa: E402
 
 from autograder.assignments import get  # noqa: E402
-from autograder.engine.child import exec_cell  # noqa: E402
 from autograder.grading import grade_part  # noqa: E402
-from autograder.submissions import student_answers  # noqa: E402
+from autograder.submissions import defined_names  # noqa: E402
 
 # Seeds spread over the range real grading draws from, the same for the same --first.
 SEED_STRIDE = 104_729
@@ -47,21 +44,12 @@ def labelled_submissions(assignment: str) -> list[tuple[str, tuple, dict]]:
     return right + [(w.student, w.edits, w.fails) for w in CORPUS[assignment]]
 
 
-def functions_of(assignment: str, edits: tuple) -> dict:
-    """The names a submission's answer cells define."""
-    namespace = {"torch": torch, "nn": torch.nn, "optim": torch.optim}
-    with contextlib.redirect_stdout(io.StringIO()):
-        for cell, code in student_answers(assignment, None, edits).items():
-            exec_cell(code, f"<{assignment} {cell}>", namespace)
-    return namespace
-
-
 def sweep_one(assignment: str, student: str, edits: tuple, fails: dict,
               seeds: list[int]) -> tuple[int, tuple | None]:
     """How many seeds gave other verdicts than the label, and the first (seed, got)."""
     warnings.simplefilter("ignore")
     torch.set_num_threads(1)  # one submission per core
-    parts, namespace = get(assignment).parts, functions_of(assignment, edits)
+    parts, namespace = get(assignment).parts, defined_names(assignment, edits)
     off, first = 0, None
     for seed in seeds:
         got = {}
