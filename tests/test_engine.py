@@ -22,7 +22,7 @@ from autograder.diagnosis import Finding
 from autograder.engine import grade_notebook, protocol
 from autograder.engine.child import run_cells
 from autograder.engine.isolation import SANDBOX_UID_BASE, full_isolation_available
-from autograder.engine.sandbox import SandboxError
+from autograder.engine.sandbox import GraderError
 from autograder.grading import grade_part
 from autograder.notebook import HIDDEN_SEED
 from autograder.parts import Case
@@ -266,7 +266,7 @@ def test_a_missing_or_broken_notebook_scores_zero_with_its_reason(tmp_path):
 @FULL_ISOLATION
 def test_a_sandbox_that_cannot_start_raises_instead_of_grading(tmp_path, monkeypatch):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # closed to the sandbox's uid
-    with pytest.raises(SandboxError, match="could not reach"):
+    with pytest.raises(GraderError, match="could not reach"):
         grade_notebook(SOLUTION, "nn_from_scratch")
 
 

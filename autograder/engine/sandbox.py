@@ -29,8 +29,9 @@ from .launch import Child, Launcher
 POLL_SECONDS = 0.05
 
 
-class SandboxError(RuntimeError):
-    """The sandbox itself could not run (before any student code): no grade is recorded."""
+class GraderError(RuntimeError):
+    """The grader failed, not the student (the sandbox could not start or prove its
+    confinement, the fork server died, a disk filled up): no grade may be recorded."""
 
 Outcome = dict[str, torch.Tensor] | Finding
 
@@ -82,7 +83,7 @@ def _launch(notebook: bytes, assignment: Assignment, cases: dict[str, list[Case]
         try:
             status = protocol.read_status(workdir)
             if status is None and not reached:  # before any student code: not the student's
-                raise SandboxError(f"the sandbox failed to start ({why}): "
+                raise GraderError(f"the sandbox failed to start ({why}): "
                                    f"{child.output_tail()}")
             if status is None or not status["cells_done"]:
                 return False, (f"the notebook did not run to the end: its code {why}. Make sure "
