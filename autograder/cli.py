@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="submissions graded at once (default: one per CPU core)")
     course.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786",
                         help="grade on this Dask cluster instead of this machine")
+    course.add_argument("--wait", action="store_true",
+                        help="if another run is grading this course, wait for it to end "
+                             "(default: stop)")
     report = commands.add_parser(
         "report", help="a class report of a graded assignment: HTML with plots, and a CSV")
     report.add_argument("assignment")
@@ -109,6 +112,9 @@ def _grade(args) -> int:
 
 
 def _grade_assignment(args) -> int:
+    """Exit status: 0 all graded, 1 some submissions not graded or not recorded for the
+    grader's faults (a rerun finishes them), 2 nothing graded (the course, the assignment,
+    the configuration or the lock: one line says which)."""
     from contextlib import nullcontext
 
     if not args.scheduler:
@@ -117,27 +123,62 @@ def _grade_assignment(args) -> int:
 
     from tqdm import tqdm
 
-    from .engine import grade_assignment
     from .engine.cluster import dask_executor
-    from .engine.runner import CourseLayout
+    from .engine.course_config import CourseError
+    from .engine.runner import GradingRun, UngradedSubmissions
 
-    layout = CourseLayout(args.course, args.assignment, args.results or args.course / "results")
-    progress = tqdm(total=len(layout.students()), unit="submission", desc=args.assignment,
-                    smoothing=0.1)
+    def waiting(holder: str) -> None:
+        print(f"waiting for the grading run that holds this course: {holder}", file=sys.stderr)
 
-    def report(result, now):
-        state = "graded" if now else "already graded"
-        progress.write(f"{result.student:20} {result.score:g}/{result.max_score:g}  {state}"
-                       f"{'  ' + result.note if result.note else ''}")
-        progress.update()
-
-    cluster = dask_executor(args.scheduler) if args.scheduler else nullcontext()
-    with progress, cluster as executor:
-        grade_assignment(args.course, args.assignment, results=args.results,
+    try:
+        run = GradingRun(args.course, args.assignment, results=args.results,
                          limits=_limits(args), gradebook=not args.no_gradebook,
-                         regrade=args.regrade, jobs=args.jobs, executor=executor,
-                         on_result=report)
+                         regrade=args.regrade, wait=args.wait, on_wait=waiting)
+    except CourseError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    with run:
+        if not args.scheduler:
+            print(_isolation(), file=sys.stderr)
+        if not run.students:
+            print(f"0 submissions found in {run.submissions_glob}")
+            return 0
+        progress = tqdm(total=len(run.students), unit="submission", desc=args.assignment,
+                        smoothing=0.1)
+
+        def report(result, now):
+            state = "graded" if now else "already graded"
+            progress.write(f"{result.student:20} {result.score:g}/{result.max_score:g}  "
+                           f"{state}{'  ' + result.note if result.note else ''}")
+            progress.update()
+
+        def fault(student, why):
+            progress.write(f"{student:20} {why}")
+            progress.update()
+
+        cluster = dask_executor(args.scheduler) if args.scheduler else nullcontext()
+        try:
+            with progress, cluster as executor:
+                run.grade(args.jobs, executor, on_result=report, on_fault=fault)
+        except UngradedSubmissions as error:
+            print(f"{len(error.faults)} of {len(run.students)} submissions were not graded or "
+                  f"not recorded, for faults of the grader (run again to finish them):",
+                  file=sys.stderr)
+            for student, why in error.faults.items():
+                print(f"  {student}: {why}", file=sys.stderr)
+            return 1
     return 0
+
+
+def _isolation() -> str:
+    """One line: what isolation this machine gives the students' code."""
+    from .engine.isolation import full_isolation_available
+
+    if full_isolation_available():
+        return "isolation: full (each submission in a sandbox of its own, no network, none " \
+               "of this machine's files)"
+    return "isolation: LIMITED on this machine: student code runs under resource limits only, " \
+           "and can read what this user can read and reach the network"
 
 
 def _report(args, parser) -> int:

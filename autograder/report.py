@@ -29,8 +29,9 @@ class NoResults(RuntimeError):
 
 
 def read_results(folder: Path) -> list[SubmissionResult]:
-    """The results the engine wrote in folder, one per student, sorted by student."""
-    paths = sorted(p for p in folder.glob("*.json") if not p.name.endswith(".gradescope.json"))
+    """The results the engine wrote in folder, one per student, sorted by student (the
+    Gradescope files are in its gradescope/ folder)."""
+    paths = sorted(folder.glob("*.json"))
     results = [result for result in map(read_json, paths) if result is not None]
     if not results:
         raise NoResults(f"no graded results in {folder}: grade the assignment first "

@@ -48,7 +48,8 @@ def lines_of(process: subprocess.Popen) -> dict[str, str]:
 
 def stored(course: Path) -> dict[str, bytes]:
     folder = course / "results" / ASSIGNMENT
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())} if folder.exists() else {}
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file()}
 
 
 def test_a_killed_run_resumes_and_grading_again_changes_nothing(course):
@@ -61,8 +62,8 @@ def test_a_killed_run_resumes_and_grading_again_changes_nothing(course):
             break
     first.wait()
     before = stored(course)
-    assert 2 <= len([n for n in before if not n.endswith("gradescope.json")]) < len(STUDENTS)
-    assert not [n for n in before if n.startswith(".")], "a half-written file was left"
+    assert 2 <= len([n for n in before if not n.startswith("gradescope/")]) < len(STUDENTS)
+    assert not [n for n in before if Path(n).name.startswith(".")], "a half-written file was left"
 
     resumed = lines_of(grade_command(course, "--jobs", "2"))
     assert sorted(resumed) == sorted(STUDENTS)
@@ -74,8 +75,8 @@ def test_a_killed_run_resumes_and_grading_again_changes_nothing(course):
     for student, points in EXPECTED.items():
         result = read_json(course / "results" / ASSIGNMENT / f"{student}.json")
         assert result.score == points, result.feedback()
-        gradescope = json.loads((course / "results" / ASSIGNMENT /
-                                 f"{student}.gradescope.json").read_text())
+        gradescope = json.loads((course / "results" / ASSIGNMENT / "gradescope" /
+                                 f"{student}.json").read_text())
         assert gradescope["score"] == points
     assert "not valid JSON" in read_json(course / "results" / ASSIGNMENT / "fay.json").note
 

@@ -4,13 +4,11 @@ Every file is written atomically (a temporary file, then a rename), so an interr
 leaves either the old grade or the new one, never half of one.
 """
 
-import contextlib
 import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..course import COURSE_ID
 from ..diagnosis import known_mistake
 from ..grading import PartResult
 from .protocol import write_atomically
@@ -94,24 +92,17 @@ def gradescope(result: SubmissionResult) -> dict:
                       for part in result.parts]}
 
 
-def write_gradescope(result: SubmissionResult, path: Path) -> None:
-    """The result as Gradescope's results.json at path, written atomically."""
+def write_gradescope(result: SubmissionResult, path: Path, unless_same: bool = False) -> None:
+    """The result as Gradescope's results.json at path, written atomically (unless_same:
+    not when the file already holds it)."""
+    data = json.dumps(gradescope(result), indent=1).encode()
+    if unless_same and path.is_file() and not path.is_symlink() and path.read_bytes() == data:
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, json.dumps(gradescope(result), indent=1).encode())
+    write_atomically(path, data)
 
 
-@dataclass
-class GradebookEntry:
-    """Where a result goes in nbgrader's gradebook."""
-
-    db_url: str
-    student: str
-    notebook: str  # the notebook's name without .ipynb (nbgrader's notebook id)
-    timestamp: str | None = None
-    course_id: str = COURSE_ID
-
-
-def open_gradebook(db_url: str, course_id: str = COURSE_ID):
+def open_gradebook(db_url: str, course_id: str):
     """nbgrader's gradebook, opened once for a whole run (close it when done)."""
     # Importing nbgrader imports jsonschema, whose optional IRI format checker compiles a
     # grammar when imported (1.2 s here, half the import). No gradebook value is an IRI.
@@ -121,34 +112,62 @@ def open_gradebook(db_url: str, course_id: str = COURSE_ID):
     return Gradebook(db_url, course_id)
 
 
-def write_gradebook(result: SubmissionResult, entry: GradebookEntry, gradebook=None) -> None:
-    """Store each part's score as the auto score of the test cell with the same grade id.
+def write_gradebook(result: SubmissionResult, gradebook, student: str, notebook_id: str,
+                    timestamp=None, late=None) -> None:
+    """Store each part's score as the auto score of the test cell with the same grade id,
+    then the late penalty as `nbgrader autograde` assigns it; one commit.
 
     The points must agree with the test cells' points in the gradebook (nbgrader took them
     from the source notebook); a mismatch raises ValueError rather than store a wrong grade.
     Manual scores a grader already gave are kept, as `nbgrader autograde` keeps them.
-    gradebook: an open one (see open_gradebook), else one is opened for this result.
+    gradebook: an open one (see open_gradebook). late: nbgrader's AssignLatePenalties
+    preprocessor, configured by the course (see CourseConfig.late_penalty), or None.
     """
-    with contextlib.nullcontext(gradebook) if gradebook else \
-            open_gradebook(entry.db_url, entry.course_id) as gradebook:
-        gradebook.update_or_create_student(entry.student)
-        extra = {"timestamp": entry.timestamp} if entry.timestamp else {}
-        # nbgrader builds a new submission's rows before it adds them to the session; an
-        # autoflush in between only makes SQLAlchemy 2 warn, so none is run there.
-        with gradebook.db.no_autoflush:
-            gradebook.update_or_create_submission(result.assignment, entry.student, **extra)
-        notebook = gradebook.find_submission_notebook(entry.notebook, result.assignment,
-                                                      entry.student)
-        grades = {grade.name: grade for grade in notebook.grades}
-        for part in result.parts:
-            grade = grades.get(part.part_id)
-            if grade is None:
-                raise ValueError(f"{part.part_id} is not a graded cell of {entry.notebook} in "
-                                 f"the gradebook: release the assignment again.")
-            if grade.max_score != part.max_score:
-                raise ValueError(
-                    f"{part.part_id} is worth {part.max_score:g} points in the grader but "
-                    f"{grade.max_score:g} in the gradebook: release the assignment again.")
-            grade.auto_score = part.score
-            grade.needs_manual_grade = grade.manual_score is not None
-        gradebook.db.commit()
+    gradebook.update_or_create_student(student)
+    extra = {"timestamp": timestamp} if timestamp else {}
+    # nbgrader builds a new submission's rows before it adds them to the session; an
+    # autoflush in between only makes SQLAlchemy 2 warn, so none is run there.
+    with gradebook.db.no_autoflush:
+        submission = gradebook.update_or_create_submission(result.assignment, student, **extra)
+    notebook = gradebook.find_submission_notebook(notebook_id, result.assignment, student)
+    grades = {grade.name: grade for grade in notebook.grades}
+    for part in result.parts:
+        grade = grades.get(part.part_id)
+        if grade is None:
+            raise ValueError(f"{part.part_id} is not a graded cell of {notebook_id} in "
+                             f"the gradebook: release the assignment again.")
+        if grade.max_score != part.max_score:
+            raise ValueError(
+                f"{part.part_id} is worth {part.max_score:g} points in the grader but "
+                f"{grade.max_score:g} in the gradebook: release the assignment again.")
+        grade.auto_score = part.score
+        grade.needs_manual_grade = grade.manual_score is not None
+    if late is not None:
+        _assign_late_penalty(gradebook, submission, notebook, student, late)
+    gradebook.db.commit()
+
+
+def _assign_late_penalty(gradebook, submission, notebook, student: str, late) -> None:
+    """What nbgrader's AssignLatePenalties.preprocess does, on the scores just set."""
+    gradebook.db.flush()
+    gradebook.db.expire(notebook)  # its score is computed from the grades
+    notebook.late_submission_penalty = None
+    seconds_late = submission.total_seconds_late
+    if seconds_late > 0:
+        penalty = late.plugin_inst.late_submission_penalty(student, notebook.score,
+                                                           seconds_late)
+        if penalty is not None:
+            notebook.late_submission_penalty = late._check_late_penalty(notebook, penalty)
+
+
+def gradebook_agrees(gradebook, result: SubmissionResult, student: str,
+                     notebook_id: str) -> bool:
+    """Whether the gradebook holds this result's auto scores for the student."""
+    from nbgrader.api import MissingEntry
+
+    try:
+        notebook = gradebook.find_submission_notebook(notebook_id, result.assignment, student)
+    except MissingEntry:
+        return False
+    scores = {grade.name: grade.auto_score for grade in notebook.grades}
+    return all(scores.get(part.part_id) == part.score for part in result.parts)

@@ -4,57 +4,175 @@
 any grade can be reproduced), runs the student's code in the sandbox and judges the tensors
 it returns against the autograd references, here, in the trusted process.
 
-`grade_assignment` grades submitted/<student>/<assignment>/ of an nbgrader course: one JSON
-result per submission (the mark that it is done), Gradescope's results.json beside it, the
-scores in the gradebook, and an autograded notebook for `nbgrader generate_feedback`. It is
-resumable and idempotent: a submission whose result file matches its notebook's hash is
-not graded again, and an interrupted run loses or duplicates nothing.
+`GradingRun` (and `grade_assignment`, which runs one) grades the submissions of an
+assignment in an nbgrader course, as the course's own configuration lays it out
+(`course_config`). Before it grades anything it checks the course, the assignment and the
+gradebook, and takes the course's lock: one run per course at a time. For each submission
+it writes, in this order, the JSON result (the mark that it is done), Gradescope's
+results.json, the autograded notebook with its timestamp, and the scores in the gradebook
+(with nbgrader's late penalty). It is resumable and idempotent: a submission whose result
+matches its notebook's hash is not graded again, only what is missing after it is written
+again, so a crash never leaves the gradebook and the results disagreeing after a rerun.
+
+A grade is the student's or there is none: a submission whose grading fails for the
+grader's own reasons (`sandbox.GraderError`, an OSError of the grading machinery) is
+graded once more, and if that fails too, nothing is recorded for it; the run goes on and
+ends with `UngradedSubmissions` naming each one.
 """
 
+import errno
 import hashlib
 import json
 import os
 import secrets
+import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import psutil
+
 from .. import assignments
 from ..grading import PartResult, failed, grade_outcomes
+from .course_config import CourseConfig, CourseError, course_lock, load_course
 from .isolation import DEFAULT_LIMITS, Limits
 from .launch import Launcher, default_launcher, warm_up
 from .protocol import write_atomically
 from .results import (
-    GradebookEntry,
     SubmissionResult,
+    gradebook_agrees,
     open_gradebook,
     read_json,
     write_gradebook,
     write_gradescope,
     write_json,
 )
-from .sandbox import run_parts
+from .sandbox import GraderError, run_parts
 
 MB = 1 << 20
+TIMESTAMP_BYTES = 1024
+GRADING_ATTEMPTS = 2  # a grader fault is retried once, on a fresh fork server
+TEMP_PREFIX = "backprop-"  # what the engine's temporary folders are called
+# A live sandbox touches its folder at least once a stage (the cells, then each part);
+# a folder untouched for this many stages past the run's start belongs to no live run.
+STALE_STAGES = 3
+
+
+class UngradedSubmissions(RuntimeError):
+    """Some submissions were not graded (or not recorded) for the grader's own faults;
+    every other result was recorded. A rerun grades (or records) them."""
+
+    def __init__(self, results: list[SubmissionResult], faults: dict[str, str]):
+        super().__init__(f"{len(faults)} submission(s) not graded or not recorded: "
+                         + "; ".join(f"{student}: {fault}" for student, fault in faults.items()))
+        self.results = results
+        self.faults = faults
+
+
+@dataclass(frozen=True)
+class Submission:
+    """A submitted notebook as read for grading."""
+
+    notebook: bytes | None  # nbformat 4 JSON, or None when it cannot be graded
+    problem: str | None = None  # why it cannot be graded
+    sha256: str | None = None  # of the file as submitted: a changed file is graded again
+    timestamp: str | None = None  # its timestamp.txt, as nbgrader's submit wrote it
 
 
 def read_submission(path: Path, max_bytes: int = DEFAULT_LIMITS.notebook_bytes
                     ) -> tuple[bytes | None, str | None]:
-    """The notebook's bytes, or None and why it cannot be graded (missing, empty, not JSON...)."""
-    if not path.is_file():
+    """The notebook's bytes (nbformat 4), or None and why it cannot be graded (missing,
+    a link or not a regular file, empty, too large, not JSON, not a notebook...)."""
+    path = Path(path)
+    try:
+        folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
         return None, "no notebook was submitted."
-    size = path.stat().st_size
-    if size == 0:
-        return None, "the notebook file is empty (0 bytes): it was not graded. Save it again " \
-                     "in Jupyter, check that it opens, then submit again."
-    if size > max_bytes:
-        return None, (f"the notebook is {size / MB:.0f} MB, more than the {max_bytes / MB:.0f} MB "
-                      f"a submission may be: it was not graded. Clear its outputs (Kernel > "
-                      f"Restart & Clear Output), save, then submit again.")
-    data = path.read_bytes()
+    try:
+        submission = _read_notebook_at(folder, path.name, max_bytes)
+    finally:
+        os.close(folder)
+    return submission.notebook, submission.problem
+
+
+def _read_notebook_at(folder: int, name: str, max_bytes: int) -> Submission:
+    """Read the notebook name in the open folder: never through a link, never opening a
+    FIFO or a device, never more than max_bytes."""
+    try:
+        info = os.stat(name, dir_fd=folder, follow_symlinks=False)
+    except FileNotFoundError:
+        return Submission(None, _missing_notebook(folder, name))
+    refused = _not_a_file(info.st_mode, "the notebook")
+    if refused:
+        return Submission(None, refused)
+    try:
+        handle = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                         dir_fd=folder)
+    except OSError as error:  # replaced by a link or removed since: refused all the same
+        return Submission(None, f"the notebook could not be opened ({error.strerror}), so "
+                                f"it was not graded.")
+    with os.fdopen(handle, "rb") as file:
+        refused = _not_a_file(os.fstat(handle).st_mode, "the notebook")
+        data = b"" if refused else file.read(max_bytes + 1)
+    if refused:
+        return Submission(None, refused)
+    sha256 = hashlib.sha256(data).hexdigest()
+    if not data:
+        return Submission(None, "the notebook file is empty (0 bytes): it was not graded. "
+                                "Save it again in Jupyter, check that it opens, then submit "
+                                "again.", sha256)
+    if len(data) > max_bytes:
+        return Submission(None, f"the notebook is more than the {max_bytes / MB:.0f} MB a "
+                                f"submission may be: it was not graded. Clear its outputs "
+                                f"(Kernel > Restart & Clear Output), save, then submit again.")
+    notebook, problem = parse_notebook(data)
+    return Submission(notebook, problem, sha256, _read_timestamp(folder))
+
+
+def _not_a_file(mode: int, what: str) -> str | None:
+    """Why a file of this mode is refused unopened, or None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    kind = ("a symbolic link" if stat.S_ISLNK(mode) else "a folder" if stat.S_ISDIR(mode)
+            else "a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a socket"
+            if stat.S_ISSOCK(mode) else "a device")
+    return (f"{what} is {kind}, not a regular file: it was not opened, so it was not graded. "
+            f"Submit the notebook file itself.")
+
+
+def _missing_notebook(folder: int, name: str) -> str:
+    """No notebook of that name: say which notebooks the submission has instead."""
+    others = sorted(entry.name for entry in os.scandir(folder)
+                    if entry.name.endswith(".ipynb") and entry.name != name)
+    if not others:
+        return "no notebook was submitted."
+    found = ", ".join(repr(other) for other in others[:3])
+    return (f"no notebook named {name} was submitted, only {found}: rename it {name} (or "
+            f"fetch the assignment again), then submit again.")
+
+
+def _read_timestamp(folder: int) -> str | None:
+    """The submission's timestamp.txt, read as carefully as the notebook; None if none."""
+    try:
+        handle = os.open("timestamp.txt", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+                         | os.O_CLOEXEC, dir_fd=folder)
+    except OSError:
+        return None
+    with os.fdopen(handle, "rb") as file:
+        if not stat.S_ISREG(os.fstat(handle).st_mode):
+            return None
+        text = file.read(TIMESTAMP_BYTES).decode(errors="replace").strip()
+    return text or None
+
+
+def parse_notebook(data: bytes) -> tuple[bytes | None, str | None]:
+    """The notebook as nbformat 4 JSON (a version 3 one is upgraded), or None and why not.
+    Nothing in the student's JSON may crash the grader: every failure is a note."""
     try:
         notebook = json.loads(data)
     except json.JSONDecodeError as error:
@@ -64,31 +182,62 @@ def read_submission(path: Path, max_bytes: int = DEFAULT_LIMITS.notebook_bytes
     except UnicodeDecodeError:
         return None, "the notebook is not text (UTF-8): it could not be opened, so it was " \
                      "not graded."
-    if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list):
+    except RecursionError:
+        return None, "the notebook's JSON is nested too deeply to be read, so it was not " \
+                     "graded. Download a fresh copy of the assignment and submit again."
+    except ValueError as error:  # a number too long to convert, say
+        return None, f"the notebook's JSON cannot be read ({error}), so it was not graded."
+    if isinstance(notebook, dict) and notebook.get("nbformat") == 3:
+        return _upgrade(data)
+    if not isinstance(notebook, dict) or not isinstance(notebook.get("cells"), list) \
+            or not all(isinstance(cell, dict) for cell in notebook["cells"]):
         return None, "the file is valid JSON but not a Jupyter notebook (it has no list of " \
                      "cells), so it was not graded."
     return data, None
+
+
+def _upgrade(data: bytes) -> tuple[bytes | None, str | None]:
+    """An nbformat 3 notebook converted to nbformat 4, as Jupyter would open it."""
+    import nbformat  # slow to import; only old notebooks need it
+
+    try:
+        notebook = nbformat.reads(data.decode(), as_version=4)
+        nbformat.validate(notebook)
+    except Exception as error:  # nbformat's errors on a malformed old notebook vary
+        return None, (f"the notebook is in the old format (nbformat 3) and could not be "
+                      f"converted ({type(error).__name__}), so it was not graded. Open and "
+                      f"save it in a current Jupyter, then submit again.")
+    return nbformat.writes(notebook).encode(), None
 
 
 def grade_notebook(path: Path, assignment: str, *, seed: int | None = None,
                    limits: Limits = DEFAULT_LIMITS, student: str | None = None,
                    launcher: Launcher | None = None) -> SubmissionResult:
     """Grade one notebook in the sandbox; a fresh seed for the hidden cases unless given."""
+    data, problem = read_submission(Path(path), limits.notebook_bytes)
+    return grade_data(Submission(data, problem, file_sha256(Path(path))), assignment,
+                      seed=seed, limits=limits, student=student, launcher=launcher)
+
+
+def grade_data(submission: Submission, assignment: str, *, seed: int | None = None,
+               limits: Limits = DEFAULT_LIMITS, student: str | None = None,
+               launcher: Launcher | None = None) -> SubmissionResult:
+    """Grade a submission already read; GraderError when the grader fails."""
     start = time.monotonic()
     graded = assignments.get(assignment)
     seed = secrets.randbelow(2**31) if seed is None else seed
-    data, problem = read_submission(Path(path), limits.notebook_bytes)
     result = SubmissionResult(assignment, [], seed, student=student,
-                              notebook_sha256=file_sha256(Path(path)))
-    if problem:
-        result.note = problem
-        result.parts = [PartResult(part.id, 0, part.points, f"Not graded: {problem}",
+                              notebook_sha256=submission.sha256)
+    if submission.notebook is None:
+        result.note = submission.problem or "no notebook was submitted."
+        result.parts = [PartResult(part.id, 0, part.points, f"Not graded: {result.note}",
                                    "not_graded") for part in graded.parts]
     else:
         # Graded on hidden cases only: fresh for this submission, and covering the visible
         # ones' shapes (a batch of 1 included). The visible cases are the student's own check.
         cases = {part.id: part.cases("hidden", seed) for part in graded.parts}
-        run = run_parts(data, graded, cases, limits, launcher or default_launcher())
+        run = run_parts(submission.notebook, graded, cases, limits,
+                        launcher or default_launcher())
         result.isolation = run.isolation
         result.parts = [failed(part, run.failures[part.id]) if part.id in run.failures
                         else grade_outcomes(part, cases[part.id], run.outcomes[part.id])
@@ -97,115 +246,29 @@ def grade_notebook(path: Path, assignment: str, *, seed: int | None = None,
     return result
 
 
-@dataclass(frozen=True)
-class CourseLayout:
-    """Where an nbgrader course keeps an assignment's submissions and the engine's results."""
-
-    root: Path
-    assignment: str
-    results: Path
-
-    def students(self) -> list[str]:
-        submitted = self.root / "submitted"
-        if not submitted.is_dir():
-            return []
-        return sorted(p.name for p in submitted.iterdir() if (p / self.assignment).is_dir())
-
-    def submitted(self, student: str) -> Path:
-        return self.root / "submitted" / student / self.assignment / f"{self.assignment}.ipynb"
-
-    def autograded(self, student: str) -> Path:
-        return self.root / "autograded" / student / self.assignment / f"{self.assignment}.ipynb"
-
-    def result(self, student: str) -> Path:
-        return self.results / self.assignment / f"{student}.json"
-
-    def gradescope(self, student: str) -> Path:
-        return self.results / self.assignment / f"{student}.gradescope.json"
-
-
-def grade_assignment(course_root: Path, assignment: str, *, results: Path | None = None,
-                     limits: Limits = DEFAULT_LIMITS, gradebook: bool = True,
-                     regrade: bool = False, jobs: int | None = None,
-                     executor: Executor | None = None,
-                     on_result: Callable[[SubmissionResult, bool], None] | None = None
-                     ) -> list[SubmissionResult]:
-    """Grade every submission of an assignment in a course; resumable, idempotent.
-
-    A submission already graded (its result file matches the notebook's hash) is skipped
-    and its stored result returned; with regrade=True it is graded again with its recorded
-    seed, which gives the same grade. The others are graded `jobs` at a time (all cores by
-    default), or on `executor` when one is given (a Dask cluster's, say: see
-    engine.cluster). Each result is written here, by the calling thread, once and
-    atomically, as soon as it arrives. on_result(result, was_graded_now) is called for each.
-    """
-    course_root = Path(course_root).resolve()
-    layout = CourseLayout(course_root, assignment, Path(results or course_root / "results"))
-    # The sandbox never sees the course (gradebook, other students) or the results.
-    limits = replace(limits, hidden=(*limits.hidden, str(course_root), str(layout.results)))
-    db_url = f"sqlite:///{course_root / 'gradebook.db'}"
-    done: dict[str, SubmissionResult] = {}
-    pending: dict[str, int | None] = {}  # student -> the seed to grade with
-    for student in layout.students():
-        stored = read_json(layout.result(student))
-        current = stored is not None and stored.assignment == assignment \
-            and stored.notebook_sha256 == file_sha256(layout.submitted(student))
-        if current and not regrade:
-            done[student] = stored
-            if on_result:
-                on_result(stored, False)
-        else:
-            pending[student] = stored.seed if current else None
-
-    def record(result: SubmissionResult) -> None:
-        student = result.student
-        notebook = layout.submitted(student)
-        if book:
-            write_gradebook(result, GradebookEntry(db_url, student, assignment,
-                                                   _timestamp(notebook.parent)), book)
-            data, _ = read_submission(notebook, limits.notebook_bytes)
-            if data:
-                write_autograded(result, data, layout.autograded(student))
-        write_gradescope(result, layout.gradescope(student))
-        write_json(result, layout.result(student))  # last: marks the submission done
-        done[student] = result
-        if on_result:
-            on_result(result, True)
-
-    own_pool = executor is None and pending
-    if own_pool:
-        warm_up()  # the fork server imports torch while the submissions are read
-    pool = ThreadPoolExecutor(jobs or os.cpu_count() or 1) if own_pool else executor
-    # Opened beside the grading: importing nbgrader takes 2 s.
-    opening = ThreadPoolExecutor(1).submit(open_gradebook, db_url) \
-        if gradebook and pending else None
-    book = None
-    try:
-        futures = [pool.submit(grade_submission, layout.submitted(student).read_bytes()
-                               if layout.submitted(student).is_file() else None,
-                               assignment, seed, limits, student)
-                   for student, seed in pending.items()]
-        book = opening and opening.result()
-        for future in as_completed(futures):
-            record(SubmissionResult.from_json(future.result()))
-    finally:
-        if own_pool:
-            pool.shutdown(cancel_futures=True)
-        if book:
-            book.close()
-    return [done[student] for student in sorted(done)]
-
-
 def grade_submission(notebook: bytes | None, assignment: str, seed: int | None,
-                     limits: Limits, student: str) -> dict:
+                     limits: Limits, student: str, problem: str | None = None,
+                     sha256: str | None = None) -> dict:
     """Grade a submission given as bytes; its result as JSON data. The unit of work that
-    a thread of the local pool or a Dask worker runs: plain data in, plain data out."""
-    with tempfile.TemporaryDirectory(prefix="backprop-submission-") as folder:
-        path = Path(folder) / f"{assignment}.ipynb"
-        if notebook is not None:
-            path.write_bytes(notebook)
-        result = grade_notebook(path, assignment, seed=seed, limits=limits, student=student)
-    return result.to_json()
+    a thread of the local pool or a Dask worker runs: plain data in, plain data out.
+
+    A fault of the grader is tried once more (the fork server restarts on the next launch
+    if it died); if it happens again, it is raised: there is no grade."""
+    submission = Submission(notebook, problem, sha256)
+    for attempt in range(1, GRADING_ATTEMPTS + 1):
+        try:
+            return grade_data(submission, assignment, seed=seed, limits=limits,
+                              student=student).to_json()
+        except (GraderError, OSError):
+            if attempt == GRADING_ATTEMPTS:
+                raise
+    raise AssertionError("unreachable")
+
+
+def describe_fault(error: BaseException) -> str:
+    """A grader fault in a few words, for one line of the console."""
+    text = " ".join(str(error).split())
+    return text if isinstance(error, GraderError) else f"{type(error).__name__}: {text}"
 
 
 def file_sha256(path: Path) -> str | None:
@@ -216,13 +279,321 @@ def file_sha256(path: Path) -> str | None:
         return None
 
 
-def _timestamp(folder: Path):
+@dataclass(frozen=True)
+class CourseLayout:
+    """Where an assignment's submissions are (as the course configures it) and where the
+    engine's results go: RESULTS/<assignment>/<student>.json, and Gradescope's file in
+    RESULTS/<assignment>/gradescope/<student>.json, so that no student id (`ada.gradescope`,
+    `gradescope`) can name another student's file."""
+
+    course: CourseConfig
+    assignment: str
+    results: Path
+
+    @property
+    def notebook_name(self) -> str:
+        return f"{self.assignment}.ipynb"
+
+    def submitted_folder(self, student: str) -> Path:
+        return self.course.path(self.course.submitted_directory, student, self.assignment)
+
+    def autograded_folder(self, student: str) -> Path:
+        return self.course.path(self.course.autograded_directory, student, self.assignment)
+
+    def result(self, student: str) -> Path:
+        return self.results / self.assignment / f"{student}.json"
+
+    def gradescope(self, student: str) -> Path:
+        return self.results / self.assignment / "gradescope" / f"{student}.json"
+
+    def read(self, student: str, max_bytes: int) -> Submission:
+        """A student's submission, read without following any link from the course root
+        down: a linked or odd folder or notebook is refused with a note, never opened."""
+        relative = self.submitted_folder(student).relative_to(self.course.root)
+        folder = os.open(self.course.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for depth, name in enumerate(relative.parts, start=1):
+                try:
+                    inner = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
+                                    | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=folder)
+                except OSError as error:
+                    where = Path(*relative.parts[:depth])
+                    kind = "a symbolic link" if error.errno == errno.ELOOP else \
+                        "not a folder" if error.errno == errno.ENOTDIR else error.strerror
+                    return Submission(None, f"the submission's folder {where} is {kind}: it "
+                                            f"was not opened, so nothing was graded.")
+                os.close(folder)
+                folder = inner
+            return _read_notebook_at(folder, self.notebook_name, max_bytes)
+        finally:
+            os.close(folder)
+
+
+class GradingRun:
+    """One run of grade-assignment over a course: everything checked and the course's lock
+    taken on creation (CourseError, in one line, if anything is wrong), then `grade`.
+
+    Use it as a context manager: closing releases the lock and the gradebook and removes
+    the litter of killed runs (also removed on creation)."""
+
+    def __init__(self, course_root: Path, assignment: str, *, results: Path | None = None,
+                 limits: Limits = DEFAULT_LIMITS, gradebook: bool = True,
+                 regrade: bool = False, wait: bool = False,
+                 on_wait: Callable[[str], None] = lambda holder: None):
+        self.started = time.time()
+        if assignment not in assignments.ASSIGNMENTS:
+            raise CourseError(f"unknown assignment {assignment!r}: the grader knows "
+                              f"{', '.join(sorted(assignments.ASSIGNMENTS))}.")
+        self.course = load_course(course_root, gradebook)
+        self.assignment, self.regrade = assignment, regrade
+        self.layout = CourseLayout(self.course, assignment,
+                                   Path(results or self.course.root / "results").absolute())
+        # The sandbox never sees the course (gradebook, other students) or the results.
+        self.limits = replace(limits, hidden=(*limits.hidden, str(self.course.root),
+                                              str(self.layout.results)))
+        self._stale_seconds = STALE_STAGES * max(limits.startup_seconds, limits.part_seconds)
+        self._closing = ExitStack()
+        try:
+            self._closing.enter_context(course_lock(self.course.root, wait, on_wait))
+            self._closing.callback(self._remove_litter)
+            self._remove_litter()
+            self.book = self._open_gradebook() if gradebook else None
+            self.late = self.course.late_penalty() if gradebook else None
+            self.students = self.course.students(assignment)
+        except BaseException:
+            self._closing.close()
+            raise
+
+    def __enter__(self) -> "GradingRun":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._closing.close()
+
+    @property
+    def submissions_glob(self) -> Path:
+        """Where the submissions are looked for: COURSE/submitted/*/ASSIGNMENT."""
+        return self.layout.submitted_folder("*")
+
+    def _open_gradebook(self):
+        """The course's gradebook, checked to hold the assignment with the grader's parts."""
+        from nbgrader.api import MissingEntry
+        from sqlalchemy.exc import SQLAlchemyError
+
+        try:
+            book = open_gradebook(self.course.db_url, self.course.course_id)
+        except (SQLAlchemyError, OSError) as error:
+            raise CourseError(f"the gradebook ({_shown(self.course.db_url)}) cannot be opened: "
+                              f"{' '.join(str(error).split())[:300]}") from None
+        self._closing.callback(book.close)
+        release = f"nbgrader generate_assignment {self.assignment}"
+        try:
+            notebook = book.find_notebook(self.assignment, self.assignment)
+        except MissingEntry:
+            try:
+                book.find_assignment(self.assignment)
+            except MissingEntry:
+                raise CourseError(f"assignment {self.assignment!r} is not in the gradebook "
+                                  f"({_shown(self.course.db_url)}): release it first "
+                                  f"({release}).") from None
+            raise CourseError(f"the gradebook's assignment {self.assignment!r} has no notebook "
+                              f"{self.assignment}.ipynb: release it again ({release} "
+                              f"--force).") from None
+        points = {cell.name: cell.max_score for cell in notebook.grade_cells}
+        for part in assignments.get(self.assignment).parts:
+            if points.get(part.id) != part.points:
+                raise CourseError(f"the gradebook's {self.assignment} does not have the "
+                                  f"grader's test cell {part.id} worth {part.points:g} points: "
+                                  f"release it again ({release} --force).")
+        return book
+
+    def grade(self, jobs: int | None = None, executor: Executor | None = None,
+              on_result: Callable[[SubmissionResult, bool], None] | None = None,
+              on_fault: Callable[[str, str], None] | None = None) -> list[SubmissionResult]:
+        """Grade every submission not graded yet; the results of all, sorted by student.
+
+        A submission already graded (its result file matches the notebook's hash) is not
+        graded again, and whatever is missing after its result (Gradescope file, autograded
+        notebook, gradebook row) is written again; with regrade it is graded again with its
+        recorded seed, which gives the same grade. The others are graded `jobs` at a time
+        (all cores by default), or on `executor` (a Dask cluster's, say: see
+        engine.cluster). Each result is recorded here, by the calling thread, as soon as it
+        arrives. on_result(result, was_graded_now) is called for each recorded result,
+        on_fault(student, why) for each submission the grader failed; those raise
+        UngradedSubmissions at the end, after everything else is recorded."""
+        done: dict[str, SubmissionResult] = {}
+        faults: dict[str, str] = {}
+        submissions: dict[str, Submission] = {}
+        pending: dict[str, int | None] = {}  # student -> the seed to grade with
+
+        def record(result: SubmissionResult, graded_now: bool) -> None:
+            try:
+                self._record(result, submissions[result.student], graded_now)
+            except Exception as error:  # the gradebook or a disk: the JSON result is kept
+                self._rollback()
+                fault(result.student, f"graded {result.score:g}/{result.max_score:g}, but "
+                                      f"not recorded everywhere ({describe_fault(error)})")
+                return
+            done[result.student] = result
+            if on_result:
+                on_result(result, graded_now)
+
+        def fault(student: str, why: str) -> None:
+            faults[student] = why
+            if on_fault:
+                on_fault(student, why)
+
+        for student in self.students:
+            try:
+                submission = submissions[student] = self.layout.read(
+                    student, self.limits.notebook_bytes)
+            except OSError as error:  # the course's disk, not the student's file
+                fault(student, f"not graded: its submission could not be read "
+                               f"({describe_fault(error)})")
+                continue
+            stored = read_json(self.layout.result(student))
+            current = stored is not None and stored.assignment == self.assignment \
+                and stored.student == student and stored.notebook_sha256 == submission.sha256
+            if current and not self.regrade:
+                record(stored, False)
+            else:
+                pending[student] = stored.seed if current else None
+
+        own_pool = executor is None and pending
+        if own_pool:
+            warm_up()
+        pool = ThreadPoolExecutor(jobs or os.cpu_count() or 1) if own_pool else executor
+        try:
+            futures = {pool.submit(grade_submission, submissions[student].notebook,
+                                   self.assignment, seed, self.limits, student,
+                                   submissions[student].problem,
+                                   submissions[student].sha256): student
+                       for student, seed in pending.items()}
+            for future in as_completed(futures):
+                student = futures[future]
+                try:
+                    result = SubmissionResult.from_json(future.result())
+                except Exception as error:  # the grader's fault, twice: no grade at all
+                    fault(student, f"not graded: the grader failed ({describe_fault(error)})")
+                    continue
+                record(result, True)
+        finally:
+            if own_pool:
+                pool.shutdown(cancel_futures=True)
+        results = [done[student] for student in sorted(done)]
+        if faults:
+            raise UngradedSubmissions(results, dict(sorted(faults.items())))
+        return results
+
+    def _record(self, result: SubmissionResult, submission: Submission,
+                graded_now: bool) -> None:
+        """Store a result: the JSON first (the graded work is kept whatever fails after
+        it), then what derives from it, each written again only where it is missing."""
+        student = result.student
+        if graded_now:
+            write_json(result, self.layout.result(student))
+        write_gradescope(result, self.layout.gradescope(student), unless_same=not graded_now)
+        if self.book is None:
+            return
+        folder = self.layout.autograded_folder(student)
+        notebook = folder / self.layout.notebook_name
+        if graded_now or not notebook.is_file():
+            write_autograded(result, submission.notebook, notebook)
+            if submission.timestamp:  # `nbgrader release_feedback` copies it on
+                write_atomically(folder / "timestamp.txt", submission.timestamp.encode())
+        if graded_now or not gradebook_agrees(self.book, result, student, self.assignment):
+            write_gradebook(result, self.book, student, self.assignment,
+                            _parse_timestamp(submission.timestamp), self.late)
+
+    def _rollback(self) -> None:
+        if self.book is not None:
+            self.book.db.rollback()
+
+    def _remove_litter(self) -> None:
+        remove_litter(self.layout.results, min(self.started, time.time()) - self._stale_seconds)
+
+
+def grade_assignment(course_root: Path, assignment: str, *, results: Path | None = None,
+                     limits: Limits = DEFAULT_LIMITS, gradebook: bool = True,
+                     regrade: bool = False, jobs: int | None = None,
+                     executor: Executor | None = None,
+                     on_result: Callable[[SubmissionResult, bool], None] | None = None
+                     ) -> list[SubmissionResult]:
+    """Grade every submission of an assignment in a course (see GradingRun.grade)."""
+    with GradingRun(course_root, assignment, results=results, limits=limits,
+                    gradebook=gradebook, regrade=regrade) as run:
+        return run.grade(jobs, executor, on_result)
+
+
+def remove_litter(results: Path, before: float) -> None:
+    """Remove what killed runs left behind: the engine's temporary folders untouched since
+    `before` that no live process uses, and half-written `.*.tmp` results whose writer is
+    gone."""
+    temp = Path(tempfile.gettempdir())
+    stale = [path for path in temp.glob(f"{TEMP_PREFIX}*")
+             if not path.is_symlink() and path.is_dir() and _last_touched(path) < before]
+    if stale:
+        used = _paths_in_use()
+        for path in stale:
+            if not any(used_path == str(path) or used_path.startswith(f"{path}/")
+                       for used_path in used):
+                shutil.rmtree(path, ignore_errors=True)
+    for path in results.rglob(".*.tmp") if results.is_dir() else ():
+        writer = path.name.rsplit(".", 2)[-2]  # .NAME.PID.tmp: see protocol.write_atomically
+        if not path.is_symlink() and path.is_file() and (
+                not writer.isdigit() or int(writer) == os.getpid()
+                or not psutil.pid_exists(int(writer))):
+            path.unlink(missing_ok=True)
+
+
+def _last_touched(folder: Path) -> float:
+    """When anything was last added, renamed or removed in folder or a folder inside it."""
+    latest = folder.lstat().st_mtime
+    with suppress(OSError):
+        for entry in os.scandir(folder):
+            if entry.is_dir(follow_symlinks=False):
+                latest = max(latest, entry.stat(follow_symlinks=False).st_mtime)
+    return latest
+
+
+def _paths_in_use() -> set[str]:
+    """The working directories, roots and open files of every process we may look at."""
+    used = set()
+    for process in Path("/proc").iterdir():
+        if not process.name.isdigit():
+            continue
+        links = [process / "cwd", process / "root"]
+        with suppress(OSError):
+            links += list((process / "fd").iterdir())
+        for link in links:
+            with suppress(OSError):
+                used.add(os.readlink(link))
+    return used
+
+
+def _parse_timestamp(text: str | None):
+    """A timestamp.txt's time as nbgrader reads it, or None."""
+    if not text:
+        return None
     from nbgrader.utils import parse_utc
-    path = folder / "timestamp.txt"
+
     try:
-        return parse_utc(path.read_text().strip()) if path.is_file() else None
+        return parse_utc(text)
     except ValueError:
         return None
+
+
+def _shown(db_url: str) -> str:
+    """A database URL without its password."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(db_url).render_as_string(hide_password=True)
+    except Exception:
+        return "the configured CourseDirectory.db_url"
 
 
 def verdict_outputs(part: PartResult) -> list[dict]:
@@ -234,21 +605,37 @@ def verdict_outputs(part: PartResult) -> list[dict]:
               for figure in part.figures)]
 
 
-def write_autograded(result: SubmissionResult, notebook: bytes, path: Path) -> None:
+def write_autograded(result: SubmissionResult, notebook: bytes | None, path: Path) -> None:
     """The submitted notebook with each test cell's output replaced by the part's verdict.
 
-    `nbgrader generate_feedback` renders it with the scores from the gradebook.
-    """
-    content = json.loads(notebook)
+    `nbgrader generate_feedback` renders it with the scores from the gradebook, and the
+    formgrader shows it. A notebook that could not be read becomes one that says why, with
+    the test cells' verdicts. Whatever the student's JSON holds, this does not fail: odd
+    metadata, sources and outputs are replaced."""
+    content = json.loads(notebook) if notebook is not None else {
+        "cells": [{"cell_type": "markdown", "id": "not-graded", "metadata": {},
+                   "source": f"**This notebook was not graded:** {result.note}"}]}
+    if not isinstance(content.get("metadata"), dict):
+        content["metadata"] = {}
+    content["nbformat"], content["nbformat_minor"] = 4, max(
+        5, content.get("nbformat_minor") if isinstance(content.get("nbformat_minor"), int)
+        else 0)
     verdicts = {part.part_id: part for part in result.parts}
-    for cell in content["cells"]:
-        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-        if cell.get("cell_type") == "code" and grade_id in verdicts:
-            part = verdicts.pop(grade_id)
-            cell["outputs"] = verdict_outputs(part)
+    for index, cell in enumerate(content["cells"]):
+        metadata = cell["metadata"] = cell.get("metadata") \
+            if isinstance(cell.get("metadata"), dict) else {}
+        grading = metadata.get("nbgrader") if isinstance(metadata.get("nbgrader"), dict) else {}
+        source = cell.get("source")
+        if not (isinstance(source, str) or isinstance(source, list)
+                and all(isinstance(line, str) for line in source)):
+            cell["source"] = ""
+        if not isinstance(cell.get("id"), str):
+            cell["id"] = f"cell-{index}"
+        grade_id = grading.get("grade_id")
+        if cell.get("cell_type") == "code":
+            part = verdicts.pop(grade_id, None) if isinstance(grade_id, str) else None
+            cell["outputs"] = verdict_outputs(part) if part else []
             cell["execution_count"] = None
-        elif cell.get("cell_type") == "code":
-            cell["outputs"] = []
     for part in verdicts.values():  # test cells the student deleted: the verdict still shows
         content["cells"].append(
             {"cell_type": "code", "execution_count": None, "id": f"restored-{part.part_id}",
