@@ -3,13 +3,14 @@
 Messages talk about shapes, dtypes, signs and scales, and how far off a result is (its
 largest relative error). They never print expected values: for hidden cases those are
 exactly what must stay hidden. Each finding names the mistake when a pattern shows it
-(see `diagnosis`).
+(see `diagnosis`); each pattern states the evidence it needs, and without it the finding
+says what is wrong and names nothing.
 """
 
 import torch
 
 from .diagnosis import UNKNOWN_SCALES, Finding, Scales, name_ratio
-from .tolerances import FLOAT32_EPSILON, Tolerance
+from .tolerances import FLOAT16_EPSILON, FLOAT32_EPSILON, Tolerance
 
 
 def compare(what: str, got: torch.Tensor, expected: torch.Tensor, tol: Tolerance,
@@ -47,11 +48,7 @@ def layout_problem(what: str, got: torch.Tensor, expected: torch.Tensor,
     if got.shape != expected.shape:
         return _shape_finding(what, got.shape, expected.shape, scales)
     if got.dtype != expected.dtype:
-        return Finding(
-            f"{what} is {_dtype(got)}, but the inputs are {_dtype(expected)} and the result "
-            f"should be too. A tensor made without dtype= (torch.zeros, torch.tensor) is "
-            f"float32 and lowers the precision.",
-            "float32" if got.is_floating_point() else "wrong_type")
+        return _dtype_finding(what, got, expected)
     if got.device != expected.device:
         return Finding(f"{what} is on {got.device}, but the inputs are on {expected.device}.",
                        "wrong_device")
@@ -71,55 +68,100 @@ def entry_errors(got: torch.Tensor, expected: torch.Tensor) -> torch.Tensor:
     return (got - expected).abs() / expected.abs().clamp_min(1e-12)
 
 
+def _dtype_finding(what: str, got: torch.Tensor, expected: torch.Tensor) -> Finding:
+    message = f"{what} is {_dtype(got)}, but the inputs are {_dtype(expected)} and the result " \
+              f"should be too."
+    if got.dtype == torch.bool:
+        return Finding(f"{message} A comparison (such as z > 0) gives booleans: convert them "
+                       f"with .to(x.dtype).", "wrong_type")
+    if got.dtype in (torch.float16, torch.bfloat16):
+        return Finding(f"{message} Half precision keeps about 3 digits: keep the inputs' dtype.",
+                       "float16")
+    if got.dtype == torch.float32:
+        return Finding(f"{message} A tensor made without dtype= (torch.zeros, torch.tensor) is "
+                       f"float32 and lowers the precision.", "float32")
+    return Finding(f"{message} Make it with dtype= the inputs' dtype.", "wrong_type")
+
+
 def _shape_finding(what: str, got: torch.Size, expected: torch.Size,
                    scales: Scales) -> Finding:
+    """Evidence: "transposed" when got is expected's shape with its two axes swapped; a sum
+    over the wrong axis only in an output that is a sum over the batch (scales.batch_sum)."""
     message = f"{what} has shape {tuple(got)}, but should have shape {tuple(expected)}."
     if len(got) == 2 and tuple(got) == tuple(expected)[::-1]:
         return Finding(message + " It looks transposed: check the order of the factors in "
                                  "torch.mm.", "transposed")
+    if not scales.batch_sum:
+        return Finding(message)
     if len(expected) == 2 and len(got) == 2 and expected[0] == 1 and scales.batch \
-            and scales.batch > 1 and got[0] == scales.batch:
+            and scales.batch > 1 and got[0] == scales.batch and got[1] in (1, expected[1]):
         return Finding(message + " It has one row per example: a bias gradient is the sum over "
                                  "the batch, .sum(0, keepdim=True), one entry per unit.",
                        "bias_wrong_axis")
     if got.numel() == 1 and expected.numel() > 1:
         return Finding(message + " A .sum() over all entries collapsed it to one number.",
                        "summed_all_entries")
-    if got.numel() < expected.numel():
-        return Finding(message + " Did a sum run over the wrong axis?", "shape")
-    return Finding(message, "shape")
+    return Finding(message)
 
 
 def _pattern(got: torch.Tensor, expected: torch.Tensor, scales: Scales) -> tuple[str | None, str]:
-    """(mistake, hint): a guess at the kind of mistake, from got relative to expected."""
+    """(mistake, hint): the kind of mistake, from got relative to expected, when the
+    evidence for one holds; else (None, "")."""
     ratio = _constant_ratio(got, expected)
     if ratio is not None:
-        return name_ratio(ratio, scales)
-    if got.dim() == 2 and got.shape[0] == got.shape[1] and \
-            torch.allclose(got, expected.T, rtol=1e-6, atol=1e-12):
+        return name_ratio(ratio, scales, int(got.numel()))
+    if _is_transpose(got, expected):
         return "transposed", " It equals the transpose of the right value: check the order " \
                              "in torch.mm."
-    if expected.numel() > 1 and torch.allclose(got, got.flatten()[0].expand_as(got)) and \
-            not torch.allclose(expected, expected.flatten()[0].expand_as(expected)):
+    if scales.batch_sum and _all_equal(got) and not _all_equal(expected):
         return "summed_all_entries", (" All its entries are equal, but they should differ: a "
                                       ".sum() over all entries mixes the units together; sum "
                                       "over the batch only, .sum(0, keepdim=True).")
-    # Measured against the largest entry: float32's rounding is relative to the size of
-    # the numbers a computation works with, not to each (possibly tiny) entry.
-    if (got - expected).abs().max() < 100 * FLOAT32_EPSILON * expected.abs().max():
+    if _rounded_like(got, expected, torch.float16, FLOAT16_EPSILON):
+        return "float16", (" That is the precision of float16: some step of the computation "
+                           "runs in half precision.")
+    if _rounded_like(got, expected, torch.float32, FLOAT32_EPSILON):
         return "float32", (" That is the precision of float32: some step of the computation "
                            "runs in float32.")
     return None, ""
 
 
+def _is_transpose(got: torch.Tensor, expected: torch.Tensor) -> bool:
+    """A square result equal to the transpose of a reference that is not symmetric."""
+    return got.dim() == 2 and got.shape[0] == got.shape[1] > 1 \
+        and torch.allclose(got, expected.T, rtol=1e-6, atol=1e-12) \
+        and not torch.allclose(expected, expected.T, rtol=1e-6, atol=1e-12)
+
+
+def _all_equal(tensor: torch.Tensor) -> bool:
+    return tensor.numel() > 1 and torch.allclose(tensor, tensor.flatten()[0].expand_as(tensor))
+
+
+def _rounded_like(got: torch.Tensor, expected: torch.Tensor, dtype: torch.dtype,
+                  epsilon: float) -> bool:
+    """Whether got looks computed in `dtype`: every entry is a value of that dtype (a result
+    converted back to float64 at the end), the reference's entries are not, and the error is
+    of that dtype's rounding size, measured against the largest entry (rounding is relative to
+    the size of the numbers a computation works with, not to each, possibly tiny, entry)."""
+    if not _representable(got, dtype) or _representable(expected, dtype):
+        return False
+    error = (got - expected).abs().max() / expected.abs().max().clamp_min(1e-300)
+    return epsilon / 64 < error < 100 * epsilon
+
+
+def _representable(tensor: torch.Tensor, dtype: torch.dtype) -> bool:
+    return bool((tensor.to(dtype).to(tensor.dtype) == tensor).all())
+
+
 def _constant_ratio(got: torch.Tensor, expected: torch.Tensor) -> float | None:
+    """r when got is r times expected in every entry (r != 1), zeros included; else None."""
     mask = expected.abs() > 1e-9
-    if not mask.any():
+    if not mask.any() or (got[~mask].abs() > 1e-9).any():
         return None
     ratios = got[mask] / expected[mask]
     ratio = ratios.median().item()
     if abs(ratio - 1) < 1e-6 or not torch.allclose(ratios, torch.full_like(ratios, ratio),
-                                                   rtol=1e-6):
+                                                   rtol=1e-6, atol=1e-12):
         return None
     return ratio
 

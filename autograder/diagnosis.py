@@ -13,6 +13,9 @@ Mistakes are recognised in three ways, most specific first:
    sign, a constant ratio (2, N, 2/N, the learning rate), a transpose, all entries equal.
 3. The exception a function raised (`exception_finding`): a product of mismatched shapes
    that a transpose would fix, float32 meeting float64, autograd in a manual part.
+
+Every rule states the evidence it needs and names nothing without it; when no rule holds,
+the message says plainly what is wrong (which output, how far off) and guesses nothing.
 """
 
 import re
@@ -37,7 +40,6 @@ MISTAKES: dict[str, Mistake] = {
     "factor_of_2": Mistake("off by a factor of 2 (the 2 of the square, or the 1/2 of the loss)"),
     "mean_vs_sum": Mistake("mean and sum mixed up (a factor of N, 1/N or 2/N)"),
     "learning_rate_scale": Mistake("the learning rate missing from the update, or applied twice"),
-    "scale": Mistake("off by a constant factor"),
     "transposed": Mistake("a transposed matrix"),
     "bias_wrong_axis": Mistake("a bias gradient summed over the wrong axis"),
     "summed_all_entries": Mistake("one sum over every unit (the tutorial's d_hidn.sum())"),
@@ -45,8 +47,20 @@ MISTAKES: dict[str, Mistake] = {
     "delta_of_z": Mistake("sigmoid_delta given z instead of the activation"),
     "relu_slope_at_zero": Mistake("ReLU's slope taken as 1 at 0"),
     "relu_not_leaky": Mistake("ReLU where Leaky ReLU was asked"),
+    "default_negative_slope": Mistake("nn.LeakyReLU() with its default slope 0.01, not the "
+                                      "negative_slope given"),
+    "relu_factor_missing": Mistake("the ReLU's slope left out of the backward pass"),
+    "batch_not_entries": Mistake("N taken as the batch size, where nn.MSELoss averages over "
+                                 "every entry (batch x outputs)"),
+    "softmax_wrong_axis": Mistake("softmax normalised over the wrong axis (all entries, or the "
+                                  "batch)"),
+    "softmax_overflow": Mistake("softmax without subtracting the row maximum: exp overflows"),
+    "probabilities_to_cross_entropy": Mistake("probabilities given to nn.CrossEntropyLoss, "
+                                              "which wants logits (softmax applied twice)"),
+    "swapped_outputs": Mistake("results returned in the wrong order"),
     # Training.
     "wrong_epochs": Mistake("the wrong number of epochs"),
+    "loss_after_update": Mistake("the loss recorded after the update, not before it"),
     "wrong_learning_rate": Mistake("the wrong learning rate (a fixed one, not the argument)"),
     "not_learned": Mistake("the trained model did not learn the true map"),
     "not_dead": Mistake("a 'dead' ReLU start that still learns"),
@@ -55,13 +69,17 @@ MISTAKES: dict[str, Mistake] = {
     "accumulation_lost": Mistake("two backward calls that do not add up (.grad cleared, or "
                                  "not copied)"),
     "in_place_on_leaf": Mistake("an in-place update of a leaf outside torch.no_grad()"),
-    "rebound_parameter": Mistake("a parameter rebound (p = p - ...) instead of updated"),
+    "rebound_parameter": Mistake("gradients computed but the parameters not updated (p = p - "
+                                 "... rebinds a name)"),
+    "cleared_before_step": Mistake("gradients cleared between backward() and the update"),
     "requires_grad_on_input": Mistake("requires_grad on the input"),
     "missing_requires_grad": Mistake("a parameter that does not require grad"),
     "not_a_leaf": Mistake("a parameter that is not a leaf"),
     "autograd_used": Mistake("autograd used in a manual-backprop part"),
+    "route_not_taught": Mistake("a built-in used where the part asks for it by hand"),
     # Numbers and speed.
     "float32": Mistake("float32 where float64 is expected"),
+    "float16": Mistake("float16 or bfloat16 where float64 is expected"),
     "wrong_device": Mistake("a result on another device than the inputs"),
     "not_finite": Mistake("NaN or inf in the result"),
     "shape": Mistake("a result of the wrong shape"),
@@ -105,6 +123,9 @@ class Scales:
     batch: int | None = None  # N: the examples in the batch (rows of the targets)
     entries: int | None = None  # the entries of the targets (N times the outputs)
     learning_rate: float | None = None
+    # The output is a sum over the batch (a bias gradient), so a sum over the wrong axis, or
+    # over every entry, can happen in it.
+    batch_sum: bool = False
 
     @classmethod
     def of(cls, args: dict) -> "Scales":
@@ -137,18 +158,32 @@ class Scales:
 UNKNOWN_SCALES = Scales()
 
 
-def name_ratio(ratio: float, scales: Scales) -> tuple[str, str]:
-    """(mistake, hint) for a result that is `ratio` times the reference everywhere."""
+def name_ratio(ratio: float, scales: Scales, entries: int) -> tuple[str | None, str]:
+    """(mistake, hint) for a result that is `ratio` times the reference in every one of its
+    `entries` entries.
+
+    Evidence: a ratio the case explains exactly (-1, 2, N, the learning rate), or with
+    several entries a negative one (a sign error and a scale). With one entry any value is a
+    ratio, so a single number is named only by an exact explanation. A ratio that two
+    different mistakes explain (2 is also N/2 when N = 4) names neither; an unexplained ratio
+    is stated as a fact (several entries) and named not at all: many different mistakes give
+    one when the data are proportional to each other. A ratio near 0: the result is zero."""
+    if abs(ratio) < 1e-6:
+        return None, " It is (almost) zero everywhere: did that computation or update run?"
     size = f"Every entry is about {ratio:.3g} times the right value"
-    if ratio < 0:
+    if abs(ratio + 1) < 1e-6 or (ratio < 0 and entries > 1):
         hint = " It has the opposite sign: check the sign of the error term or of the update"
         if abs(abs(ratio) - 1) > 1e-6:
             hint += f" (and its size: it is {abs(ratio):.3g} times as large)"
         return "sign", hint + "."
-    for candidate, mistake, why in scales.explanations():
-        if abs(ratio / candidate - 1) < 1e-6:
-            return mistake, f" {size}: {why}."
-    return "scale", f" {size}: check the scale."
+    named = {(mistake, why) for candidate, mistake, why in scales.explanations()
+             if abs(ratio / candidate - 1) < 1e-6}
+    if len({mistake for mistake, _ in named}) == 1:
+        mistake, why = named.pop()
+        return mistake, f" {size}: {why}."
+    if entries > 1 and not named:
+        return None, f" {size}."
+    return None, ""
 
 
 # ---- known mistakes: wrong answers the grader can compute -------------------------------
@@ -212,17 +247,43 @@ def rate_mistakes(usual_rates: tuple[float, ...] = ()) -> tuple[KnownMistake, ..
     )
 
 
+def _loss_after_update(reference, args):
+    """The losses of epochs 2 .. n+1: each recorded after its epoch's update."""
+    key = next((name for name in ("epochs", "steps") if name in args), None)
+    if key is not None:
+        losses = reference(*{**args, key: args[key] + 1}.values())["losses"]
+        yield {"losses": losses[1:]}
+
+
+LOSS_AFTER_UPDATE = KnownMistake(
+    "loss_after_update", "Each loss was recorded after that epoch's update: record the loss of "
+                         "the forward pass that the update starts from, before the update.",
+    _loss_after_update)
+
+
 # ---- exceptions ----------------------------------------------------------------------------
 
 _MATMUL = re.compile(r"shapes cannot be multiplied \((\d+)x(\d+) and (\d+)x(\d+)\)")
 _BROADCAST = re.compile(r"size of tensor a \((\d+)\) must match the size of tensor b \((\d+)\)")
 _DEVICES = ("expected device", "same device")
+_HALF = ("Half", "BFloat16")
 _DTYPES = ("same dtype", "Double but found Float", "Float but found Double",
-           "expected scalar type Double")
+           "expected scalar type Double", "Double but found Half", "Half but found Double",
+           "Double but found BFloat16", "BFloat16 but found Double")
 
 
-def exception_finding(function: str, error: BaseException, args: dict) -> Finding:
-    """The finding for a function that raised error on a case with these arguments."""
+def exception_finding(function: str, error: BaseException, args: dict,
+                      operands: list[tuple[int, ...]] | None = None,
+                      leaves_from: str | None = None) -> Finding:
+    """The finding for a function that raised error on a case with these arguments.
+
+    `operands`: the shapes of the tensors the failing operation was given, when known.
+    `leaves_from`: the notebook's function that makes the leaves requiring grad, if any.
+    Evidence: a product is "transposed" when transposing one factor makes the shapes fit (its
+    message gives them); an elementwise clash is "transposed" only when its operands are
+    known and transposing one of them makes them broadcast. A backward() that finds no
+    tensor requiring grad names a parameter that does not require it only where a function
+    of the notebook makes the parameters."""
     message = f"{function} raised {type(error).__name__}: {error}"
     text = str(error)
     matmul = _MATMUL.search(text)
@@ -232,29 +293,48 @@ def exception_finding(function: str, error: BaseException, args: dict) -> Findin
             factor = "second" if b == d else "first"
             return Finding(f"{message}. The {factor} factor of that product looks transposed: "
                            f"check the order of the factors and each .t().", "transposed")
-        return Finding(f"{message}. Check the shapes of that product's factors.", "shape")
-    broadcast = _BROADCAST.search(text)
-    if broadcast:
-        sizes = set(map(int, broadcast.groups()))
-        matrix = next((name for name, value in args.items() if isinstance(value, torch.Tensor)
-                       and value.dim() == 2 and len(sizes) == 2 and set(value.shape) == sizes),
-                      None)
-        if matrix:
-            shape = tuple(args[matrix].shape)
-            return Finding(f"{message}. Something of shape {shape[::-1]} met {matrix}, of shape "
-                           f"{shape}: what you computed for {matrix} looks transposed.",
-                           "transposed")
-        return Finding(f"{message}. Two tensors of different shapes were combined: check each "
-                       f"sum's axis and each product's shapes.", "shape")
+        return Finding(f"{message}. Check the shapes of that product's factors.")
+    if _BROADCAST.search(text):
+        return _broadcast_finding(message, operands)
     if "does not require grad" in text:
-        return Finding(f"{message}. backward() found no tensor that requires grad: the "
-                       f"parameters must be leaves made with requires_grad (see prepare).",
-                       "missing_requires_grad")
+        if leaves_from:
+            return Finding(f"{message}. backward() found no tensor that requires grad: the "
+                           f"parameters must be leaves made with requires_grad (see "
+                           f"{leaves_from}).", "missing_requires_grad")
+        return Finding(f"{message}. backward() found no tensor that requires grad: the loss "
+                       f"was computed from tensors that carry no graph (look for .detach(), "
+                       f".item(), torch.no_grad() or a new tensor made from values).")
     if any(marker in text for marker in _DEVICES):
         return Finding(f"{message}. Tensors on two devices met: make every tensor on the "
                        f"inputs' device (device=x.device, or .to(x.device)).", "wrong_device")
+    if any(marker in text for marker in _DTYPES) and any(half in text for half in _HALF):
+        return Finding(f"{message}. A float16 tensor met a float64 one: keep the inputs' "
+                       f"dtype (dtype=x.dtype).", "float16")
     if any(marker in text for marker in _DTYPES):
         return Finding(f"{message}. A float32 tensor met a float64 one: make every tensor "
                        f"with dtype= the inputs' dtype (nn.Linear(..., dtype=x.dtype)).",
                        "float32")
     return Finding(message, "exception")
+
+
+def _broadcast_finding(message: str, operands: list[tuple[int, ...]] | None) -> Finding:
+    shapes = [shape for shape in operands or () if len(shape) == 2]
+    if len(shapes) == 2:
+        first, second = shapes
+        shown = f"Shapes {first} and {second} were combined entry by entry"
+        if _broadcasts(first[::-1], second) or _broadcasts(first, second[::-1]):
+            return Finding(f"{message}. {shown}: one of them looks transposed (with the other "
+                           f"one's axes in the other order they would fit): check the order "
+                           f"of each product's factors and each .t().", "transposed")
+        return Finding(f"{message}. {shown}, and they do not fit in any order: check each "
+                       f"sum's axis and each product's shapes.")
+    return Finding(f"{message}. Two tensors of different shapes were combined entry by entry: "
+                   f"check each sum's axis and each product's shapes.")
+
+
+def _broadcasts(first: tuple[int, ...], second: tuple[int, ...]) -> bool:
+    try:
+        torch.broadcast_shapes(first, second)
+    except RuntimeError:
+        return False
+    return True

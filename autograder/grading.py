@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 from . import figures, manual_backprop
 from .compare import layout_problem, matches, value_finding, wrong_by
@@ -47,25 +48,63 @@ def call_student(part: Part, function, case: Case) -> Outputs:
     silenced: nbgrader gives 0 to a test cell that writes anything to stderr. A
     manual-backprop part runs with autograd unavailable (see `manual_backprop`).
     """
+    try:
+        result = _run(part, function, case)
+    except manual_backprop.AutogradForbidden as error:
+        raise StudentError(str(error), "autograd_used") from None
+    except StudentError:
+        raise
+    except NotImplementedError:
+        raise StudentError(f"{part.function} is not written yet "
+                           f"(it still raises NotImplementedError).", "not_written") from None
+    except (Exception, SystemExit, KeyboardInterrupt) as error:
+        operands = _failing_operands(part, function, case) if _BROADCAST in str(error) \
+            else None
+        finding = exception_finding(part.function, error, dict(case.args), operands,
+                                    part.leaves_from)
+        raise StudentError(finding.message, finding.mistake) from None
+    return unpack(part.function, result, part.returns, part.sequences)
+
+
+def _run(part: Part, function, case: Case, mode: TorchFunctionMode | None = None):
+    """The student's function called on copies of the case's inputs, as `call_student` says."""
     args = [value.clone() if isinstance(value, torch.Tensor) else value
             for value in case.args.values()]
     no_autograd = (manual_backprop.forbidden(part.function) if part.manual_backprop
                    else contextlib.nullcontext())
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), no_autograd:
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), no_autograd, \
+            mode or contextlib.nullcontext():
         warnings.simplefilter("ignore")
+        return part.call(function, *args) if part.call else function(*args)
+
+
+_BROADCAST = "must match the size of tensor b"
+
+
+class _FailingOperands(TorchFunctionMode):
+    """Records the shapes of the tensors given to the first torch operation that raises."""
+
+    def __init__(self):
+        super().__init__()
+        self.shapes: list[tuple[int, ...]] | None = None
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
         try:
-            result = part.call(function, *args) if part.call else function(*args)
-        except manual_backprop.AutogradForbidden as error:
-            raise StudentError(str(error), "autograd_used") from None
-        except StudentError:
+            return func(*args, **(kwargs or {}))
+        except RuntimeError:
+            if self.shapes is None:
+                self.shapes = [tuple(arg.shape) for arg in args
+                               if isinstance(arg, torch.Tensor)]
             raise
-        except NotImplementedError:
-            raise StudentError(f"{part.function} is not written yet "
-                               f"(it still raises NotImplementedError).", "not_written") from None
-        except (Exception, SystemExit, KeyboardInterrupt) as error:
-            finding = exception_finding(part.function, error, dict(case.args))
-            raise StudentError(finding.message, finding.mistake) from None
-    return unpack(part.function, result, part.returns, part.sequences)
+
+
+def _failing_operands(part: Part, function, case: Case) -> list[tuple[int, ...]] | None:
+    """The operand shapes of the operation that failed, found by calling the (untrusted)
+    function once more with a recorder: an error's message gives only the clashing sizes."""
+    recorder = _FailingOperands()
+    with contextlib.suppress(Exception, SystemExit, KeyboardInterrupt):
+        _run(part, function, case, recorder)
+    return recorder.shapes
 
 
 def judge(part: Part, case: Case, outputs: Outputs) -> Finding | None:
@@ -74,24 +113,46 @@ def judge(part: Part, case: Case, outputs: Outputs) -> Finding | None:
 
     The layout of every output (shape, dtype, device, length of a history) is checked
     before any values: a bias of the wrong shape says more than the losses it changed."""
-    scales = Scales.of(dict(case.args))
-    compared = [(name, *_judged(part, case, name, outputs[name], reference))
-                for name, reference in cached_reference(part, case).items()]
-    for name, what, got, reference in compared:
+    case_scales = Scales.of(dict(case.args))
+    references = cached_reference(part, case)
+    compared = [(name, *_judged(part, case, name, outputs[name], reference),
+                 replace(case_scales, batch_sum=name in part.batch_sums))
+                for name, reference in references.items()]
+    for name, what, got, reference, scales in compared:
         finding = _epochs_finding(part, case, name, got, reference) \
             or layout_problem(what, got, reference, scales)
         # A result that became NaN or inf may be a known mistake's (one that diverges); any
         # other wrong layout says more than a known mistake could.
         if finding and finding.mistake == "not_finite":
-            finding = _named(part, case, outputs, finding.message) or finding
+            finding = _named(part, case, outputs, name, finding.message) or finding
         if finding:
             return replace(finding, output=name)
-    for name, what, got, reference in compared:
+    for name, what, got, reference, scales in compared:
         if not matches(got, reference, part.tolerance):
-            finding = _named(part, case, outputs, wrong_by(what, got, reference)) \
+            finding = _named(part, case, outputs, name, wrong_by(what, got, reference)) \
+                or _swapped(part, name, outputs, references) \
                 or value_finding(what, got, reference, scales)
             return replace(finding, output=name)
     return part.extra_check(case, outputs) if part.extra_check else None
+
+
+def _swapped(part: Part, name: str, outputs: Outputs, references: Outputs) -> Finding | None:
+    """Evidence: this output holds what another output should be, and that one holds what
+    this one should be (two results returned in each other's place)."""
+    for other, reference in references.items():
+        if other != name and _holds(part, outputs[name], reference) \
+                and _holds(part, outputs[other], references[name]) \
+                and not _holds(part, reference, references[name]):
+            order = ", ".join(part.output_names())
+            return Finding(f"{name} holds what {other} should be, and {other} what {name} "
+                           f"should be: {part.function} returns ({order}), in that order.",
+                           "swapped_outputs")
+    return None
+
+
+def _holds(part: Part, got: torch.Tensor, reference: torch.Tensor) -> bool:
+    return got.shape == reference.shape and got.dtype == reference.dtype \
+        and got.device == reference.device and matches(got, reference, part.tolerance)
 
 
 def _judged(part: Part, case: Case, name: str, got: torch.Tensor,
@@ -121,19 +182,32 @@ def _epochs_finding(part: Part, case: Case, name: str, got: torch.Tensor,
                    "wrong_epochs")
 
 
-def _named(part: Part, case: Case, outputs: Outputs, what_is_wrong: str) -> Finding | None:
+def _named(part: Part, case: Case, outputs: Outputs, wrong: str,
+           what_is_wrong: str) -> Finding | None:
     """A finding that names the known mistake the outputs are, if they are one."""
-    known = _known_mistake(part, case, outputs)
+    known = _known_mistake(part, case, outputs, wrong)
     return Finding(f"{what_is_wrong} {known.hint}", known.mistake) if known else None
 
 
-def _known_mistake(part: Part, case: Case, outputs: Outputs) -> KnownMistake | None:
-    """The first of the part's known mistakes that produces exactly the student's outputs."""
+def _known_mistake(part: Part, case: Case, outputs: Outputs, wrong: str) -> KnownMistake | None:
+    """The first of the part's known mistakes that produces exactly the student's outputs,
+    the wrong output `wrong` among them."""
+    reference = cached_reference(part, case)[wrong]
     for known in part.mistakes:
         if any(_agrees(part, case, known, outputs, candidate)
-               for candidate in _candidates(part, known, case)):
+               for candidate in _candidates(part, known, case)
+               if _shows(candidate.get(wrong), reference)):
             return known
     return None
+
+
+def _shows(value: torch.Tensor | None, reference: torch.Tensor) -> bool:
+    """Evidence: the mistake computes the wrong output, and something other than the
+    reference there (a mistake that does not show on this case names nothing)."""
+    return value is not None and (
+        value.shape != reference.shape or value.dtype != reference.dtype
+        or not torch.isclose(value, reference, rtol=KNOWN_MISTAKE.rtol,
+                             atol=KNOWN_MISTAKE.atol, equal_nan=True).all())
 
 
 def _candidates(part: Part, known: KnownMistake, case: Case) -> list[Outputs]:
@@ -164,8 +238,11 @@ def _agrees(part: Part, case: Case, known: KnownMistake, outputs: Outputs,
             return False
         compared = {name: (got[:epochs], value[:epochs])
                     for name, (got, value) in histories.items()}
+    # NaN where the mistake makes NaN counts as agreeing (an overflow the mistake explains),
+    # provided some finite entry agrees too.
     return all(torch.isclose(got, value * _scale(got, value) if name in known.scaled else value,
-                             rtol=KNOWN_MISTAKE.rtol, atol=KNOWN_MISTAKE.atol).all()
+                             rtol=KNOWN_MISTAKE.rtol, atol=KNOWN_MISTAKE.atol,
+                             equal_nan=True).all() and torch.isfinite(value).any()
                for name, (got, value) in compared.items())
 
 
@@ -246,8 +323,9 @@ def grade_outcomes(part: Part, cases: list[Case],
                                         f"{finding.message}", finding.mistake),
                           _figures(part, case, outcome, finding))
     figures_shown = _figures(part, *shown, None) if shown else ()
+    count = f"{len(cases)} case{'s' * (len(cases) != 1)}"
     return PartResult(part.id, part.points, part.points,
-                      f"{part.function} is correct on {len(cases)} cases.", None, figures_shown)
+                      f"{part.function} is correct on {count}.", None, figures_shown)
 
 
 def _figures(part: Part, case: Case, outcome: Outputs | Finding,

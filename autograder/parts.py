@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 from .diagnosis import Finding, KnownMistake
 from .tolerances import Tolerance
@@ -60,8 +61,17 @@ class Part:
     sequences: frozenset[str] = frozenset()
     # Functions from earlier parts that this one calls.
     builds_on: tuple[str, ...] = ()
+    # Outputs that are sums over the batch (bias gradients and updates): only there can a
+    # sum over the wrong axis, or over every entry, be named.
+    batch_sums: frozenset[str] = frozenset()
+    # The notebook's function that makes the leaves requiring grad, when the part uses one.
+    leaves_from: str | None = None
     # The student does backprop by hand: autograd is unavailable while the function runs.
     manual_backprop: bool = False
+    # The part measures speed: its outputs include "cpu_seconds", the CPU time of one call.
+    # The engine gives the cases only when it starts the clock, from outside the sandbox,
+    # and replaces that output with its own measurement.
+    timed: bool = False
     # A condition on the outputs beyond the reference (trusted side, never runs student
     # code): (case, outputs) -> None when it holds, else what is wrong. E.g. "the weight
     # learned the true map", "the gradient is exactly zero".
@@ -129,9 +139,15 @@ def unpack(function: str, result: Any, spec: ReturnSpec,
 
 
 def as_tensor(function: str, name: str, value: Any, allow_sequence: bool) -> torch.Tensor:
-    """A plain (not subclassed, detached) tensor for one returned value, or StudentError."""
-    if isinstance(value, torch.Tensor):
+    """A plain (not subclassed, detached) tensor for one returned value, or StudentError.
+
+    A subclass of torch.Tensor is refused unread (its methods and flags are the student's
+    code); nn.Parameter, what a model's weights are, is taken as the tensor it holds."""
+    if type(value) in (torch.Tensor, torch.nn.Parameter):
         return value.detach().as_subclass(torch.Tensor)
+    if isinstance(value, torch.Tensor):
+        raise StudentError(f"{name} from {function} is a {type(value).__name__}, a subclass "
+                           f"of torch.Tensor: return a plain tensor.")
     if value is None:
         raise StudentError(f"{function} returned None for {name}: is a `return` missing?")
     if allow_sequence and isinstance(value, (list, tuple)):
@@ -154,3 +170,33 @@ def _number(value: Any) -> float:
     if isinstance(value, (int, float)):
         return float(value)
     raise TypeError(f"an entry is a {type(value).__name__}, not a number")
+
+
+class _Refusing(TorchFunctionMode):
+    """Records the first torch function called whose name is in `names`."""
+
+    def __init__(self, names: frozenset[str]):
+        super().__init__()
+        self.names, self.used = names, None
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", "")
+        if name in self.names and self.used is None:
+            self.used = name.strip("_")
+        return func(*args, **(kwargs or {}))
+
+
+def refusing(names: frozenset[str], advice: str) -> Callable[..., Any]:
+    """A `Part.call` that calls the function as usual and refuses its result when it used a
+    torch function named in `names` (a built-in doing what the part teaches by hand):
+    StudentError "route_not_taught", with `advice`. The check runs after the call, so that
+    a try/except in the student's code cannot hide it."""
+    def call(function, *args):
+        mode = _Refusing(names)
+        with mode:
+            result = function(*args)
+        if mode.used:
+            raise StudentError(f"{getattr(function, '__name__', 'it')} used {mode.used}: "
+                               f"{advice}", "route_not_taught")
+        return result
+    return call

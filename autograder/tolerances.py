@@ -53,5 +53,7 @@ LEARNED = Tolerance(rtol=1e-3, atol=1e-3)
 # mistakes, or a mistake and a correct answer, differ by far more than 1e-5.
 KNOWN_MISTAKE = Tolerance(rtol=1e-5, atol=1e-9)
 
-# Where a difference looks like float32 arithmetic rather than a wrong formula.
+# Where a difference looks like float32 (or float16) arithmetic rather than a wrong formula:
+# the machine epsilon of each, the size of one rounding relative to the value rounded.
 FLOAT32_EPSILON = 1.2e-7
+FLOAT16_EPSILON = 9.8e-4
