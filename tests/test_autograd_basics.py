@@ -75,16 +75,17 @@ def test_requires_grad_mistakes_are_named():
     assert "should return 5 values" in grade("requires_grad", lambda X, *p: p).message
 
 
-def test_losses_scale_over_the_batch_only_fails_with_several_outputs():
+def test_losses_scale_over_the_batch_only_is_named_in_visible_and_hidden_cases():
     losses = solution_functions("autograd_basics")["sum_and_mean_losses"]
 
     def batch_only(X, y, *params):
         *rest, _scale = losses(X, y, *params)
         return (*rest, torch.tensor(2 / y.shape[0], dtype=y.dtype))
 
-    assert grade("losses", batch_only, "visible").passed  # one output: the same number
-    result = grade("losses", batch_only)
-    assert result.score == 0 and "scale is wrong" in result.message
+    for kind in ("visible", "hidden"):  # both kinds have a network with several outputs
+        result = grade("losses", batch_only, kind)
+        assert result.score == 0 and "scale is wrong" in result.message
+        assert result.mistake == "batch_not_entries"
 
 
 def test_keeping_grad_without_a_copy_is_named():

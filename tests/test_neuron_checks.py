@@ -64,10 +64,10 @@ def test_dead_start_must_oppose_the_sign_of_the_inputs():
     def always_minus_one(x):
         return -torch.ones(1, 1, dtype=x.dtype)
 
-    assert grade("dead_relu", always_minus_one, "visible").passed
-    result = grade("dead_relu", always_minus_one)  # a hidden case has negative inputs
-    assert result.score == 0 and "choose the weight's sign against the sign of x" in \
-        result.message
+    for kind in ("visible", "hidden"):  # both kinds have negative inputs
+        result = grade("dead_relu", always_minus_one, kind)
+        assert result.score == 0 and "choose the weight's sign against the sign of x" in \
+            result.message
     zero = grade("dead_relu", lambda x: torch.zeros(1, 1, dtype=x.dtype))
     assert "w * x >= 0" in zero.message
 

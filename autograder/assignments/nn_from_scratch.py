@@ -6,8 +6,8 @@ adds the deltas (`w += ...`), which is gradient descent on exactly that function
 
 import torch
 
-from ..diagnosis import KnownMistake, rate_mistakes
-from ..parts import Assignment, Case, Part
+from ..diagnosis import LOSS_AFTER_UPDATE, KnownMistake, rate_mistakes
+from ..parts import Assignment, Case, Part, refusing
 from ..tolerances import ONE_OPERATION, ONE_STEP, TRAINING
 
 LEARNING_RATE = 0.1
@@ -29,14 +29,15 @@ _TUTORIAL = {
     "b2": [[2.3224]],
 }
 
-# Layer sizes (batch, inputs, hidden, outputs). The hidden ones include a batch above 1,
-# non-square weights, and square ones where a transposed weight still has the right shape.
-_VISIBLE_SIZES = [(4, 5, 3, 1)]
+# Layer sizes (batch, inputs, hidden, outputs). Visible and hidden alike include a batch
+# above 1, non-square weights, a square one (where a transposed weight still has the right
+# shape) and several outputs (where the tutorial's d_outp.sum() for b2 is wrong).
+_VISIBLE_SIZES = [(4, 5, 3, 1), (3, 4, 4, 2)]
 _HIDDEN_SIZES = [(6, 4, 7, 2), (3, 4, 4, 1), (5, 2, 3, 3), (1, 3, 5, 2)]
 # Learning rates and epoch counts per network, so that a hard-coded 0.1 or 500 is caught.
-# The tutorial's 500 epochs run in its visible case; hidden runs are kept short
+# The tutorial's 500 epochs run in its visible case; other runs are kept short
 # (every submission pays for them twice: the student's loop and the autograd reference).
-_VISIBLE_TRAINING = [(LEARNING_RATE, EPOCHS), (0.5, 60)]
+_VISIBLE_TRAINING = [(LEARNING_RATE, EPOCHS), (0.5, 60), (0.3, 20)]
 _HIDDEN_TRAINING = [(0.3, 25), (LEARNING_RATE, 40), (1.0, 15), (0.7, 10)]
 
 
@@ -176,7 +177,8 @@ _TRAIN_MISTAKES = (
                  _with(mistaken_train, [{"bias_sum": lambda d: d.sum()}])),
     KnownMistake("delta_of_z", _SLOPE_AT_Z_HINT, _with(mistaken_train, _SLOPE_AT_Z)),
     KnownMistake("sigmoid_twice", _SIGMOID_AGAIN_HINT, _with(mistaken_train, [_SIGMOID_AGAIN])),
-    *rate_mistakes(usual_rates=(LEARNING_RATE, 0.5)),
+    LOSS_AFTER_UPDATE,
+    *rate_mistakes(usual_rates=(LEARNING_RATE, 0.5, 0.3)),
 )
 _SIGMOID_DELTA_MISTAKES = (
     KnownMistake("sigmoid_twice", _SIGMOID_AGAIN_HINT,
@@ -203,7 +205,7 @@ def seeded_networks(kind: str, seed: int) -> list[tuple[str, tuple[torch.Tensor,
 
 
 def _elementwise_cases(kind: str, seed: int, squash: bool) -> list[Case]:
-    shapes = [(1, 3), (4, 5)] if kind == "visible" else [(6, 7), (2, 3, 5)]
+    shapes = [(1, 3), (4, 5), (2, 2, 3)] if kind == "visible" else [(6, 7), (2, 3, 5)]
     cases = []
     for index, shape in enumerate(shapes):
         g = torch.Generator().manual_seed(seed + index)
@@ -247,9 +249,15 @@ def _train_cases(kind, seed):
             in zip(seeded_networks(kind, seed), settings, strict=True)]
 
 
+# The sigmoid is written with torch.exp: the built-ins are what the check compares with.
+_BY_EXP = refusing(frozenset({"sigmoid", "sigmoid_", "special_expit", "expit"}),
+                   "write the sigmoid with torch.exp, 1 / (1 + torch.exp(-z)).")
+_BIASES = frozenset({"b1", "b2"})
+
 ASSIGNMENT = Assignment("nn_from_scratch", (
     Part("sigmoid_activation", "sigmoid_activation", points=1, returns="sigmoid_activation(z)",
-         make_cases=_sigmoid_cases, reference=reference_sigmoid, tolerance=ONE_OPERATION),
+         make_cases=_sigmoid_cases, reference=reference_sigmoid, tolerance=ONE_OPERATION,
+         call=_BY_EXP),
     Part("forward", "forward", points=2, returns=("z1", "a1", "z2", "output"),
          make_cases=_forward_cases, reference=reference_forward, tolerance=ONE_OPERATION,
          builds_on=("sigmoid_activation",)),
@@ -259,9 +267,9 @@ ASSIGNMENT = Assignment("nn_from_scratch", (
     Part("train_step", "train_step", points=3, returns=_PARAMETERS,
          make_cases=_train_step_cases, reference=reference_train_step, tolerance=ONE_STEP,
          deltas={name: name for name in _PARAMETERS}, builds_on=("forward", "sigmoid_delta"),
-         manual_backprop=True, mistakes=_STEP_MISTAKES),
+         manual_backprop=True, mistakes=_STEP_MISTAKES, batch_sums=_BIASES),
     Part("train", "train", points=3, returns=("losses", _PARAMETERS),
          make_cases=_train_cases, reference=reference_train, tolerance=TRAINING,
          sequences=frozenset({"losses"}), builds_on=("train_step",), manual_backprop=True,
-         mistakes=_TRAIN_MISTAKES),
+         mistakes=_TRAIN_MISTAKES, batch_sums=_BIASES),
 ))

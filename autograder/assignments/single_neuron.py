@@ -9,19 +9,20 @@ import torch
 import torch.nn.functional as F
 
 from ..compare import layout_problem
-from ..diagnosis import Finding, KnownMistake, rate_mistakes
+from ..diagnosis import LOSS_AFTER_UPDATE, Finding, KnownMistake, rate_mistakes
 from ..parts import Assignment, Case, Part
 from ..tolerances import LEARNED, ONE_STEP, TRAINING
 
-# The one-input examples: (batch, learning rate, epochs) per case. The hidden ones use
-# other batch sizes, other rates and epoch counts, and negative inputs (where the dead start
-# is a positive weight, not a negative one).
-_VISIBLE_LINEAR = [(8, 0.1, 60)]
+# The one-input examples: (batch, learning rate, epochs) per case; the second case of each
+# kind has negative inputs (where the dead start is a positive weight, not a negative one).
+# Visible and hidden cases vary the same things: batch sizes, rates, epoch counts, signs.
+_VISIBLE_LINEAR = [(8, 0.1, 60), (6, 0.15, 80)]
 _HIDDEN_LINEAR = [(5, 0.2, 40), (12, 0.05, 150)]
-# Neurons with a bias: (batch, inputs, negative slope, learning rate, epochs).
-_VISIBLE_BIAS = [(10, 1, 0.01, 0.3, 400)]
+# Neurons with a bias: (batch, inputs, negative slope, learning rate, epochs); slopes other
+# than nn.LeakyReLU's default 0.01 in both kinds.
+_VISIBLE_BIAS = [(10, 1, 0.01, 0.3, 400), (12, 1, 0.2, 0.4, 350)]
 _HIDDEN_BIAS = [(7, 1, 0.1, 0.4, 400), (16, 1, 0.05, 0.3, 500)]
-_VISIBLE_SEVERAL = [(20, 3, 0.01, 0.3, 400)]
+_VISIBLE_SEVERAL = [(20, 3, 0.01, 0.3, 400), (18, 2, 0.1, 0.35, 350)]
 _HIDDEN_SEVERAL = [(24, 4, 0.05, 0.25, 450), (30, 2, 0.1, 0.4, 300)]
 
 
@@ -161,8 +162,11 @@ _ZERO_GRAD_HINT = ("Its gradients pile up: each step used the sum of every gradi
                    "loss.backward() in every epoch.")
 _NOT_LEAKY_HINT = ("That is the gradient of a plain ReLU neuron: it is zero wherever x * w < 0. "
                    "Use nn.LeakyReLU(negative_slope), whose slope there is negative_slope.")
+_DEFAULT_SLOPE_HINT = ("That is a Leaky ReLU with slope 0.01, nn.LeakyReLU()'s default: pass "
+                       "the negative_slope you are given, nn.LeakyReLU(negative_slope).")
 # Learning rates a student may have written into the code: the visible cases'.
-_USUAL_RATES = (0.1, 0.3)
+_USUAL_RATES = (0.1, 0.15, 0.3, 0.4, 0.35)
+_DEFAULT_SLOPE = 0.01
 
 
 def _without_zero_grad(_reference, args):
@@ -177,12 +181,22 @@ def _as_relu(reference, args):
     yield reference(*{**args, "negative_slope": 0.0}.values())
 
 
+def _with_default_slope(reference, args):
+    if args["negative_slope"] != _DEFAULT_SLOPE:
+        yield reference(*{**args, "negative_slope": _DEFAULT_SLOPE}.values())
+
+
+_SLOPE_MISTAKES = (KnownMistake("relu_not_leaky", _NOT_LEAKY_HINT, _as_relu),
+                   KnownMistake("default_negative_slope", _DEFAULT_SLOPE_HINT,
+                                _with_default_slope))
+
+
 # Gradients that pile up make training oscillate, and rounding differences between two
 # correct computations of it grow without bound after about 150 epochs: the first 100
 # losses tell it apart (observed equal to 1e-13 there).
 _TRAINING_MISTAKES = (KnownMistake("missing_zero_grad", _ZERO_GRAD_HINT, _without_zero_grad,
                                    first_epochs=100),
-                      *rate_mistakes(_USUAL_RATES))
+                      LOSS_AFTER_UPDATE, *rate_mistakes(_USUAL_RATES))
 
 
 # ---- cases ------------------------------------------------------------------------------
@@ -191,9 +205,9 @@ def _hidden(kind: str, label: str) -> str:
     return label if kind == "visible" else f"a hidden case ({label})"
 
 
-def _sign(kind: str, index: int) -> float:
-    """Positive inputs in the visible cases; the second hidden case has negative ones."""
-    return -1.0 if kind == "hidden" and index % 2 else 1.0
+def _sign(index: int) -> float:
+    """Positive inputs in the first case of each kind, negative ones in the second."""
+    return -1.0 if index % 2 else 1.0
 
 
 def _start(seed: int) -> torch.Tensor:
@@ -205,7 +219,7 @@ def _linear_cases(kind, seed):
     settings = _VISIBLE_LINEAR if kind == "visible" else _HIDDEN_LINEAR
     cases = []
     for index, (batch, rate, epochs) in enumerate(settings):
-        x, y, true_weight = one_input_data(seed + index, batch, _sign(kind, index))
+        x, y, true_weight = one_input_data(seed + index, batch, _sign(index))
         cases.append(Case(_hidden(kind, f"{batch} examples, learning rate {rate}, "
                                         f"{epochs} epochs"),
                           {"x": x, "y": y, "weight": _start(seed + index),
@@ -216,10 +230,10 @@ def _linear_cases(kind, seed):
 
 def _gradient_starts(kind, seed):
     """(label, x, y, weight): for each data set, a live start and a dead one."""
-    batches = [8] if kind == "visible" else [5, 12]
+    batches = [8, 6] if kind == "visible" else [5, 12]
     starts = []
     for index, batch in enumerate(batches):
-        sign = _sign(kind, index)
+        sign = _sign(index)
         x, y, _ = one_input_data(seed + index, batch, sign)
         live = _start(seed + index).abs() * sign
         for weight, where in ((live, "a live start"), (-live, "a dead start")):
@@ -236,11 +250,11 @@ def _dead_start_cases(kind, seed):
     return [Case(_hidden(kind, f"{batch} {'positive' if sign > 0 else 'negative'} inputs"),
                  {"x": one_input_data(seed + index, batch, sign)[0]})
             for index, (batch, sign) in enumerate(
-                [(8, 1.0)] if kind == "visible" else [(5, -1.0), (12, 1.0)])]
+                [(8, 1.0), (6, -1.0)] if kind == "visible" else [(5, -1.0), (12, 1.0)])]
 
 
 def _leaky_cases(kind, seed):
-    slopes = [0.01, 0.1] if kind == "visible" else [0.05, 0.2, 0.01, 0.3]
+    slopes = [0.01, 0.1, 0.25, 0.02] if kind == "visible" else [0.05, 0.2, 0.01, 0.3]
     return [Case(f"{label}, negative slope {slope}",
                  {"x": x, "y": y, "weight": weight, "negative_slope": slope})
             for (label, x, y, weight), slope in zip(_gradient_starts(kind, seed), slopes,
@@ -264,8 +278,7 @@ def _neuron_cases(settings):
 
 _TRAINED = {"sequences": frozenset({"losses"}), "extra_check": _learned_the_map,
             "tolerance": TRAINING, "reference": reference_train_neuron,
-            "mistakes": (KnownMistake("relu_not_leaky", _NOT_LEAKY_HINT, _as_relu),
-                         *_TRAINING_MISTAKES)}
+            "mistakes": (*_SLOPE_MISTAKES, *_TRAINING_MISTAKES)}
 
 ASSIGNMENT = Assignment("single_neuron", (
     Part("linear", "train_linear", points=2, returns=("losses", "weight"),
@@ -281,7 +294,7 @@ ASSIGNMENT = Assignment("single_neuron", (
          tolerance=ONE_STEP, extra_check=_is_dead_start),
     Part("leaky_relu", "leaky_relu_gradient", points=1, returns="weight_grad",
          make_cases=_leaky_cases, reference=reference_leaky_relu_gradient, tolerance=ONE_STEP,
-         mistakes=(KnownMistake("relu_not_leaky", _NOT_LEAKY_HINT, _as_relu),)),
+         mistakes=_SLOPE_MISTAKES),
     Part("bias", "train_neuron", points=2, returns=("losses", "weight", "bias"),
          make_cases=_neuron_cases({"visible": _VISIBLE_BIAS, "hidden": _HIDDEN_BIAS}),
          **_TRAINED),

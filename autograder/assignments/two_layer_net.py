@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from ..diagnosis import Finding, KnownMistake, rate_mistakes
+from ..diagnosis import LOSS_AFTER_UPDATE, Finding, KnownMistake, rate_mistakes
 from ..parts import Assignment, Case, Part, StudentError
 from ..tolerances import EXACT, ONE_STEP, TRAINING
 
@@ -40,11 +40,12 @@ REQUIRED_SPEEDUP = 20
 # hundreds even on two busy cores; small enough that the check costs a few tens of ms.
 TIMED_SHAPE = (32, 50)
 
-# (batch, inputs, hidden, outputs); the hidden ones are other, non-square shapes.
-_VISIBLE_SIZES = [(16, 20, 10, 3)]
-_HIDDEN_SIZES = [(8, 12, 6, 5), (24, 7, 9, 2)]
-_VISIBLE_TRAINING = [(1e-3, 50)]
-_HIDDEN_TRAINING = [(5e-4, 80), (2e-3, 30)]
+# (batch, inputs, hidden, outputs): non-square and square weights, visible and hidden alike
+# (a square weight transposed still has the right shape).
+_VISIBLE_SIZES = [(16, 20, 10, 3), (6, 5, 5, 5)]
+_HIDDEN_SIZES = [(8, 12, 6, 5), (24, 7, 9, 2), (10, 6, 6, 6)]
+_VISIBLE_TRAINING = [(1e-3, 50), (3e-3, 25)]
+_HIDDEN_TRAINING = [(5e-4, 80), (2e-3, 30), (1e-3, 40)]
 
 
 def random_data(seed: int, batch: int, n_in: int, n_hidden: int, n_out: int):
@@ -183,9 +184,48 @@ _SLOPE_AT_ZERO = KnownMistake(
     "relu_slope_at_zero", "It gives the slope 1 where h == 0, as the tutorial does (h >= 0). "
                           "PyTorch, and these checks, take ReLU's slope at 0 to be 0: use h > 0.",
     lambda _reference, args: [{"relu_grad": (args["h"] >= 0).to(args["h"].dtype)}])
-# Learning rates a student may have written into the loop: the visible case's, and the
+# Learning rates a student may have written into the loop: the visible cases', and the
 # tutorial's (jcjohnson's 1e-6).
-_USUAL_RATES = (1e-3, 1e-6)
+_USUAL_RATES = (1e-3, 3e-3, 1e-6)
+
+
+def _without_relu_slope(x, y, w1, w2):
+    """backward with grad_h = grad_h_relu: the ReLU's slope left out."""
+    h_relu = (x @ w1).clamp(min=0)
+    grad_y_pred = 2 * (h_relu @ w2 - y)
+    return {"loss": (grad_y_pred ** 2).sum() / 4, "grad_w1": x.T @ (grad_y_pred @ w2.T),
+            "grad_w2": h_relu.T @ grad_y_pred}
+
+
+def _trained_without_relu_slope(x, y, w1, w2, learning_rate, steps):
+    losses = []
+    for _ in range(steps):
+        step = _without_relu_slope(x, y, w1, w2)
+        w1, w2 = w1 - learning_rate * step["grad_w1"], w2 - learning_rate * step["grad_w2"]
+        losses.append(step["loss"])
+    return {"losses": torch.stack(losses), "w1": w1, "w2": w2}
+
+
+_RELU_SLOPE_HINT = ("That is the gradient without the ReLU's slope: grad_h is grad_h_relu "
+                    "times ReLU'(h), zero wherever h <= 0 (use relu_grad_vectorized(h)).")
+_BACKWARD_MISTAKES = (KnownMistake("relu_factor_missing", _RELU_SLOPE_HINT,
+                                   lambda _reference, args: [_without_relu_slope(
+                                       *args.values())]),)
+_TRAIN_MISTAKES = (KnownMistake("relu_factor_missing", _RELU_SLOPE_HINT,
+                                lambda _reference, args: [_trained_without_relu_slope(
+                                    *args.values())]),
+                   LOSS_AFTER_UPDATE, *rate_mistakes(_USUAL_RATES))
+
+
+def _one_entry_at_a_time(function, h):
+    """Call relu_grad_loop; refuse it when its source has no Python loop (Part 1 teaches the
+    loop that Part 5 times the vectorized code against)."""
+    result = function(h)
+    if python_loops(function) == 0:
+        raise StudentError("relu_grad_loop has no Python loop: this part asks for the "
+                           "tutorial's first version, one entry at a time (Part 2 is the "
+                           "vectorized one).", "route_not_taught")
+    return result
 
 
 # ---- cases -------------------------------------------------------------------------------
@@ -195,7 +235,7 @@ def _hidden(kind: str, label: str) -> str:
 
 
 def _relu_cases(kind, seed):
-    shapes = [(4, 5)] if kind == "visible" else [(6, 3), (2, 7, 4)]
+    shapes = [(4, 5), (3, 2, 4)] if kind == "visible" else [(6, 3), (2, 7, 4)]
     return [Case(_hidden(kind, f"h of shape {shape}"), {"h": pre_activations(seed + i, shape)})
             for i, shape in enumerate(shapes)]
 
@@ -259,16 +299,17 @@ def _speed_cases(kind, seed):
 ASSIGNMENT = Assignment("two_layer_net", (
     Part("relu_grad_loop", "relu_grad_loop", points=1, returns="relu_grad",
          make_cases=_relu_cases, reference=reference_relu_grad, tolerance=EXACT,
-         mistakes=(_SLOPE_AT_ZERO,)),
+         mistakes=(_SLOPE_AT_ZERO,), call=_one_entry_at_a_time),
     Part("relu_grad_vectorized", "relu_grad_vectorized", points=1, returns="relu_grad",
          make_cases=_relu_cases, reference=reference_relu_grad, tolerance=EXACT,
          mistakes=(_SLOPE_AT_ZERO,)),
     Part("backward", "backward", points=3, returns=("loss", "grad_w1", "grad_w2"),
          make_cases=_backward_cases, reference=reference_backward, tolerance=ONE_STEP,
-         builds_on=("relu_grad_vectorized",)),
+         builds_on=("relu_grad_vectorized",), manual_backprop=True,
+         mistakes=_BACKWARD_MISTAKES),
     Part("train", "train", points=2, returns=("losses", "w1", "w2"), make_cases=_train_cases,
          reference=reference_train, tolerance=TRAINING, sequences=frozenset({"losses"}),
-         builds_on=("backward",), mistakes=rate_mistakes(_USUAL_RATES)),
+         builds_on=("backward",), manual_backprop=True, mistakes=_TRAIN_MISTAKES),
     Part("speed", "relu_grad_vectorized", points=2, returns=("speedup", "python_loops"),
          make_cases=_speed_cases, reference=reference_speed, tolerance=EXACT,
          call=time_against_loop, extra_check=_fast_and_loop_free),
