@@ -1,25 +1,30 @@
 """Autograd is unavailable to a student's manual-backprop function while it runs.
 
-How it is enforced, in three layers:
+How it is enforced, in four layers:
 
-1. Grad mode is off during the call (`torch.set_grad_enabled(False)`), so the tensors the
-   student computes carry no graph and `.backward()` has nothing to differentiate.
+1. Grad mode is off during the call (`torch.set_grad_enabled(False)`), and the dispatcher's
+   autograd keys are excluded for the thread (a C++ setting, not a Python one): no operation
+   records a graph, even with grad mode turned back on and tensors that require grad, so
+   no engine object, however it was reached, has anything to differentiate. (Another thread
+   would start without that setting: in the sandbox, the student's uid may start none.)
 2. Every reverse-mode gradient in PyTorch (`Tensor.backward`, `torch.autograd.grad` and
    `.backward`, `torch.autograd.functional`, `torch.func.grad`/`vjp`/`jacrev`) goes through
    one object, `torch.autograd.Variable._execution_engine`. `install()` replaces it with a
    guard that raises `AutogradForbidden` while a manual-backprop part runs; forward-mode AD
    (`torch.autograd.forward_ad`, `torch.func.jvp`) is blocked the same way at its entry.
    A student who turns grad mode back on still meets the guard.
+   torch.func's transforms, which set the dispatcher up themselves, meet this guard.
 3. In the sandboxed engine `install()` runs before any notebook cell, so a reference to
    the engine that a student keeps in a variable is already the guard, and the verdict is
    computed afterwards in another process from the returned tensors only.
+4. The sandbox refuses processes and threads at the OS level, and ctypes and the
+   interpreter's object walks through an audit hook (see engine.child).
 
 The notebook's own checks use layers 1 and 2 for the duration of each call.
 
-What it does not stop: code that deliberately takes the guard apart from the inside
-(reaching into this module's state or the guard's wrapped engine), as nothing inside one
-Python process can be hidden from code running in it. Every public route to a gradient is
-closed, and the sandbox keeps whatever such code does away from the grader's files.
+What it does not stop: code that takes the layers apart through torch's private bindings
+(re-including the dispatcher's keys for the thread, say), as nothing inside one Python
+process can be hidden from code running in it.
 """
 
 import contextlib
@@ -86,6 +91,12 @@ def install() -> None:
                 setattr(module, name, _guarded_dual_level(getattr(module, name)))
 
 
+# Every backend's autograd kernel, and the views' bookkeeping that goes with it.
+_AUTOGRAD_KEYS = (torch._C.DispatchKeySet(torch._C.DispatchKey.AutogradFunctionality)
+                  | torch._C.DispatchKeySet(torch._C.DispatchKey.ADInplaceOrView))
+_NO_GRAPH = "does not require grad and does not have a grad_fn"
+
+
 @contextlib.contextmanager
 def forbidden(function: str):
     """Within this block, any use of autograd raises AutogradForbidden naming `function`."""
@@ -93,7 +104,13 @@ def forbidden(function: str):
     previous = _forbidden_in()
     _state.function = function
     try:
-        with torch.no_grad():
+        with torch.no_grad(), torch._C._ExcludeDispatchKeyGuard(_AUTOGRAD_KEYS):
             yield
+    except RuntimeError as error:
+        if _NO_GRAPH in str(error):  # a backward() with no graph recorded: see layer 1
+            raise AutogradForbidden(f"{function} used autograd, which this part forbids: "
+                                    f"compute the gradients by hand with the chain rule, "
+                                    f"as autograd would.") from None
+        raise
     finally:
         _state.function = previous

@@ -1,20 +1,18 @@
 """The sandboxed child: the only code that runs a student's code.
 
-    python -m autograder.engine.child WORKDIR [--report-fd FD]
-
-It imports torch, confines itself (`isolation.isolate`), writes one line describing the
-isolation to the report pipe and closes it (so nothing the student runs can write there),
-then `execute_request(WORKDIR)`: it runs the notebook's code cells except the test cells,
+Forked by the fork server, it confines itself (`isolation.isolate`), writes one line
+describing the isolation to the report pipe and closes it (so nothing the student runs can
+write there), then `execute_request`: it runs the notebook's code cells except the test cells,
 calls the student's function on every case of every requested part, and writes the plain
 tensors and a status per case (see `protocol`). It never judges anything: the trusted
 parent computes the references and the verdicts from these files alone.
 """
 
-import argparse
 import contextlib
 import json
 import linecache
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -101,39 +99,116 @@ def run_cells(cells: list[str]) -> tuple[dict, list[str]]:
     return namespace, errors
 
 
-def execute_request(workdir: Path) -> None:
-    """Run the notebook in workdir and every requested case; write status and outputs."""
-    request, cases = protocol.read_request(workdir)
+def execute_request(workdir: Path, request: dict, cases: dict, notebook: bytes,
+                    timer: socket.socket | None = None) -> None:
+    """Run the notebook and every requested case; write status and outputs in workdir.
+
+    A timed part comes last (see `_run_timed`): the child gets its cases from the fork server
+    (timer) only once the server has read this process's CPU clock, says DONE when its
+    outputs are written, and the server ends it there."""
     device = torch.device(request["device"])
     assignment = assignments.get(request["assignment"])
     manual_backprop.install()  # before any student code: see manual_backprop
+    sys.addaudithook(_refuse_escapes)  # for good: an audit hook cannot be removed
     status: dict = {"cells_done": False, "cell_errors": [], "parts": {}, "on_device": []}
     outputs: dict[str, torch.Tensor] = {}
-    notebook = json.loads((workdir / protocol.SUBMISSION).read_bytes())
-    namespace, status["cell_errors"] = run_cells(code_cells(notebook))
+    namespace, status["cell_errors"] = run_cells(code_cells(json.loads(notebook)))
     status["cells_done"] = True
     protocol.write_progress(workdir, status, outputs)
-    for part_id, part_cases in cases.items():
+    timed = [part_id for part_id in request["parts"] if part_id in request["timed"]]
+    for part_id in [p for p in request["parts"] if p not in timed]:
         part = assignment.part(part_id)
-        function = namespace.get(part.function)
-        outcomes = []
-        for index, case in enumerate(part_cases):
-            try:
-                if not callable(function):
-                    raise StudentError(_missing(part.function, function, status["cell_errors"]),
-                                       "missing_function")
-                returned = call_student(part, function, case)
-                _check_devices(returned, device)
-            except StudentError as error:
-                outcomes.append(protocol.failure(error.finding()))
-                break
-            for name, tensor in returned.items():  # copied now: later code may change it
+        outcomes, returned = _call_all(part, namespace.get(part.function), cases[part_id],
+                                       device, status["cell_errors"])
+        for index, tensors in enumerate(returned):
+            for name, tensor in tensors.items():
                 outputs[protocol.key(part_id, index, name)] = protocol.own_copy(tensor)
                 if not tensor.is_cpu:
                     status["on_device"].append(protocol.key(part_id, index, name))
-            outcomes.append(protocol.OK)
         status["parts"][part_id] = outcomes
         protocol.write_progress(workdir, status, outputs)
+    for part_id in timed[:1]:  # the fork server ends the child after a timed part
+        _run_timed(workdir, request, assignment.part(part_id), namespace, device, status, timer)
+
+
+def _run_timed(workdir: Path, request: dict, part, namespace: dict, device: torch.device,
+               status: dict, timer: socket.socket | None) -> None:
+    """A timed part: warm up on zeros, map the output slots, then on the fork server's clock
+    get the cases, call, copy the results into their slots, write the status, say DONE."""
+    function = namespace.get(part.function)
+    if callable(function):
+        _call_all(part, function, protocol.warm_up_cases(request, part.id), device)
+    slots = protocol.TimedSlots(workdir, request, part.id, part.output_names())
+    status["timed_outputs"] = {}
+    if timer is not None:
+        timer.sendall(protocol.READY)
+        timer.recv(1)
+    outcomes, returned = _call_all(part, function,
+                                   protocol.read_timed_cases(workdir, request, part.id),
+                                   device, status["cell_errors"])
+    for index, tensors in enumerate(returned):
+        try:
+            described = slots.store(index, tensors)
+        except ValueError as error:
+            outcomes[index:] = [protocol.failure(StudentError(str(error)).finding())]
+            break
+        status["timed_outputs"].update(described)
+        status["on_device"] += [protocol.key(part.id, index, name)
+                                for name, tensor in tensors.items() if not tensor.is_cpu]
+    status["parts"][part.id] = outcomes
+    protocol.write_status(workdir, status)
+    if timer is not None:
+        timer.sendall(protocol.DONE)
+        timer.recv(1)  # the server kills this process: nothing after this counts
+
+
+# What student code may not do, beside what the OS already refuses (a process or a thread):
+# call C through ctypes (undo the guards in memory), or walk the interpreter's objects and
+# frames to reach the grader's own.
+FORBIDDEN_EVENTS = frozenset({"ctypes.dlopen", "ctypes.dlsym", "ctypes.call_function",
+                              "ctypes.cdata", "gc.get_objects", "gc.get_referrers",
+                              "gc.get_referents", "sys._current_frames", "sys.setprofile",
+                              "sys.settrace", "os.fork", "os.forkpty", "os.exec", "os.spawn",
+                              "os.posix_spawn", "os.system", "subprocess.Popen",
+                              "_thread.start_new_thread"})
+
+
+class Forbidden(RuntimeError):
+    """Student code did something the sandbox refuses (an audit event it blocks)."""
+
+
+def _refuse_escapes(event: str, _args) -> None:
+    if event in FORBIDDEN_EVENTS:
+        raise Forbidden(f"{event} is not allowed while grading: the sandbox refuses it")
+
+
+def _call_all(part, function, part_cases: list, device: torch.device,
+              cell_errors: list[str] = ()) -> tuple[list, list[dict[str, torch.Tensor]]]:
+    """Call the student's function on each case, up to the first that fails: the outcome
+    of each case ("ok" or why it failed) and the tensors each successful call returned."""
+    outcomes, returned = [], []
+    for case in part_cases:
+        try:
+            if not callable(function):
+                raise StudentError(_missing(part.function, function, cell_errors),
+                                   "missing_function")
+            tensors = call_student(part, function, case)
+            _check_devices(tensors, device)
+            _check_sizes(part.function, tensors)
+        except StudentError as error:
+            outcomes.append(protocol.failure(error.finding()))
+            break
+        returned.append(tensors)
+        outcomes.append(protocol.OK)
+    return outcomes, returned
+
+
+def _check_sizes(function: str, returned: dict[str, torch.Tensor]) -> None:
+    """No output larger than the grader reads back."""
+    for name, tensor in returned.items():
+        if tensor.numel() > protocol.MAX_OUTPUT_ENTRIES:
+            raise StudentError(f"{name} from {function} has {tensor.numel()} entries, far "
+                               f"more than the case needs.", "wrong_shape")
 
 
 def _check_devices(returned: dict[str, torch.Tensor], device: torch.device) -> None:
@@ -153,39 +228,31 @@ def _missing(name: str, value, cell_errors: list[str]) -> str:
     return message
 
 
-def confine_and_execute(workdir: Path, send_report) -> None:
-    """Confine this process, report the isolation reached, then run the request in workdir.
+def confine_and_execute(spool: Path, name: str, uid: int | None, nonce: str,
+                        send_report, timer_fd: int) -> None:
+    """Confine this process, report the isolation reached, then run the request.
 
-    Every file descriptor it inherited, but the standard ones, is closed before any student
-    code runs, so that the code cannot write to the report or to anything its parent left
-    open. (Those CUDA opens for itself stay open: its context cannot work without them.)
+    The report, written before any student code runs, is JSON: the request's nonce (so the
+    trusted side knows this child, and no other, wrote it) and the isolation reached. Every
+    file descriptor it inherited, but the standard ones and its timer socket, is closed
+    before any student code runs, so that the code cannot write to the report or to
+    anything its parent left open. (Those CUDA opens for itself stay open: its context
+    cannot work without them.)
     """
-    request = json.loads((workdir / protocol.REQUEST).read_text())
-    inherited = [int(fd) for fd in os.listdir("/proc/self/fd") if int(fd) > 2]
+    request, cases = protocol.read_request(spool / name)
+    notebook = (spool / name / protocol.SUBMISSION).read_bytes()
+    inherited = [int(fd) for fd in os.listdir("/proc/self/fd") if int(fd) not in (0, 1, 2,
+                                                                                  timer_fd)]
     torch.set_num_threads(1)
     device = torch.device(request["device"])
     if device.type == "cuda":
         # Before the limits, which CUDA's context and libraries would exceed: they reserve far
         # more address space. A small product on the device creates them.
         torch.ones(2, 2, device=device).mm(torch.ones(2, 2, device=device))
-    reached = isolate(workdir, Limits.from_json(request["limits"]))
-    send_report(reached.encode()[:4000] + b"\n")
+    workdir, reached = isolate(spool, name, Limits.from_json(request["limits"]), uid)
+    send_report(json.dumps({"nonce": nonce, "isolation": reached,
+                            "full": uid is not None}).encode() + b"\n")
     for fd in inherited:
         with contextlib.suppress(OSError):  # one was listdir's own, closed already
             os.close(fd)
-    execute_request(Path.cwd())
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of a child started cold: `python -m autograder.engine.child WORKDIR`."""
-    parser = argparse.ArgumentParser(prog="python -m autograder.engine.child")
-    parser.add_argument("workdir", type=Path)
-    parser.add_argument("--report-fd", type=int, required=True,
-                        help="a pipe to write the isolation reached to")
-    args = parser.parse_args(argv)
-    confine_and_execute(args.workdir, lambda line: os.write(args.report_fd, line))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    execute_request(workdir, request, cases, notebook, socket.socket(fileno=timer_fd))

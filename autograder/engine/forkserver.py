@@ -1,49 +1,98 @@
 """The warm fork server: imports torch and the child's code once, then forks on request.
 
-    python -I -m autograder.engine.forkserver
+    python -I -m autograder.engine.forkserver --spool DIR [--isolated]
 
-It reads requests from stdin and answers on stdout, one JSON object per line:
+It runs inside bubblewrap when isolated (see `isolation`), and never runs student code. It
+reads requests from stdin and answers on stdout, one JSON object per line:
 
-    -> {"id": 7, "workdir": "/tmp/backprop-sandbox-x"}
-    <- {"id": 7, "pid": 12345}                                  the child is running
-    <- {"id": 7, "exit": 0, "report": "limits: ...; no network"}  the child has ended
+    -> {"id": 6, "prepare": "s7", "bytes": 150000000}   a working directory DIR/s7, a tmpfs
+    <- {"id": 6, "prepared": true}                      (or "error": why not)
+    -> {"id": 7, "name": "s7", "uid": 1500000123, "nonce": "..."}   fork a child for DIR/s7
+    <- {"id": 7, "pid": 1234}                                      it is running
+    -> {"id": 7, "kill": true}                                     kill it (and all it left)
+    <- {"id": 7, "exit": -9, "report": "...", "timed_cpu": 0.004}  it has ended
+    -> {"release": "s7"}                                 remove DIR/s7 and what waits for it
 
-A child that fails before any student code runs (it cannot confine itself, say) ends with
-"error" instead of "report": why it could not start.
+"report" is the first line the child wrote, before any student code: the isolation it
+reached and the request's nonce, as JSON; a child that could not confine itself ends with
+"error" instead. When isolated, each child is pid 1 of a pid namespace of its own, so
+killing it kills every process it started.
 
-Each child is forked from this clean process and runs `child.confine_and_execute`, which
-confines it before any student code runs; it ends with its submission, so nothing one
-student does reaches the next. The server itself never runs student code. It is single-
-threaded (forking a multi-threaded process can deadlock the child) and ends when its stdin
-closes or its parent dies.
+**Timing.** A timed part (the speed of a function) is measured here, where no student code
+runs: the child says when it is ready, the server reads the child's CPU clock, moves the
+timed inputs into the child's working directory (until then the child cannot read them)
+and lets it go; when the child says its outputs are written, the server reads the clock
+again and kills it at once. "timed_cpu" is the CPU time the child used in between.
+
+It is single-threaded (forking a multi-threaded process can deadlock the child) and ends
+when its stdin closes or its parent dies.
 """
 
+import argparse
+import contextlib
 import ctypes
 import json
 import os
 import selectors
+import shutil
 import signal
+import socket
 import sys
+import time
 from pathlib import Path
 
 import torch  # noqa: F401 -- imported once here, so that no child pays for it
 
-from . import child
+from . import child, protocol
+from .isolation import CLONE_NEWPID, MS_NODEV, MS_NOSUID
 
 PR_SET_PDEATHSIG = 1
+MNT_DETACH = 2
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # mallopt's parameters
 REPORT_MAX_BYTES = 4096
 REPORT, FAILED = b"R", b"E"  # the first byte a child writes to its report pipe
 
 
-def fork_child(workdir: Path) -> tuple[int, int]:
-    """Fork a sandboxed child for workdir; returns its pid and the read end of its report."""
-    report_read, report_write = os.pipe()
-    pid = os.fork()
-    if pid == 0:
+class Server:
+    """Forks children for requests and reports their pids, ends and timings."""
+
+    def __init__(self, spool: Path, isolated: bool):
+        self.spool = spool
+        self.isolated = isolated
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.pid = os.getpid()
+        self.own_pid_namespace = os.open("/proc/self/ns/pid", os.O_RDONLY) if isolated else -1
+        self.selector = selectors.DefaultSelector()
+        self.children: dict[int, _Running] = {}  # by pid
+        self.by_id: dict[int, _Running] = {}
+
+    def fork_child(self, request: dict) -> "_Running":
+        """Fork a sandboxed child for one request (pid 1 of its own namespace if isolated)."""
+        report_read, report_write = os.pipe()
+        timer, child_timer = socket.socketpair()
+        name = _plain_name(str(request["name"]))
+        if self.isolated and self.libc.unshare(CLONE_NEWPID) != 0:
+            raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWPID)")
+        try:
+            pid = os.fork()
+        finally:
+            if self.isolated and os.getpid() == self.pid:  # only the next fork is pid 1
+                self.libc.setns(self.own_pid_namespace, CLONE_NEWPID)
+        if pid == 0:
+            self._run_child(request, name, report_write, child_timer.detach())
+        os.close(report_write)
+        child_timer.close()
+        running = _Running(request["id"], pid, name, report_read, timer)
+        self.selector.register(report_read, selectors.EVENT_READ, running)
+        self.selector.register(timer, selectors.EVENT_READ, running)
+        self.children[pid] = running
+        self.by_id[running.id] = running
+        return running
+
+    def _run_child(self, request: dict, name: str, report_write: int, timer_fd: int) -> None:
         code = 1
         try:
-            os.close(report_read)
-            os.setsid()  # a process group of its own, for the trusted side to kill
+            os.setsid()  # a session and process group of its own
             devnull = os.open(os.devnull, os.O_RDWR)
             for stream in (0, 1, 2):
                 os.dup2(devnull, stream)
@@ -57,7 +106,8 @@ def fork_child(workdir: Path) -> tuple[int, int]:
                 reported = True
 
             try:
-                child.confine_and_execute(workdir, send_report)
+                child.confine_and_execute(self.spool, name, request.get("uid"),
+                                          str(request.get("nonce", "")), send_report, timer_fd)
                 code = 0
             except BaseException as error:
                 if not reported:
@@ -65,23 +115,70 @@ def fork_child(workdir: Path) -> tuple[int, int]:
                 raise
         finally:
             os._exit(code)
-    os.close(report_write)
-    return pid, report_read
+
+    def let_go(self, running: "_Running") -> None:
+        """The child is ready for its timed inputs: note its CPU clock, hand them over."""
+        if running.cpu_at_go is not None:
+            return
+        running.cpu_at_go = cpu_time_of(running.pid)
+        workdir = self.spool / running.name
+        waiting = protocol.timed_inputs_waiting(workdir)
+        target = workdir / protocol.TIMED
+        try:
+            os.chmod(waiting, 0o644)
+            os.replace(waiting, target)  # replaces whatever the child put there
+        except OSError:
+            pass  # the child made the target unusable: its timed part gets no inputs
+        with contextlib.suppress(OSError):
+            running.timer.send(protocol.GO)
+
+    def prepare(self, name: str, size: int) -> None:
+        """A working directory for name: when isolated, a tmpfs of its own of this size."""
+        workdir = self.spool / _plain_name(name)
+        workdir.mkdir(mode=0o700)
+        if self.isolated:
+            options = f"size={size},nr_inodes=4096,mode=0700".encode()
+            if self.libc.mount(b"tmpfs", str(workdir).encode(), b"tmpfs",
+                               MS_NOSUID | MS_NODEV, options) != 0:
+                raise OSError(ctypes.get_errno(), f"mount tmpfs on {workdir}")
+
+    def release(self, name: str) -> None:
+        """Remove name's working directory."""
+        workdir = self.spool / _plain_name(name)
+        if self.isolated:
+            self.libc.umount2(str(workdir).encode(), MNT_DETACH)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    @staticmethod
+    def kill(running: "_Running") -> None:
+        """Kill the child's process group (isolated: its pid namespace, all it started)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(running.pid, signal.SIGKILL)
 
 
-def serve(requests, replies) -> None:
-    """Fork a child per request line and report each child's pid, then its end."""
-    selector = selectors.DefaultSelector()
+def _plain_name(name: str) -> str:
+    if not name.isalnum():
+        raise ValueError(f"a working directory's name is letters and digits: {name!r}")
+    return name
+
+
+def cpu_time_of(pid: int) -> float:
+    """The CPU time (user and system) the process pid has used so far, in seconds."""
+    return time.clock_gettime(((~pid) << 3) | 2)  # the kernel's CPU clock of a process
+
+
+def serve(server: Server, requests, replies) -> None:
+    """Fork a child per request line, kill on request, and report each child's end."""
+    selector = server.selector
     selector.register(requests, selectors.EVENT_READ)
     buffered = b""
-    children: dict[int, _Running] = {}
 
     def reply(message: dict) -> None:
         replies.write(json.dumps(message).encode() + b"\n")
         replies.flush()
 
     while True:
-        for key, _ in selector.select(timeout=0.01):
+        for key, _ in selector.select(timeout=0.01 if server.children else None):
             if key.fileobj is requests:
                 chunk = os.read(requests.fileno(), 65536)
                 if not chunk:
@@ -90,26 +187,48 @@ def serve(requests, replies) -> None:
                 *lines, buffered = buffered.split(b"\n")
                 for line in lines:
                     request = json.loads(line)
-                    pid, report = fork_child(Path(request["workdir"]))
-                    children[pid] = _Running(request["id"], report)
-                    selector.register(report, selectors.EVENT_READ, pid)
-                    reply({"id": request["id"], "pid": pid})
+                    if request.get("kill"):
+                        if request["id"] in server.by_id:
+                            server.kill(server.by_id[request["id"]])
+                    elif "release" in request:
+                        server.release(request["release"])
+                    elif "prepare" in request:
+                        try:
+                            server.prepare(request["prepare"], int(request["bytes"]))
+                            reply({"id": request["id"], "prepared": True})
+                        except (OSError, ValueError) as error:
+                            reply({"id": request["id"], "error": str(error)})
+                    else:
+                        running = server.fork_child(request)
+                        reply({"id": running.id, "pid": running.pid})
+            elif isinstance(key.fileobj, socket.socket):
+                key.data.timer_event(server)
             else:
-                children[key.data].read(selector, block=False)
+                key.data.read(selector, block=False)
         for pid, status in _reaped():
-            running = children.pop(pid)
+            running = server.children.pop(pid, None)
+            if running is None:
+                continue
+            del server.by_id[running.id]
             running.read(selector, block=True)  # the child is gone: its pipe is at its end
+            running.close(selector)
             reply({"id": running.id, "exit": os.waitstatus_to_exitcode(status),
-                   **running.report()})
+                   "timed_cpu": running.timed_cpu, **running.report()})
 
 
 class _Running:
-    """A child the server forked: its request id and the report it is writing."""
+    """A child the server forked: its request id, pid, report and timer."""
 
-    def __init__(self, request_id: int, report_fd: int):
+    def __init__(self, request_id: int, pid: int, name: str, report_fd: int,
+                 timer: socket.socket):
         self.id = request_id
+        self.pid = pid
+        self.name = name
         self.fd: int | None = report_fd
+        self.timer: socket.socket | None = timer
         self.chunks: list[bytes] = []
+        self.cpu_at_go: float | None = None
+        self.timed_cpu: float | None = None  # from READY's clock to DONE's
 
     def read(self, selector, block: bool) -> None:
         """Read the report: what is there now, or (block) up to its end."""
@@ -120,12 +239,36 @@ class _Running:
                 os.close(self.fd)
                 self.fd = None
             else:
-                self.chunks.append(data)
+                self.chunks.append(data[:REPORT_MAX_BYTES * 2])
+                del self.chunks[2:]
             if not block:
                 return
 
+    def timer_event(self, server: Server) -> None:
+        """The child wrote on its timer socket: READY lets it go, DONE stops the clock and
+        the child; anything else, or its end, closes the socket."""
+        try:
+            data = self.timer.recv(16)
+        except OSError:
+            data = b""
+        if data.startswith(protocol.READY):
+            server.let_go(self)
+        elif data.startswith(protocol.DONE) and self.cpu_at_go is not None:
+            self.timed_cpu = max(0.0, cpu_time_of(self.pid) - self.cpu_at_go)
+            server.kill(self)
+        if not data:
+            server.selector.unregister(self.timer)
+            self.timer.close()
+            self.timer = None
+
+    def close(self, selector) -> None:
+        if self.timer is not None:
+            selector.unregister(self.timer)
+            self.timer.close()
+            self.timer = None
+
     def report(self) -> dict[str, str]:
-        """{"report": the isolation reached} or {"error": why the child could not start}."""
+        """{"report": what the child reported} or {"error": why it could not start}."""
         data = b"".join(self.chunks)[:REPORT_MAX_BYTES + 1]
         text = data[1:].decode(errors="replace").strip()
         return {"report": text} if data[:1] == REPORT else {"error": text or "no report"}
@@ -163,10 +306,25 @@ def prepare_children() -> None:
     optimizer.step()
 
 
+def keep_freed_memory() -> None:
+    """Let malloc keep the memory a child frees and hand it out again, instead of mapping
+    fresh pages (and faulting on each) for every large tensor: a timed call then costs what
+    the computation costs, in an old process or a new one."""
+    libc = ctypes.CDLL(None)
+    libc.mallopt(M_MMAP_THRESHOLD, 64 << 20)
+    libc.mallopt(M_TRIM_THRESHOLD, 256 << 20)
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m autograder.engine.forkserver")
+    parser.add_argument("--spool", type=Path, required=True)
+    parser.add_argument("--isolated", action="store_true",
+                        help="inside bubblewrap, as root: namespaces and uids per child")
+    args = parser.parse_args()
     ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    keep_freed_memory()
     prepare_children()
-    serve(sys.stdin.buffer, sys.stdout.buffer)
+    serve(Server(args.spool, args.isolated), sys.stdin.buffer, sys.stdout.buffer)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,16 @@
-"""How a sandboxed child process starts: cold, or warm from a server that imported torch.
+"""How sandboxed children start: forked by a warm server that imported torch once.
 
-Both kinds run the same code in the child (`child.confine_and_execute`): it confines itself
-with `isolation.isolate` before any student code runs, so isolation is the same either way.
+`ForkServer` starts `python -I -m autograder.engine.forkserver` inside bubblewrap (see
+`isolation`) and asks it for a child per run: about 15 ms instead of the 3 s that starting
+Python and importing torch cost. The server never runs student code: each submission gets
+its own freshly forked process, confined before any student code runs and gone when its
+submission is done, so nothing one student does reaches the next.
 
-* `ColdLauncher` starts a fresh `python -I -m autograder.engine.child`. Every child pays
-  for starting Python and importing torch (about 3 s here).
-* `WarmLauncher` asks a fork server (`forkserver.py`) that imported torch and the child's
-  code once to fork a new child: about 15 ms instead of 3 s. The server never runs student
-  code: each submission gets its own freshly forked process, which ends with the
-  submission, so nothing one student does reaches the next.
+The working directories live in the server's *spool*: inside bubblewrap a tmpfs of the
+sandbox's own, which this process reaches through /proc/PID/root/spool and which vanishes
+with the sandbox; each working directory is a size-limited tmpfs of its own in there. The
+trusted side never signals a child itself (its pid belongs to the sandbox's pid
+namespace): it asks the server to kill it.
 
 Why not the standard library's multiprocessing "forkserver"? On Python 3.11 its
 `__main__` preload is a no-op, so every child re-imports the parent's main script (3 s
@@ -16,190 +18,180 @@ when that script imports nbformat), and it moves the process object with pickle.
 speaks JSON lines over pipes and forks from a process that imported nothing else.
 """
 
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
-from typing import Protocol
 
-REPORT_MAX_BYTES = 4096
+from .isolation import FULL, SPOOL, bubblewrap_command, degraded_because
+
 SERVER_START_SECONDS = 120  # importing torch on a busy machine
-# What the fork server starts with: no thread pool, so that it forks as a single-threaded
-# process (the children run single-threaded anyway).
-FORK_SERVER_ENVIRONMENT = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
-                           "OMP_NUM_THREADS": "1"}
+SERVER_STOPPED = "the fork server stopped"
 
 
-class Child(Protocol):
-    """A started sandboxed child, as the trusted side watches it."""
-
-    pid: int
-
-    def poll(self) -> int | None:
-        """Its exit code (negative: killed by that signal), or None while it runs."""
-
-    def wait(self, timeout: float | None = None) -> int | None:
-        """Wait for it to end, at most timeout seconds; its exit code, or None if running."""
-
-    def report(self) -> str:
-        """The line describing the isolation it reached, written before any student code."""
-
-    def output_tail(self) -> str:
-        """The last lines it printed, to explain a child that failed to start."""
-
-
-class ColdLauncher:
-    """Each child is a fresh Python process."""
-
-    name = "cold"
-
-    def start(self, workdir: Path) -> Child:
-        return _ColdChild(workdir)
-
-
-class WarmLauncher:
-    """Each child is forked from the fork server, which imported torch once."""
-
-    name = "warm"
-
-    def start(self, workdir: Path) -> Child:
-        return _fork_server().start(workdir)
-
-
-Launcher = ColdLauncher | WarmLauncher
-
-
-def default_launcher() -> Launcher:
-    """The warm launcher: what the engine uses unless told otherwise."""
-    return WarmLauncher()
-
-
-def warm_up() -> None:
-    """Start this process's fork server now, so that it imports torch while we work on."""
-    _fork_server()
-
-
-_SERVER_LOCK = threading.Lock()
-_SERVER: "_ForkServer | None" = None
-
-
-def _fork_server() -> "_ForkServer":
-    """This process's fork server, started on first use and again if it died."""
-    global _SERVER
-    with _SERVER_LOCK:
-        if _SERVER is None or _SERVER.process.poll() is not None:
-            _SERVER = _ForkServer()
-        return _SERVER
-
-
-class _ForkServer:
+class ForkServer:
     """The trusted side's handle on a running fork server: requests out, events in."""
 
     def __init__(self):
-        self.process = subprocess.Popen(
-            [sys.executable, "-I", "-m", "autograder.engine.forkserver"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=FORK_SERVER_ENVIRONMENT)
+        degraded = degraded_because()
+        self.isolation = FULL if degraded is None else f"degraded: {degraded}"
         self._lock = threading.Lock()
-        self._children: dict[int, _WarmChild] = {}
+        self._children: dict[int, WarmChild] = {}
+        self._replies: dict[int, tuple[threading.Event, dict]] = {}
         self._next_id = 0
+        argv = [sys.executable, "-I", "-m", "autograder.engine.forkserver"]
+        environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
+                       "OMP_NUM_THREADS": "1"}
+        if degraded is None:
+            info_read, info_write = os.pipe()
+            self.process = subprocess.Popen(
+                bubblewrap_command([*argv, "--spool", str(SPOOL), "--isolated"], info_write),
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=[info_write],
+                env=environment)
+            os.close(info_write)
+            with os.fdopen(info_read) as info:
+                sandboxed = json.loads(info.read() or "{}").get("child-pid")
+            if sandboxed is None:
+                raise OSError(f"bubblewrap did not start (exit {self.process.wait()})")
+            self.spool = Path(f"/proc/{sandboxed}/root") / SPOOL.relative_to("/")
+        else:
+            self.spool = Path(tempfile.mkdtemp(prefix="backprop-spool-"))
+            self.process = subprocess.Popen([*argv, "--spool", str(self.spool)],
+                                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                            env=environment)
         threading.Thread(target=self._listen, daemon=True).start()
+        atexit.register(self.close)
 
-    def start(self, workdir: Path) -> "_WarmChild":
+    def workdir(self, size: int) -> tuple[str, Path]:
+        """A fresh working directory of size bytes in the spool: its name, its path here."""
         with self._lock:
             self._next_id += 1
-            child = self._children[self._next_id] = _WarmChild()
-            request = {"id": self._next_id, "workdir": str(workdir)}
-            self.process.stdin.write(json.dumps(request).encode() + b"\n")
-            self.process.stdin.flush()
+            request_id, name = self._next_id, f"s{self._next_id}"
+            answered = self._replies[request_id] = (threading.Event(), {})
+            self._send({"id": request_id, "prepare": name, "bytes": size})
+        if not answered[0].wait(SERVER_START_SECONDS) or "error" in answered[1]:
+            raise OSError(f"no working directory for a sandbox: "
+                          f"{answered[1].get('error', SERVER_STOPPED)}")
+        return name, self.spool / name
+
+    def release(self, name: str) -> None:
+        """Remove a working directory (and its timed inputs) once its child is done."""
+        with self._lock:
+            self._send({"release": name})
+
+    def start(self, name: str, uid: int | None, nonce: str) -> "WarmChild":
+        """Ask for a child that runs the request in the working directory `name`."""
+        with self._lock:
+            self._next_id += 1
+            child = self._children[self._next_id] = WarmChild(self, self._next_id)
+            self._send({"id": child.id, "name": name, "uid": uid, "nonce": nonce})
         if not child.started.wait(SERVER_START_SECONDS):
-            raise RuntimeError("the fork server did not start a sandbox in time")
+            raise OSError("the fork server did not start a sandbox in time")
         return child
+
+    def kill(self, child: "WarmChild") -> None:
+        with self._lock:
+            self._send({"id": child.id, "kill": True})
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def close(self) -> None:
+        """Stop the server (its children die with it) and remove the spool."""
+        if self.alive():
+            self.process.kill()
+            self.process.wait()
+        if self.isolation != FULL:  # bubblewrap's spool is gone with it
+            shutil.rmtree(self.spool, ignore_errors=True)
+
+    def _send(self, message: dict) -> None:
+        try:
+            self.process.stdin.write(json.dumps(message).encode() + b"\n")
+            self.process.stdin.flush()
+        except (BrokenPipeError, ValueError):  # the server is gone: _listen ends its children
+            pass
 
     def _listen(self) -> None:
         for line in self.process.stdout:
             event = json.loads(line)
             with self._lock:
-                child = self._children[event["id"]]
-                if "exit" in event:
+                child = self._children.get(event["id"])
+                if child is not None and "exit" in event:
                     del self._children[event["id"]]
-            child.update(event)
+                waiting = self._replies.pop(event["id"], None)
+            if child is not None:
+                child.update(event)
+            if waiting is not None:
+                waiting[1].update(event)
+                waiting[0].set()
         with self._lock:  # the server is gone: so are the children it forked
             for child in self._children.values():
-                child.update({"exit": -9, "error": "the fork server stopped"})
+                child.update({"exit": -9, "error": SERVER_STOPPED})
             self._children.clear()
+            for event, reply in self._replies.values():
+                reply["error"] = SERVER_STOPPED
+                event.set()
+            self._replies.clear()
 
 
-class _WarmChild:
-    def __init__(self):
-        self.pid = 0
+class WarmChild:
+    """A child the fork server forked, as the trusted side watches it."""
+
+    def __init__(self, server: ForkServer, child_id: int):
+        self.server = server
+        self.id = child_id
         self.started = threading.Event()
         self._ended = threading.Event()
-        self._exit: int | None = None
-        self._report = ""
-        self._error = ""
+        self.exit: int | None = None
+        self.report = ""  # what the child wrote before any student code (JSON)
+        self.error = ""  # why it could not start, or that the server stopped
+        self.timed_cpu: float | None = None  # CPU seconds from the clock's start to its end
 
     def update(self, event: dict) -> None:
-        self.pid = event.get("pid", self.pid)
         self.started.set()
         if "exit" in event:
-            self._exit = event["exit"]
-            self._report, self._error = event.get("report", ""), event.get("error", "")
+            self.report, self.error = event.get("report", ""), event.get("error", "")
+            self.timed_cpu = event.get("timed_cpu")
+            self.exit = event["exit"]
             self._ended.set()
 
     def poll(self) -> int | None:
-        return self._exit
+        """Its exit code (negative: killed by that signal), or None while it runs."""
+        return self.exit
 
     def wait(self, timeout: float | None = None) -> int | None:
+        """Wait for it to end, at most timeout seconds; its exit code, or None if running."""
         self._ended.wait(timeout)
-        return self._exit
+        return self.exit
 
-    def report(self) -> str:
-        return self._report
+    def kill(self) -> None:
+        """Kill it and everything it started, and wait for its end."""
+        if self.exit is None:
+            self.server.kill(self)
+        self.wait()
 
-    def output_tail(self) -> str:
-        return self._error or "(a forked child's output goes to /dev/null)"
+
+Launcher = ForkServer
+_SERVER_LOCK = threading.Lock()
+_SERVER: ForkServer | None = None
 
 
-class _ColdChild:
-    def __init__(self, workdir: Path):
-        report_read, report_write = os.pipe()
-        try:
-            self._process = subprocess.Popen(
-                [sys.executable, "-I", "-m", "autograder.engine.child", str(workdir),
-                 "--report-fd", str(report_write)],
-                pass_fds=[report_write], cwd=workdir, start_new_session=True,
-                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"})
-        finally:
-            os.close(report_write)
-        self._report = os.fdopen(report_read, "rb")
-        self.pid = self._process.pid
-        self._tail: list[bytes] = []
-        threading.Thread(target=self._drain, daemon=True).start()
+def default_launcher() -> ForkServer:
+    """This process's fork server, started on first use and again if it died."""
+    global _SERVER
+    with _SERVER_LOCK:
+        if _SERVER is None or not _SERVER.alive():
+            if _SERVER is not None:
+                _SERVER.close()
+            _SERVER = ForkServer()
+        return _SERVER
 
-    def _drain(self) -> None:
-        """Read and drop what the child prints, keeping its last few kB."""
-        stream = self._process.stdout
-        while chunk := stream.read(65536):
-            self._tail.append(chunk)
-            del self._tail[:-2]
-        stream.close()
 
-    def poll(self) -> int | None:
-        return self._process.poll()
-
-    def wait(self, timeout: float | None = None) -> int | None:
-        try:
-            return self._process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def report(self) -> str:
-        with self._report:  # the child wrote one line, then closed its end
-            return self._report.read(REPORT_MAX_BYTES).decode(errors="replace").strip()
-
-    def output_tail(self) -> str:
-        lines = b"".join(self._tail).decode(errors="replace").strip().splitlines()
-        return " | ".join(lines[-3:])
+def warm_up() -> None:
+    """Start this process's fork server now, so that it imports torch while we work on."""
+    default_launcher()

@@ -7,20 +7,30 @@ The trusted side writes:
                           names its key in inputs.safetensors; any other argument, such as
                           a learning rate, is given in JSON)
     inputs.safetensors    the tensor arguments, keys "<part>/<case>/<argument>"
+    timed-inputs.bin      the tensor arguments of a timed part, raw: kept out of the child's
+                          sight until the fork server starts its clock (see forkserver); the
+                          request gives each one's offset, shape and dtype (and so a warm-up
+                          call can use zeros of the same shapes)
 The sandboxed child writes, after the notebook's cells and again after each part:
     status.json           {"cells_done": bool, "cell_errors": [...],
                            "parts": {part: ["ok" | {"message": why it failed,
                                                     "mistake": its name or null}, ...]},
                            "on_device": [keys of outputs that were on the inputs' GPU]}
     outputs.safetensors   the returned tensors, keys "<part>/<case>/<output>"
+    timed-outputs.bin     a timed part's returned tensors, raw, one fixed-size slot each
+                          (status.json's "timed_outputs" gives each one's dtype and shape):
+                          written by a copy into memory mapped before the clock starts, so
+                          that the timing measures the calls, not serialisation
 
 Tensors travel through the files on the CPU; each side puts them back on the device.
 
 Only JSON and safetensors cross the boundary: nothing is ever unpickled. Everything the child
-wrote is untrusted: it is read with a size cap, without following links, and validated.
+wrote is untrusted: it is read with a size cap, without following links, and validated (JSON
+depth and numbers, key sets, tensor types and sizes) before anything else looks at it.
 """
 
 import json
+import mmap
 import os
 import stat
 from pathlib import Path
@@ -36,13 +46,27 @@ from ..parts import Case, Part
 SUBMISSION = "submission.ipynb"
 REQUEST = "request.json"
 INPUTS = "inputs.safetensors"
+TIMED = "timed-inputs.bin"
+# The timing handshake between a child and the fork server: READY (the server reads the
+# child's CPU clock and hands over the inputs), GO, then DONE once the outputs are written
+# (the server reads the clock again and ends the child: nothing it does after counts).
+READY, GO, DONE = b"?", b"!", b"."
 STATUS = "status.json"
 OUTPUTS = "outputs.safetensors"
 OK = "ok"
 CPU = torch.device("cpu")
 # The most the trusted side reads back from the child.
 MAX_STATUS_BYTES = 1 << 20
-MAX_OUTPUT_BYTES = 256 << 20
+MAX_OUTPUT_BYTES = 64 << 20
+MAX_OUTPUT_ENTRIES = 1 << 20  # entries of any one returned tensor (8 MiB in float64)
+MAX_JSON_DEPTH = 8
+STATUS_KEYS = frozenset({"cells_done", "cell_errors", "parts", "on_device", "timed_outputs"})
+TIMED_OUTPUTS = "timed-outputs.bin"
+# The dtypes a timed output may have, by name, and their sizes.
+TIMED_DTYPES = {str(dtype): dtype for dtype in (torch.float64, torch.float32, torch.float16,
+                                                torch.bfloat16, torch.bool, torch.uint8,
+                                                torch.int8, torch.int16, torch.int32,
+                                                torch.int64)}
 MAX_MESSAGE_CHARS = 600
 
 
@@ -88,17 +112,27 @@ def cases_device(cases: dict[str, list[Case]]) -> torch.device:
 
 
 def write_request(workdir: Path, assignment: str, cases: dict[str, list[Case]],
-                  limits_json: dict) -> None:
-    """Write request.json and inputs.safetensors for these parts' cases."""
+                  limits_json: dict, timed: frozenset[str] = frozenset(),
+                  timed_path: Path | None = None) -> None:
+    """Write request.json and inputs.safetensors for these parts' cases; the tensors of the
+    timed parts go to timed_path instead (see forkserver.timed_inputs_waiting)."""
     device = cases_device(cases)
     tensors: dict[str, torch.Tensor] = {}
+    withheld: list[bytes] = []
+    offset = 0
     parts = {}
     for part_id, part_cases in cases.items():
         described = []
         for index, case in enumerate(part_cases):
             args = {}
             for name, value in case.args.items():
-                if isinstance(value, torch.Tensor):
+                if isinstance(value, torch.Tensor) and part_id in timed:
+                    raw = own_copy(value).reshape(-1).view(torch.uint8).numpy().tobytes()
+                    withheld.append(raw)
+                    args[name] = {"timed": offset, "shape": list(value.shape),
+                                  "dtype": str(value.dtype)}
+                    offset += len(raw)
+                elif isinstance(value, torch.Tensor):
                     tensors[key(part_id, index, name)] = own_copy(value)
                     args[name] = {"tensor": key(part_id, index, name)}
                 elif isinstance(value, (bool, int, float, str)) or value is None:
@@ -108,24 +142,66 @@ def write_request(workdir: Path, assignment: str, cases: dict[str, list[Case]],
                                     f"the sandbox takes tensors, numbers and strings only")
             described.append({"label": case.label, "args": args})
         parts[part_id] = described
-    write_atomically(workdir / INPUTS, save_tensors(tensors))
+    if len(timed & set(parts)) > 1:
+        raise ValueError("one timed part per request: the fork server ends the child after it")
+    if withheld:
+        timed_path.parent.mkdir(mode=0o700)
+        write_atomically(timed_path, b"".join(withheld), durable=False)
+    write_atomically(workdir / INPUTS, save_tensors(tensors), durable=False)
     write_atomically(workdir / REQUEST, json.dumps(
         {"assignment": assignment, "limits": limits_json, "device": str(device),
-         "parts": parts}).encode())
+         "timed": sorted(timed & set(parts)), "parts": parts}).encode(), durable=False)
+
+
+def timed_inputs_waiting(workdir: Path) -> Path:
+    """Where the trusted side leaves a child's timed inputs until the fork server lets it
+    go: a folder of the grader's in the working directory, closed to the child's uid."""
+    return workdir / ".timed" / TIMED
 
 
 def read_request(workdir: Path) -> tuple[dict, dict[str, list[Case]]]:
-    """The request (as JSON) and each part's cases, rebuilt on the request's device."""
+    """The request (as JSON) and each untimed part's cases, on the request's device."""
     request = json.loads((workdir / REQUEST).read_text())
+    tensors = _load_on_device(workdir / INPUTS, request)
+    return request, {part_id: _cases(described, tensors)
+                     for part_id, described in request["parts"].items()
+                     if part_id not in request["timed"]}
+
+
+def read_timed_cases(workdir: Path, request: dict, part_id: str) -> list[Case]:
+    """A timed part's cases, once the fork server has handed over their tensors (mapped,
+    not copied: reading them costs the clock almost nothing)."""
+    with open(workdir / TIMED, "rb") as file:
+        memory = mmap.mmap(file.fileno(), 0, flags=mmap.MAP_PRIVATE,
+                           prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    return _timed_cases(request, part_id, lambda arg: torch.frombuffer(
+        memory, dtype=TIMED_DTYPES[arg["dtype"]], offset=arg["timed"],
+        count=torch.Size(arg["shape"]).numel()).reshape(arg["shape"]))
+
+
+def warm_up_cases(request: dict, part_id: str) -> list[Case]:
+    """Cases of a timed part's shapes and dtypes, all zeros: for a call before the clock."""
+    return _timed_cases(request, part_id, lambda arg: torch.zeros(
+        arg["shape"], dtype=TIMED_DTYPES[arg["dtype"]]))
+
+
+def _timed_cases(request: dict, part_id: str, tensor_of) -> list[Case]:
     device = torch.device(request["device"])
-    tensors = {name: tensor.to(device)
-               for name, tensor in load_tensors((workdir / INPUTS).read_bytes()).items()}
-    cases = {part_id: [Case(case["label"], {name: tensors[arg["tensor"]] if "tensor" in arg
-                                            else arg["value"]
-                                            for name, arg in case["args"].items()})
-                       for case in described]
-             for part_id, described in request["parts"].items()}
-    return request, cases
+    return [Case(case["label"], {name: tensor_of(arg).to(device) if "timed" in arg
+                                 else arg["value"] for name, arg in case["args"].items()})
+            for case in request["parts"][part_id]]
+
+
+def _load_on_device(path: Path, request: dict) -> dict[str, torch.Tensor]:
+    device = torch.device(request["device"])
+    return {name: tensor.to(device) for name, tensor in load_tensors(path.read_bytes()).items()}
+
+
+def _cases(described: list[dict], tensors: dict[str, torch.Tensor]) -> list[Case]:
+    return [Case(case["label"], {name: tensors[arg["tensor"]] if "tensor" in arg
+                                 else arg["value"]
+                                 for name, arg in case["args"].items()})
+            for case in described]
 
 
 def write_progress(workdir: Path, status: dict, outputs: dict[str, torch.Tensor]) -> None:
@@ -135,6 +211,11 @@ def write_progress(workdir: Path, status: dict, outputs: dict[str, torch.Tensor]
     rename alone keeps the parent from reading half a file. The outputs are the child's
     own copies (`own_copy`)."""
     write_atomically(workdir / OUTPUTS, save_tensors(outputs), durable=False)
+    write_status(workdir, status)
+
+
+def write_status(workdir: Path, status: dict) -> None:
+    """The child's side: status.json alone, replaced atomically."""
     write_atomically(workdir / STATUS, json.dumps(status).encode(), durable=False)
 
 
@@ -173,24 +254,52 @@ def read_status(workdir: Path) -> dict | None:
     data = read_capped(workdir / STATUS, MAX_STATUS_BYTES)
     if data is None:
         return None
-    try:
-        status = json.loads(data)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise Tampered("status.json is not valid JSON") from None
-    if not (isinstance(status, dict) and isinstance(status.get("cells_done"), bool)
+    status = loads_untrusted(data, "status.json")
+    if not (isinstance(status, dict) and set(status) <= STATUS_KEYS
+            and isinstance(status.get("cells_done"), bool)
             and isinstance(status.get("cell_errors"), list)
             and isinstance(status.get("parts"), dict)
             and all(isinstance(outcomes, list) and all(map(_is_outcome, outcomes))
                     for outcomes in status["parts"].values())
             and all(isinstance(e, str) for e in status["cell_errors"])
             and isinstance(status.get("on_device", []), list)
-            and all(isinstance(k, str) for k in status.get("on_device", []))):
+            and all(isinstance(k, str) for k in status.get("on_device", []))
+            and isinstance(status.get("timed_outputs", {}), dict)):
         raise Tampered("status.json does not have the fields the grader writes")
     return status
 
 
+def loads_untrusted(data: bytes, what: str):
+    """JSON from the sandbox: Tampered unless it is valid, shallow, with plain numbers."""
+    try:
+        value = json.loads(data, parse_int=_bounded_int, parse_constant=_no_constant)
+    except (ValueError, RecursionError, UnicodeDecodeError):
+        raise Tampered(f"{what} is not valid JSON of the grader's shape") from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise Tampered(f"{what} is nested deeper than the grader writes")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text) > 19:
+        raise ValueError("an integer too large")
+    return int(text)
+
+
+def _no_constant(text: str):
+    raise ValueError(f"{text} is not JSON")
+
+
+def _depth(value, limit: int = MAX_JSON_DEPTH + 1) -> int:
+    """How deep value nests (counted no further than limit)."""
+    if limit == 0 or not isinstance(value, (dict, list)):
+        return 0
+    children = value.values() if isinstance(value, dict) else value
+    return 1 + max((_depth(child, limit - 1) for child in children), default=0)
+
+
 def read_outcomes(workdir: Path, parts: list[Part], n_cases: dict[str, int], status: dict,
-                  device: torch.device = CPU
+                  device: torch.device = CPU, timed_slots: dict[str, int] | None = None
                   ) -> dict[str, list[dict[str, torch.Tensor] | Finding]]:
     """Per finished part, each case's outputs (plain tensors) or why it failed.
 
@@ -199,12 +308,19 @@ def read_outcomes(workdir: Path, parts: list[Part], n_cases: dict[str, int], sta
 
     Only parts listed in `parts` are read; every key, shape of the status and tensor type is
     checked. Raises Tampered when the files are not what the honest child writes.
+    timed_slots: the slot size of each timed part (see timed_slot_bytes).
     """
+    timed_slots = timed_slots or {}
     data = read_capped(workdir / OUTPUTS, MAX_OUTPUT_BYTES)
     try:
         tensors = load_tensors(data) if data else {}
     except Exception as error:  # safetensors raises its own error type for a bad header
         raise Tampered(f"outputs.safetensors cannot be read ({type(error).__name__})") from None
+    for part in parts:
+        if part.timed and part.id in status["parts"]:
+            tensors.update(read_timed_tensors(workdir, part, n_cases[part.id],
+                                              timed_slots[part.id],
+                                              status.get("timed_outputs", {})))
     expected: set[str] = set()
     outcomes: dict[str, list[dict[str, torch.Tensor] | Finding]] = {}
     for part in parts:
@@ -236,7 +352,77 @@ def read_outcomes(workdir: Path, parts: list[Part], n_cases: dict[str, int], sta
     return outcomes
 
 
+def timed_slot_bytes(shapes: list[list[int]]) -> int:
+    """The bytes of each slot of a timed part: its largest input, in float64."""
+    return 8 * max((int(torch.Size(shape).numel()) for shape in shapes), default=1)
+
+
+class TimedSlots:
+    """The child's side of timed-outputs.bin: mapped and touched before the clock starts."""
+
+    def __init__(self, workdir: Path, request: dict, part_id: str, names: list[str]):
+        described = request["parts"][part_id]
+        self.names = names
+        self.slot = timed_slot_bytes([arg["shape"] for case in described
+                                      for arg in case["args"].values() if "timed" in arg])
+        size = self.slot * len(described) * len(names)
+        with open(workdir / TIMED_OUTPUTS, "w+b") as file:
+            file.truncate(size)
+            self.memory = mmap.mmap(file.fileno(), size)
+        self.memory.write(bytes(size))  # every page touched now, not on the clock
+
+    def store(self, index: int, outputs: dict[str, torch.Tensor]) -> dict[str, dict]:
+        """Copy one case's outputs into their slots; their dtypes and shapes, by key."""
+        described = {}
+        for position, name in enumerate(self.names):
+            tensor = outputs[name].detach().to(CPU).contiguous().reshape(-1)
+            raw = tensor.view(torch.uint8) if tensor.numel() else tensor.to(torch.uint8)
+            if str(tensor.dtype) not in TIMED_DTYPES or raw.numel() > self.slot:
+                raise ValueError(f"{name} is a {tensor.dtype} of {raw.numel()} bytes")
+            offset = (index * len(self.names) + position) * self.slot
+            torch.frombuffer(self.memory, dtype=torch.uint8, count=raw.numel(),
+                             offset=offset).copy_(raw)
+            described[key("", index, name)] = {"dtype": str(tensor.dtype),
+                                               "shape": list(outputs[name].shape)}
+        return described
+
+
+def read_timed_tensors(workdir: Path, part: Part, n_cases: int, slot: int,
+                       described: Any) -> dict[str, torch.Tensor]:
+    """A timed part's tensors from timed-outputs.bin, as status.json describes them; each
+    description is checked (dtype, shape, size within its slot) before a byte is read."""
+    names = part.output_names()
+    data = read_capped(workdir / TIMED_OUTPUTS, slot * n_cases * len(names)) or b""
+    if not isinstance(described, dict):
+        raise Tampered("status.json's timed outputs are not a table")
+    tensors = {}
+    for index in range(n_cases):
+        for position, name in enumerate(names):
+            entry = described.get(key("", index, name))
+            if entry is None:
+                continue
+            if not (isinstance(entry, dict) and set(entry) == {"dtype", "shape"}
+                    and entry["dtype"] in TIMED_DTYPES and isinstance(entry["shape"], list)
+                    and len(entry["shape"]) <= 8
+                    and all(isinstance(n, int) and 0 <= n <= slot for n in entry["shape"])):
+                raise Tampered(f"status.json describes {part.id}'s timed output badly")
+            dtype = TIMED_DTYPES[entry["dtype"]]
+            count = torch.Size(entry["shape"]).numel()
+            size = count * torch.empty((), dtype=dtype).element_size()
+            offset = (index * len(names) + position) * slot
+            if size > slot or offset + size > len(data):
+                raise Tampered(f"a timed output of {part.id} is larger than its slot")
+            raw = torch.frombuffer(bytearray(data[offset:offset + size]), dtype=torch.uint8)
+            tensors[key(part.id, index, name)] = (raw.view(dtype) if count else
+                                                  torch.empty(0, dtype=dtype)
+                                                  ).reshape(entry["shape"])
+    return tensors
+
+
 def _plain(tensor: Any) -> torch.Tensor:
     if type(tensor) is not torch.Tensor:
         raise Tampered(f"an output is a {type(tensor).__name__}, not a plain tensor")
+    if tensor.numel() > MAX_OUTPUT_ENTRIES:
+        raise Tampered(f"an output has {tensor.numel()} entries, more than the "
+                       f"{MAX_OUTPUT_ENTRIES} the child passes on")
     return tensor

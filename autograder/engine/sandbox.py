@@ -1,19 +1,23 @@
 """The trusted side of one sandboxed run: launch the child, watch the clock, read back.
 
-`run_parts` writes the inputs into a fresh private working directory, starts a sandboxed
-child in a session of its own (cold or warm: see `launch`), and gives the notebook's cells
-`startup_seconds` and each part `part_seconds` of wall-clock time. When a part runs over,
-or the child dies during a part (`os._exit`, a crash, a CPU limit), the whole process group
-is killed (and, when the child ran as a uid of its own, every process of that uid), that
-part fails with a message saying why, and a new child runs the parts after it. Nothing the
-child prints or returns as an exit code counts: only its files, read by `protocol`.
+`run_parts` writes the inputs into a fresh working directory in the fork server's spool,
+leases a uid, asks for a sandboxed child (see `launch` and `isolation`), and gives the
+notebook's cells `startup_seconds` and each part `part_seconds` of wall-clock time. When a
+part runs over, or the child dies during a part (`os._exit`, a crash, a CPU limit), the
+fork server kills it with everything it started, that part fails with a message saying why,
+and a new child runs the parts after it. Nothing the child prints or returns as an exit code
+counts: only its files, read by `protocol`, and what the fork server measured.
+
+Whose fault? A child that cannot show, in a report it wrote before any student code, this
+run's nonce and the isolation the machine offers, a fork server that died, a kill from
+outside the sandbox's limits, or a failed write of the grader's own: these are the grader's
+failures, raised as GraderError, never a student's grade.
 """
 
 import contextlib
-import os
-import shutil
+import json
+import secrets
 import signal
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,9 +26,12 @@ import torch
 
 from ..diagnosis import Finding
 from ..parts import Assignment, Case
+from ..python_loops import loops_in_notebook
 from . import protocol
-from .isolation import Limits, sandbox_uid
-from .launch import Child, Launcher
+from .child import code_cells
+from .isolation import FULL, Limits
+from .launch import SERVER_STOPPED, Launcher, WarmChild
+from .uids import leased_uid
 
 POLL_SECONDS = 0.05
 
@@ -50,9 +57,12 @@ class SandboxRun:
 
 def run_parts(notebook: bytes, assignment: Assignment, cases: dict[str, list[Case]],
               limits: Limits, launcher: Launcher) -> SandboxRun:
-    """Run the student's notebook on each part's cases, in sandboxed children."""
+    """Run the student's notebook on each part's cases, in sandboxed children.
+
+    Raises GraderError when the grader, not the student, failed."""
     run = SandboxRun()
-    remaining = list(cases)
+    # The order a child runs them in: the timed parts last (see child.execute_request).
+    remaining = sorted(cases, key=lambda part_id: assignment.part(part_id).timed)
     while remaining:
         cells_finished, stopped = _launch(
             notebook, assignment, {part_id: cases[part_id] for part_id in remaining}, limits,
@@ -71,40 +81,104 @@ def _launch(notebook: bytes, assignment: Assignment, cases: dict[str, list[Case]
             limits: Limits, launcher: Launcher, run: SandboxRun) -> tuple[bool, str | None]:
     """One child for these parts. Returns (cells finished?, why it stopped early or None)."""
     parts = [assignment.part(part_id) for part_id in cases]
-    workdir = Path(tempfile.mkdtemp(prefix="backprop-sandbox-"))
     try:
-        (workdir / protocol.SUBMISSION).write_bytes(notebook)
-        protocol.write_request(workdir, assignment.name, cases, limits.to_json())
-        child = launcher.start(workdir)
-        why = _watch(child, workdir, parts, limits)
-        _kill(child)
-        reached = child.report()
-        run.isolation = run.isolation or reached
+        name, workdir = launcher.workdir(limits.workdir_bytes())
+    except OSError as error:
+        raise GraderError(f"the sandbox could not be prepared: {error}") from None
+    try:
         try:
-            status = protocol.read_status(workdir)
-            if status is None and not reached:  # before any student code: not the student's
-                raise GraderError(f"the sandbox failed to start ({why}): "
-                                   f"{child.output_tail()}")
-            if status is None or not status["cells_done"]:
-                return False, (f"the notebook did not run to the end: its code {why}. Make sure "
-                               f"every cell runs from top to bottom without ending the process.")
-            run.outcomes.update(protocol.read_outcomes(
-                workdir, parts, {p: len(c) for p, c in cases.items()}, status,
-                protocol.cases_device(cases)))
-        except protocol.Tampered as error:
-            message = (f"the grading files in the sandbox were changed by the notebook's code "
-                       f"({error}), so this was not graded.")
-            run.failures.update({p.id: Finding(message, "not_graded") for p in parts
-                                 if not run.settled(p.id)})
-            return True, message
-        running = next((p for p in parts if p.id not in status["parts"]), None)
-        return True, running and f"{running.function} {why}."
+            (workdir / protocol.SUBMISSION).write_bytes(notebook)
+            protocol.write_request(workdir, assignment.name, cases, limits.to_json(),
+                                   frozenset(p.id for p in parts if p.timed),
+                                   protocol.timed_inputs_waiting(workdir))
+        except OSError as error:
+            raise GraderError(f"the grader could not write the sandbox's inputs: "
+                              f"{error}") from None
+        nonce = secrets.token_hex(16)
+        full = launcher.isolation == FULL
+        with leased_uid() if full else contextlib.nullcontext() as uid:
+            child = launcher.start(name, uid, nonce)
+            why, killed_by_us = _watch(child, workdir, parts, limits)
+            child.kill()
+        run.isolation = run.isolation or _isolation_shown(child, nonce, launcher.isolation, why)
+        ended_by_server = child.timed_cpu is not None  # after a timed part's DONE
+        if full and child.poll() == -signal.SIGKILL and not (killed_by_us or ended_by_server):
+            raise GraderError("the sandbox was killed from outside its limits (SIGKILL): "
+                              "is the machine out of memory?")
+        return _read_back(workdir, parts, cases, child, why, run, notebook)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        launcher.release(name)
 
 
-def _watch(child: Child, workdir: Path, parts, limits: Limits) -> str:
-    """Wait for the child; kill it when a stage runs over. Says how it ended."""
+def _read_back(workdir: Path, parts, cases: dict[str, list[Case]], child: WarmChild,
+               why: str, run: SandboxRun, notebook: bytes) -> tuple[bool, str | None]:
+    """Record what the child left: each part's outcomes, or why it has none."""
+    try:
+        status = protocol.read_status(workdir)
+        if status is None or not status["cells_done"]:
+            return False, (f"the notebook did not run to the end: its code {why}. Make sure "
+                           f"every cell runs from top to bottom without ending the process.")
+        slots = {p.id: protocol.timed_slot_bytes([list(value.shape) for case in cases[p.id]
+                                                  for value in case.args.values()
+                                                  if isinstance(value, torch.Tensor)])
+                 for p in parts if p.timed}
+        outcomes = protocol.read_outcomes(
+            workdir, parts, {p: len(c) for p, c in cases.items()}, status,
+            protocol.cases_device(cases), slots)
+    except protocol.Tampered as error:
+        message = (f"the grading files in the sandbox were changed by the notebook's code "
+                   f"({error}), so this was not graded.")
+        run.failures.update({p.id: Finding(message, "not_graded") for p in parts
+                             if not run.settled(p.id)})
+        return True, message
+    except OSError as error:
+        raise GraderError(f"the grader could not read the sandbox's results: {error}") from None
+    for part in parts:
+        if part.timed and part.id in outcomes:
+            loops = loops_in_notebook(notebook, part.function, code_cells) or 0
+            outcomes[part.id] = _measured(outcomes[part.id], child.timed_cpu, loops)
+    run.outcomes.update(outcomes)
+    running = next((p for p in parts if p.id not in status["parts"]), None)
+    return True, running and f"{running.function} {why}."
+
+
+def _isolation_shown(child: WarmChild, nonce: str, offered: str, why: str) -> str:
+    """What the child reached, as its report (written before any student code) says; a
+    GraderError unless it carries this run's nonce and the isolation the machine offers."""
+    if child.error == SERVER_STOPPED:
+        raise GraderError("the fork server stopped while it graded: no grade was recorded")
+    try:
+        report = json.loads(child.report)
+        reached, full, echoed = report["isolation"], report["full"], report["nonce"]
+    except (ValueError, KeyError, TypeError):
+        raise GraderError(f"the sandbox failed to start ({why}): "
+                          f"{child.error or 'no report'}") from None
+    if echoed != nonce:
+        raise GraderError("the sandbox's report does not carry this run's nonce")
+    if offered == FULL and not full:
+        raise GraderError("the sandbox did not reach the full isolation this machine offers")
+    return f"{offered}: {reached}"
+
+
+def _measured(outcomes: list[Outcome], cpu_seconds: float | None, loops: int
+              ) -> list[Outcome]:
+    """A timed part's outcomes with the grader's own measures in place of what the child
+    said: the CPU time the fork server measured, shared out over the calls, and the Python
+    loops found in the notebook's source."""
+    calls = [outcome for outcome in outcomes if not isinstance(outcome, Finding)]
+    if cpu_seconds is None:
+        return [Finding("the timing never started: the code stopped the grader's clock "
+                        "handshake.", "not_graded") if not isinstance(o, Finding) else o
+                for o in outcomes]
+    measures = {"cpu_seconds": torch.tensor(cpu_seconds / max(len(calls), 1),
+                                            dtype=torch.float64),
+                "python_loops": torch.tensor(float(loops), dtype=torch.float64)}
+    return [o if isinstance(o, Finding) else {**o, **measures} for o in outcomes]
+
+
+def _watch(child: WarmChild, workdir: Path, parts, limits: Limits) -> tuple[str, bool]:
+    """Wait for the child; kill it when a stage runs over. Says how it ended, and whether
+    the grader killed it."""
     start = time.monotonic()
     overall = start + limits.startup_seconds + limits.part_seconds * len(parts)
     deadline, progress, stage_seconds = start + limits.startup_seconds, -1, None
@@ -115,64 +189,27 @@ def _watch(child: Child, workdir: Path, parts, limits: Limits) -> str:
             progress, stage_seconds = done, limits.part_seconds
             deadline = now + limits.part_seconds
         if now > min(deadline, overall):
-            _kill(child)
+            child.kill()
             if stage_seconds is None:
-                return f"did not finish within {limits.startup_seconds:g} s"
+                return f"did not finish within {limits.startup_seconds:g} s", True
             return (f"did not finish within {stage_seconds:g} s: look for a loop that never "
-                    f"ends, or far more work than the cases need")
+                    f"ends, or far more work than the cases need"), True
         child.wait(POLL_SECONDS)  # wakes at once when the child ends
     code = child.poll()
     if code == -signal.SIGXCPU:
-        return "used up its CPU time"
+        return "used up its CPU time", False
     if code < 0:
-        return f"was killed by {signal.Signals(-code).name} (out of memory?)"
-    return (f"ended the process (exit status {code}): os._exit or a crash stops the grading")
+        return f"was killed by {signal.Signals(-code).name} (out of memory?)", False
+    return f"ended the process (exit status {code}): os._exit or a crash stops the grading", \
+        False
 
 
 def _progress(workdir: Path) -> int:
     """-1 before the cells are done, then the number of parts done (as the child says)."""
     try:
         status = protocol.read_status(workdir)
-    except protocol.Tampered:
+    except (protocol.Tampered, OSError):
         return -1
     if not status or not status["cells_done"]:
         return -1
     return len(status["parts"])
-
-
-def _kill(child: Child) -> None:
-    """Kill the child's process group and, if it ran as its own uid, all that uid's processes."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(child.pid, signal.SIGKILL)
-    kill_sandbox_user(child.pid)
-    child.wait()
-
-
-def kill_sandbox_user(pid: int) -> None:
-    """Kill every process of the uid the sandbox with this pid dropped to (root only)."""
-    if os.geteuid() != 0:
-        return
-    uid = sandbox_uid(pid)
-    if not _has_processes(uid):  # the usual case; forking this big process costs 10+ ms
-        return
-    helper = os.fork()
-    if helper == 0:
-        try:
-            os.setgid(uid)
-            os.setuid(uid)
-            os.kill(-1, signal.SIGKILL)  # every process this uid may signal: its own
-        finally:
-            os._exit(0)
-    os.waitpid(helper, 0)
-
-
-def _has_processes(uid: int) -> bool:
-    """Whether any process runs as uid (a new one may start meanwhile: the kill is -1 wide)."""
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                if entry.stat().st_uid == uid:
-                    return True
-            except FileNotFoundError:
-                pass
-    return False

@@ -1,0 +1,94 @@
+"""Python-level loops in a function's source, and in the helpers it calls.
+
+A vectorized function runs no Python per entry of a tensor. This counts what betrays such
+work in the source: `for` and `while` loops, comprehensions, and calls that run Python once
+per entry (`map`, `apply_`, `.tolist()`, `.item()`, `numpy.vectorize`), in the function and
+in every function of the same code that it calls by name, however deep.
+
+`loops_in_notebook` reads the notebook's code cells on the trusted side (the engine's
+verdict); `loops_of` reads a live function's source (the notebook's own check). The timing
+of a timed part catches what no source shows (code built with exec, say).
+"""
+
+import ast
+import inspect
+import json
+import textwrap
+
+LOOPS = (ast.For, ast.AsyncFor, ast.While, ast.ListComp, ast.SetComp, ast.DictComp,
+         ast.GeneratorExp)
+PER_ENTRY_CALLS = frozenset({"map", "filter", "apply_", "map_", "map2_", "tolist", "item",
+                             "vectorize"})
+
+
+def loops_in_notebook(notebook: bytes, function: str, code_cells) -> int | None:
+    """The loops of `function` and its helpers as the notebook's code cells define them (the
+    last definition wins, as when the cells run in order); None if none defines it.
+
+    code_cells: notebook dict -> the sources of the cells that run (see engine.child)."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    to_python = TransformerManager().transform_cell
+    definitions: dict[str, ast.AST] = {}
+    for source in code_cells(json.loads(notebook)):
+        try:
+            tree = ast.parse(to_python(source))
+        except (SyntaxError, ValueError):
+            continue
+        definitions.update(_definitions(tree))
+    return _count(function, definitions) if function in definitions else None
+
+
+def loops_of(function) -> int | None:
+    """The loops of a live function and of the helpers its globals name; None when its
+    source cannot be read."""
+    definitions: dict[str, ast.AST] = {}
+    pending = [function]
+    while pending:
+        current = pending.pop()
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(current)))
+        except (OSError, TypeError, SyntaxError):
+            if current is function:
+                return None
+            continue
+        found = _definitions(tree)
+        definitions.update(found)
+        for node in found.values():
+            for name in _called_names(node):
+                helper = getattr(current, "__globals__", {}).get(name)
+                if inspect.isfunction(helper) and name not in definitions:
+                    pending.append(helper)
+    return _count(function.__name__, definitions)
+
+
+def _definitions(tree: ast.AST) -> dict[str, ast.AST]:
+    return {node.name: node for node in ast.walk(tree)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+
+def _called_names(node: ast.AST) -> set[str]:
+    return {call.func.id for call in ast.walk(node)
+            if isinstance(call, ast.Call) and isinstance(call.func, ast.Name)}
+
+
+def _count(function: str, definitions: dict[str, ast.AST]) -> int:
+    seen, pending, loops = set(), [function], 0
+    while pending:
+        name = pending.pop()
+        if name in seen or name not in definitions:
+            continue
+        seen.add(name)
+        node = definitions[name]
+        loops += sum(isinstance(inner, LOOPS) or _calls_per_entry(inner)
+                     for inner in ast.walk(node))
+        pending += _called_names(node)
+    return loops
+
+
+def _calls_per_entry(node: ast.AST) -> bool:
+    if not isinstance(node, ast.Call):
+        return False
+    called = node.func
+    name = called.attr if isinstance(called, ast.Attribute) else getattr(called, "id", None)
+    return name in PER_ENTRY_CALLS
