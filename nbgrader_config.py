@@ -1,18 +1,14 @@
 """nbgrader settings for the backprop-lab course. The repository root is the course root.
 
-A course on JupyterHub keeps this file and sets two paths for its own machines, e.g. in
-/etc/jupyter/nbgrader_config.py:
-
-    c.CourseDirectory.root = "/home/instructor/backprop-lab"   # this repository
-    c.Exchange.root = "/srv/nbgrader/exchange"                  # shared, world-writable
-
-`make demo` and the tests set both to temporary folders instead.
+A course keeps this file as it is and puts its own settings (course_id, db_url, the
+exchange, a late penalty) in nbgrader_config_local.py beside it, outside git: see the
+README's "Run a course". `make demo` and the tests use temporary courses instead.
 """
 
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import ClearHiddenTests, GetGrades
 
-from autograder.feedback import ClearTestTracebacks
+from autograder.feedback import ClearTestTracebacks, OfflineFeedbackExporter
 
 c = get_config()  # noqa: F821 -- provided by nbgrader when it loads this file
 
@@ -20,7 +16,24 @@ c.CourseDirectory.course_id = "backprop-lab"
 c.CourseDirectory.release_directory = "assignments"
 c.CourseDirectory.solution_directory = "solutions"
 
-# The test cells import the `autograder` package; the kernel must be this environment's.
+# Grading runs the student's code only in the autograder's sandbox: `nbgrader autograde`,
+# the formgrader's Autograde button and NbGraderAPI.autograde all run this pipeline, with
+# the engine (SandboxedExecute) where nbgrader would execute the notebook in the student's
+# own kernel. nbgrader's own steps around it are unchanged. Named by path, so that only
+# autograde imports torch.
+c.Autograde.exporter_class = "autograder.engine.nbgrader_grading.SubmissionExporter"
+c.Autograde.autograde_preprocessors = [
+    "autograder.engine.nbgrader_grading.SandboxedExecute",
+    "nbgrader.preprocessors.IgnorePattern",
+    "nbconvert.preprocessors.ClearMetadataPreprocessor",
+    "nbgrader.preprocessors.LimitOutput",
+    "nbgrader.preprocessors.SaveAutoGrades",
+    "nbgrader.preprocessors.AssignLatePenalties",
+    "nbgrader.preprocessors.CheckCellMetadata",
+]
+
+# `nbgrader validate` (and the Validate button) runs the student's notebook in their own
+# kernel, checks included; the test cells import the `autograder` package.
 c.Execute.timeout = 120
 
 # Restore test cells that a student deleted, not only those they edited.
@@ -35,6 +48,8 @@ c.IgnorePattern.pattern = r"Warning:"
 # neither in a test cell's source nor quoted by a traceback in its output.
 c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, ClearTestTracebacks,
                                     CSSHTMLHeaderPreprocessor]
+# Its maths renders offline: MathJax from this machine, not a CDN.
+c.GenerateFeedback.exporter_class = OfflineFeedbackExporter
 
 # The answer key is the source notebook without its outputs: not executed, so that it is
 # byte-for-byte reproducible (tests execute it and check that it scores full marks).
@@ -42,3 +57,7 @@ c.GenerateSolution.preprocessors = ["nbgrader.preprocessors.IncludeHeaderFooter"
                                     "nbgrader.preprocessors.LockCells",
                                     "nbgrader.preprocessors.ClearOutput",
                                     "nbgrader.preprocessors.ClearMarkScheme"]
+
+# A deployment's own settings (course_id, db_url, the exchange, late penalties) go in
+# nbgrader_config_local.py in the course root, outside git; they win over the above.
+load_subconfig("nbgrader_config_local.py")  # noqa: F821 -- nbgrader's; no file, no settings
