@@ -1,15 +1,27 @@
-"""What nbgrader's `generate_feedback` runs on a graded notebook before rendering it.
+"""What nbgrader's `generate_feedback` runs on a graded notebook, and how it renders it.
 
 nbgrader's ClearHiddenTests removes the hidden tests from a test cell's source, but the
 cell's error output may still quote them: a Python traceback shows the lines around the
 failing call (nbgrader issue #917). The checks' own WrongAnswer shows its message alone
 (see notebook.WrongAnswer); any other error in a test cell (a NameError when the student
 deleted the setup cell, say) is cut down here to its type and message.
+
+The page loads MathJax from this machine (the `jupyter-server-mathjax` package), never
+from a CDN, so that its maths renders offline.
 """
 
+import importlib.util
+import json
+from pathlib import Path
+
+from nbconvert.exporters import HTMLExporter
 from nbconvert.preprocessors import Preprocessor
 
 from .messages import error_lines
+
+# What nbgrader's feedback template loads (nbconvert's mathjax macro, called without a URL).
+MATHJAX_CDN = ('<script src="https://cdnjs.cloudflare.com/ajax/libs/mathjax/2.7.7/latest.js'
+               '?config=TeX-AMS_CHTML-full,Safe"> </script>')
 
 
 class ClearTestTracebacks(Preprocessor):
@@ -22,3 +34,34 @@ class ClearTestTracebacks(Preprocessor):
                 if output.output_type == "error":
                     output.traceback = error_lines(output.ename, output.evalue)
         return cell, resources
+
+
+class OfflineFeedbackExporter(HTMLExporter):
+    """nbgrader's feedback page, with MathJax from this machine instead of a CDN."""
+
+    def from_notebook_node(self, nb, resources=None, **kw):
+        page, resources = super().from_notebook_node(nb, resources, **kw)
+        if MATHJAX_CDN not in page:
+            raise RuntimeError("the feedback template no longer loads MathJax as "
+                               "autograder.feedback.MATHJAX_CDN says; update it")
+        return page.replace(MATHJAX_CDN, mathjax_loader()), resources
+
+
+def mathjax_loader() -> str:
+    """A script that loads the packaged MathJax: from the Jupyter server that serves the
+    page (jupyter-server-mathjax's static files), or from disk for a page opened as a file."""
+    spec = importlib.util.find_spec("jupyter_server_mathjax")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the feedback needs the jupyter-server-mathjax package: "
+                           "pip install -c constraints.txt .")
+    on_disk = (Path(spec.submodule_search_locations[0]) / "static" / "MathJax.js").as_uri()
+    return f"""<script>
+(function () {{
+  var config = "?config=TeX-AMS_CHTML-full,Safe";
+  var server = window.location.pathname.match(
+      /^(.*?\\/)(files|view|tree|lab|notebooks|edit|formgrader)\\//);
+  var source = window.location.protocol !== "file:" && server
+      ? server[1] + "static/jupyter_server_mathjax/MathJax.js" : {json.dumps(on_disk)};
+  document.write('<script src="' + source + config + '"><\\/script>');
+}})();
+</script>"""

@@ -10,8 +10,10 @@ No figure shows an expected value: a loss curve's vertical axis has no numbers, 
 error map shows relative errors only.
 """
 
+import base64
 import html
 import math
+import re
 
 import torch
 
@@ -20,17 +22,34 @@ LEFT, RIGHT, TOP, BOTTOM = 40, 20, 62, 36  # the margins around a plot
 STUDENT, REFERENCE, INK, GRID = "#d9480f", "#1c7ed6", "#343a40", "#dee2e6"
 MAX_POINTS = 200  # a curve is drawn through at most this many of its points
 MAX_CELLS = 48  # an error map shows at most this many rows and columns
+RIGHT_ERROR = 1e-6  # an entry with a smaller relative error shows white: it is right
+RELATIVE_GAP = 1e-4  # a loss this far from the reference's, relatively, has left its curve
 
 
-def _svg(width: int, height: int, title: str, subtitle: str, body: list[str]) -> str:
+def _svg(width: int, height: int, title: str, subtitle: str, body: list[str],
+         description: str) -> str:
+    """An SVG figure; its <title> names it, its <desc> says what it shows (the alt text)."""
     return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
             f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11" '
             f'role="img"><title>{html.escape(f"{title}: {subtitle}" if subtitle else title)}'
-            f'</title><rect width="{width}" height="{height}" fill="white"/>'
+            f'</title><desc>{html.escape(description)}</desc>'
+            f'<rect width="{width}" height="{height}" fill="white"/>'
             f'<text x="8" y="16" font-size="12" font-weight="bold" fill="{INK}">'
             f'{html.escape(_shorten(title, width // 7))}</text>'
             f'<text x="8" y="31" font-size="10" fill="#868e96">'
             f'{html.escape(_shorten(subtitle, width // 5))}</text>{"".join(body)}</svg>')
+
+
+def alt_text(svg: str) -> str:
+    """What a figure shows, in words: its title, then its description."""
+    parts = [re.search(f"<{tag}>(.*?)</{tag}>", svg, re.S) for tag in ("title", "desc")]
+    return " ".join(html.unescape(part.group(1)).rstrip(".") + "." for part in parts if part)
+
+
+def as_image(svg: str) -> str:
+    """The figure as an HTML <img> with its alt text, for pages that show images only."""
+    data = base64.b64encode(svg.encode()).decode()
+    return f'<img src="data:image/svg+xml;base64,{data}" alt="{html.escape(alt_text(svg))}">'
 
 
 def _shorten(text: str, length: int) -> str:
@@ -78,7 +97,25 @@ def loss_curves(student: torch.Tensor, reference: torch.Tensor, title: str,
                                   (REFERENCE, f"autograd's reference ({len(theirs)} epochs)")])]
     if any(not math.isfinite(v) for v in mine):
         body.append(_text(x1, y0 + 12, "yours became NaN or inf", "end", STUDENT))
-    return _svg(WIDTH, HEIGHT, title, subtitle, body)
+    description = (f"A line chart of the loss per epoch, {scale}, without values: your loss "
+                   f"({len(mine)} epochs, orange solid line) against autograd's reference "
+                   f"({len(theirs)} epochs, blue dashed line). {_where_curves_part(mine, theirs)}")
+    return _svg(WIDTH, HEIGHT, title, subtitle, body, description)
+
+
+def _where_curves_part(mine: list[float], theirs: list[float]) -> str:
+    """Where the student's curve leaves the reference's, in words."""
+    bad = next((i for i, v in enumerate(mine) if not math.isfinite(v)), None)
+    if bad is not None:
+        return f"Your loss becomes NaN or infinite at epoch {bad + 1}."
+    apart = next((i for i, (a, b) in enumerate(zip(mine, theirs, strict=False))
+                  if abs(a - b) > RELATIVE_GAP * max(abs(b), 1e-12)), None)
+    if apart is not None:
+        side = "above" if mine[apart] > theirs[apart] else "below"
+        return f"Your curve leaves the reference at epoch {apart + 1}, {side} it."
+    if len(mine) != len(theirs):
+        return f"The curves agree, but yours has {len(mine)} epochs, not {len(theirs)}."
+    return "The two curves lie on each other."
 
 
 def error_map(got: torch.Tensor, expected: torch.Tensor, title: str, subtitle: str = "") -> str:
@@ -103,7 +140,40 @@ def error_map(got: torch.Tensor, expected: torch.Tensor, title: str, subtitle: s
     shape = "x".join(map(str, got.shape)) or "a single number"
     body += [_text(x0, bottom + 14, f"shape {shape}{cut}: each square is one entry", "start"),
              *_colour_scale(x0, bottom + 24, largest)]
-    return _svg(WIDTH, max(HEIGHT // 2, bottom + 52), title, subtitle, body)
+    description = (f"A heat map of the relative error of each entry of your tensor against "
+                   f"autograd's (shape {shape}{cut}), white where they agree, red where they "
+                   f"differ, black for NaN or inf: {_where_wrong(grid)}")
+    return _svg(WIDTH, max(HEIGHT // 2, bottom + 52), title, subtitle, body, description)
+
+
+def _where_wrong(grid: torch.Tensor) -> str:
+    """Which entries of an error grid are wrong, in words (rows and columns from 0)."""
+    wrong = ~(grid < RIGHT_ERROR)
+    count, total = int(wrong.sum()), wrong.numel()
+    if count == 0:
+        return "no entry differs."
+    if count == total:
+        return "every entry is wrong."
+    rows = [r for r in range(wrong.shape[0]) if wrong[r].all()]
+    cols = [c for c in range(wrong.shape[1]) if wrong[:, c].all()]
+    if rows and len(rows) * wrong.shape[1] == count:
+        return f"every entry of row{_listed(rows)} is wrong, the other rows are right."
+    if cols and len(cols) * wrong.shape[0] == count:
+        return f"every entry of column{_listed(cols)} is wrong, the other columns are right."
+    some_rows = [r for r in range(wrong.shape[0]) if wrong[r].any()]
+    some_cols = [c for c in range(wrong.shape[1]) if wrong[:, c].any()]
+    return (f"{count} of its {total} entries are wrong, in row{_listed(some_rows)} and "
+            f"column{_listed(some_cols)}.")
+
+
+def _listed(indices: list[int], most: int = 6) -> str:
+    """' 3' or 's 0, 2 and 5 (from 0)': a list of rows or columns, its first few if long."""
+    if len(indices) == 1:
+        return f" {indices[0]} (from 0)"
+    names = [str(index) for index in indices[:most]]
+    if len(indices) > most:
+        names.append(f"{len(indices) - most} more")
+    return f"s {', '.join(names[:-1])} and {names[-1]} (from 0)"
 
 
 def bars(labels: list[str], values: list[float], title: str, maximum: float,
@@ -120,7 +190,9 @@ def bars(labels: list[str], values: list[float], title: str, maximum: float,
                  f'<rect x="{label_width + 8}" y="{y + 3}" width="{length:.1f}" height="15" '
                  f'fill="{colour}"/>',
                  _text(label_width + 14 + length, y + 14, text, "start")]
-    return _svg(width, TOP - 8 + len(labels) * row, title, subtitle, body)
+    description = "A bar chart: " + "; ".join(
+        f"{label}: {text}" for label, text in zip(labels, formatted, strict=True)) + "."
+    return _svg(width, TOP - 8 + len(labels) * row, title, subtitle, body, description)
 
 
 def _values(tensor: torch.Tensor) -> list[float]:
@@ -149,7 +221,7 @@ def _heat(error: float, largest: float) -> str:
     if not math.isfinite(error):
         return "#212529"
     t = 0.0 if largest <= 0 else min(1.0, error / largest)
-    if error < 1e-6:
+    if error < RIGHT_ERROR:
         t = 0.0
     red, green, blue = (round(a + (b - a) * t) for a, b in zip((248, 249, 250), (201, 42, 42),
                                                                strict=True))
@@ -159,7 +231,7 @@ def _heat(error: float, largest: float) -> str:
 def _colour_scale(x: float, y: float, largest: float) -> list[str]:
     steps = 10
     cells = [f'<rect x="{x + 16 * i}" y="{y}" width="16" height="10" '
-             f'fill="{_heat(largest * i / (steps - 1) + (1e-6 if i else 0), largest)}"/>'
+             f'fill="{_heat(largest * i / (steps - 1) + (RIGHT_ERROR if i else 0), largest)}"/>'
              for i in range(steps)]
     return [*cells, _text(x, y + 22, "0", "start"),
             _text(x + 16 * steps, y + 22, f"{largest:.2g}", "end"),
