@@ -77,6 +77,11 @@ class Course:
             "c.ExchangeCollect.check_owner = False\n")
         return cls(root, exchange)
 
+    def configure(self, *lines: str) -> None:
+        """Add settings (lines of Python) to the course's nbgrader_config.py."""
+        config = self.root / "nbgrader_config.py"
+        config.write_text(config.read_text() + "".join(f"{line}\n" for line in lines))
+
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         """An instructor's command, run in the course root."""
         return nbgrader(*args, cwd=self.root, check=check)
@@ -85,12 +90,12 @@ class Course:
         """The folder a student works in (their Jupyter home)."""
         return self.root.parent / "students" / student
 
-    def _student_run(self, student: str, *args: str) -> None:
+    def _student_run(self, student: str, *args: str) -> subprocess.CompletedProcess:
         home = self.student_home(student)
         home.mkdir(parents=True, exist_ok=True)
         # A cache per student: a shared one would hand each student everyone's feedback.
-        nbgrader(*args, f"--course={COURSE_ID}", f"--Exchange.root={self.exchange}",
-                 f"--Exchange.cache={home / '.nbgrader-cache'}", cwd=home)
+        return nbgrader(*args, f"--course={COURSE_ID}", f"--Exchange.root={self.exchange}",
+                        f"--Exchange.cache={home / '.nbgrader-cache'}", cwd=home)
 
     def fetch(self, assignments: dict[str, list[str]]) -> None:
         """Each student fetches, in one command, the released assignments they take
@@ -107,6 +112,19 @@ class Course:
         pairs = [(a, s) for a, students in assignments.items() for s in students]
         self._each(pairs, lambda pair: self._student_run(
             pair[1], "submit", pair[0], f"--student={pair[1]}"))
+
+    def fetch_feedback(self, assignment: str, students: list[str]) -> dict[str, list[Path]]:
+        """Each student fetches their released feedback; {student: the pages they got}."""
+        self._each(students, lambda s: self._student_run(
+            s, "fetch_feedback", assignment, f"--student={s}"))
+        return {s: sorted((self.student_home(s) / assignment / "feedback").glob("*/*.html"))
+                for s in students}
+
+    def validate(self, student: str, assignment: str) -> str:
+        """What `nbgrader validate` tells a student about their notebook."""
+        notebook = self.student_home(student) / assignment / f"{assignment}.ipynb"
+        done = nbgrader("validate", str(notebook), cwd=self.student_home(student), check=False)
+        return done.stdout + done.stderr
 
     @staticmethod
     def _each(items, action) -> None:
