@@ -11,8 +11,14 @@ submission of `tests/mistake_corpus.py` must fail exactly its labelled parts, na
 labelled. Grading is in-process (no sandbox: every submission here is ours), with the same
 `grade_part` the engine's child runs, manual-backprop lock included.
 
-Prints a line per assignment and, for each submission that was ever off, the first seed
-and what it got; exits 1 when anything was off.
+It prints, over every grading (a submission on one seed):
+  * the right score: the failing parts are exactly the labelled ones;
+  * the right name, over the wrong submissions labelled with a name (bar: 95%);
+  * a misleading name, over those for which no name fits (`UNNAMED`; bar: at most 5%);
+  * a name on correct work (bar: none);
+and, over the wrong submissions, how many pass every visible check (the notebook's own test
+cells) but lose points in grading (bar: 0). Each submission that was ever off its label is
+listed with its first seed and what it got. Exits 1 when any bar is missed.
 """
 
 import argparse
@@ -20,47 +26,132 @@ import os
 import sys
 import time
 import warnings
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from mistake_corpus import CORPUS, CORRECT  # noqa: E402
+from mistake_corpus import CORPUS, CORRECT, UNNAMED  # noqa: E402
 
 from autograder.assignments import get  # noqa: E402
 from autograder.grading import grade_part  # noqa: E402
+from autograder.notebook import VISIBLE_SEED  # noqa: E402
 from autograder.submissions import defined_names  # noqa: E402
 
 # Seeds spread over the range real grading draws from, the same for the same --first.
 SEED_STRIDE = 104_729
+NAMED_RIGHT_BAR, MISLEADING_BAR = 0.95, 0.05
+# Parts left out (--skip-part), e.g. one whose check is being rewritten.
+SKIPPED: set[str] = set()
+
+# {part id: (mistake or None, message)}: the parts that lost points.
+Verdicts = dict[str, tuple[str | None, str]]
 
 
-def labelled_submissions(assignment: str) -> list[tuple[str, tuple, dict]]:
-    """(student, edits of the answer key, {failing part: mistake}) for one assignment."""
-    right = [("answer_key", (), {})] + [(student, edits, {})
-                                        for student, edits in CORRECT[assignment]]
-    return right + [(w.student, w.edits, w.fails) for w in CORPUS[assignment]]
+@dataclass(frozen=True)
+class Submission:
+    """One labelled submission: its kind ("correct", "named" or "unnamed"), its edits of the
+    answer key, and {failing part: mistake} as labelled."""
+
+    assignment: str
+    student: str
+    kind: str
+    edits: tuple
+    fails: dict
 
 
-def sweep_one(assignment: str, student: str, edits: tuple, fails: dict,
-              seeds: list[int]) -> tuple[int, tuple | None]:
-    """How many seeds gave other verdicts than the label, and the first (seed, got)."""
+def labelled_submissions(assignment: str) -> list[Submission]:
+    """The answer key, the correct variants and the wrong submissions of one assignment."""
+    right = [Submission(assignment, "answer_key", "correct", (), {})] + [
+        Submission(assignment, student, "correct", edits, {})
+        for student, edits in CORRECT[assignment] if student != "answer_key"]
+    wrong = [Submission(assignment, w.student, kind, w.edits,
+                        {part: name for part, name in w.fails.items() if part not in SKIPPED})
+             for kind, corpus in (("named", CORPUS), ("unnamed", UNNAMED))
+             for w in corpus.get(assignment, [])]
+    return right + [submission for submission in wrong if submission.fails]
+
+
+def verdicts(assignment: str, namespace: dict, kind: str, seed: int,
+             skipped: frozenset[str] = frozenset()) -> Verdicts:
+    """What grading every part on the cases of this kind and seed takes points for."""
+    got = {}
+    for part in (part for part in get(assignment).parts if part.id not in skipped):
+        result = grade_part(part, namespace.get(part.function), part.cases(kind, seed))
+        if not result.passed:
+            got[part.id] = (result.mistake, result.message)
+    return got
+
+
+def sweep_one(submission: Submission, seeds: list[int],
+              skipped: frozenset[str] = frozenset()) -> tuple[Verdicts, list[Verdicts]]:
+    """The visible verdicts (the notebook's own test cells), and the hidden ones on each
+    seed."""
     warnings.simplefilter("ignore")
     torch.set_num_threads(1)  # one submission per core
-    parts, namespace = get(assignment).parts, defined_names(assignment, edits)
-    off, first = 0, None
-    for seed in seeds:
-        got = {}
-        for part in parts:
-            result = grade_part(part, namespace.get(part.function), part.cases("hidden", seed))
-            if not result.passed:
-                got[part.id] = (result.mistake, result.message)
-        if {part: mistake for part, (mistake, _) in got.items()} != fails:
-            off += 1
-            first = first or (seed, got)
-    return off, first
+    namespace = defined_names(submission.assignment, submission.edits)
+    return (verdicts(submission.assignment, namespace, "visible", VISIBLE_SEED, skipped),
+            [verdicts(submission.assignment, namespace, "hidden", seed, skipped)
+             for seed in seeds])
+
+
+@dataclass
+class Tally:
+    """The sweep's counts, over gradings (a submission on one seed) unless said otherwise."""
+
+    gradings: int = 0
+    score_off: int = 0
+    named: int = 0
+    named_right: int = 0
+    unnamed: int = 0
+    misleading: int = 0
+    correct: int = 0
+    correct_named: int = 0
+    visible_pass_graded_down: int = 0  # wrong submissions, not gradings
+
+    def add(self, submission: Submission, visible: Verdicts, hidden: list[Verdicts]) -> bool:
+        """Count one submission's gradings; whether any was off its label, or it passed
+        every visible check and lost points."""
+        labelled = submission.fails
+        off = False
+        for got in hidden:
+            names = {part: mistake for part, (mistake, _) in got.items()}
+            self.gradings += 1
+            self.score_off += set(names) != set(labelled)
+            if submission.kind == "correct":
+                self.correct += 1
+                self.correct_named += any(name is not None for name in names.values())
+            elif submission.kind == "named":
+                self.named += 1
+                self.named_right += names == labelled
+            else:
+                self.unnamed += 1
+                self.misleading += any(names.get(part) != mistake
+                                       for part, mistake in labelled.items() if part in names)
+            off = off or names != labelled
+        falsely_passed = submission.kind != "correct" and not visible and any(hidden)
+        self.visible_pass_graded_down += falsely_passed
+        return off or falsely_passed
+
+    def lines(self) -> list[str]:
+        def share(count: int, total: int) -> str:
+            return f"{count} of {total} ({100 * count / max(total, 1):.1f}%)"
+        return [f"right score: {share(self.gradings - self.score_off, self.gradings)}",
+                f"right name (labelled with one): {share(self.named_right, self.named)}",
+                f"misleading name (no name fits): {share(self.misleading, self.unnamed)}",
+                f"a name on correct work: {share(self.correct_named, self.correct)}",
+                f"wrong submissions that pass every visible check but lose points in "
+                f"grading: {self.visible_pass_graded_down}"]
+
+    def holds(self) -> bool:
+        return (self.score_off == 0 and self.correct_named == 0
+                and self.named_right >= NAMED_RIGHT_BAR * self.named
+                and self.misleading <= MISLEADING_BAR * self.unnamed
+                and self.visible_pass_graded_down == 0)
 
 
 def main() -> int:
@@ -68,28 +159,51 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=100, help="hidden seeds per submission")
     parser.add_argument("--first", type=int, default=0, help="index of the first seed")
     parser.add_argument("--jobs", type=int, default=os.cpu_count(), help="processes")
+    parser.add_argument("--skip-part", action="append", default=[], metavar="PART",
+                        help="leave this part out of verdicts and labels (repeatable)")
     parser.add_argument("assignments", nargs="*", default=list(CORPUS))
     args = parser.parse_args()
+    SKIPPED.update(args.skip_part)
     seeds = [index * SEED_STRIDE + 11 for index in range(args.first, args.first + args.seeds)]
-    any_off = False
+    tally = Tally()
     with ProcessPoolExecutor(args.jobs) as pool:
         for assignment in args.assignments:
             start = time.perf_counter()
             submissions = labelled_submissions(assignment)
-            futures = [(student, fails, pool.submit(sweep_one, assignment, student, edits,
-                                                    fails, seeds))
-                       for student, edits, fails in submissions]
-            outcomes = [(student, fails, *future.result()) for student, fails, future in futures]
-            off = {student: count for student, _, count, _ in outcomes if count}
-            print(f"{assignment}: {len(submissions)} submissions x {len(seeds)} seeds in "
-                  f"{time.perf_counter() - start:.0f} s; off the label: "
-                  f"{sum(off.values())} of {len(submissions) * len(seeds)}", flush=True)
-            for student, fails, count, (seed, got) in (o for o in outcomes if o[2]):
-                print(f"  {student}: off on {count} seeds; seed {seed} expected {fails}, got:")
-                for part, (mistake, message) in got.items():
-                    print(f"    {part} [{mistake}] {message}")
-            any_off = any_off or bool(off)
-    return 1 if any_off else 0
+            futures = [(submission, pool.submit(sweep_one, submission, seeds,
+                                                frozenset(SKIPPED)))
+                       for submission in submissions]
+            kinds = Counter(submission.kind for submission in submissions)
+            report = []
+            for submission, future in futures:
+                visible, hidden = future.result()
+                if tally.add(submission, visible, hidden):
+                    report.append((submission, visible, hidden))
+            print(f"{assignment}: {len(submissions)} submissions ({kinds['correct']} correct, "
+                  f"{kinds['named']} named, {kinds['unnamed']} unnamed) x {len(seeds)} seeds "
+                  f"in {time.perf_counter() - start:.0f} s; off the label: {len(report)}",
+                  flush=True)
+            for submission, visible, hidden in report:
+                print_off(submission, visible, hidden, seeds)
+    skipped = f" (parts left out: {', '.join(sorted(SKIPPED))})" if SKIPPED else ""
+    print(f"over {len(seeds)} seeds{skipped}:")
+    for line in tally.lines():
+        print(f"  {line}")
+    return 0 if tally.holds() else 1
+
+
+def print_off(submission: Submission, visible: Verdicts, hidden: list[Verdicts],
+              seeds: list[int]) -> None:
+    """The first seed on which a submission was off its label, and what it got there."""
+    labelled = submission.fails
+    off = [(seed, got) for seed, got in zip(seeds, hidden, strict=True)
+           if {part: mistake for part, (mistake, _) in got.items()} != labelled]
+    seed, got = off[0] if off else (None, {})
+    passes_visible = " (passes every visible check)" if not visible else ""
+    print(f"  {submission.student}{passes_visible}: off on {len(off)} seeds; seed {seed} "
+          f"expected {labelled}, got:")
+    for part, (mistake, message) in got.items():
+        print(f"    {part} [{mistake}] {message}")
 
 
 if __name__ == "__main__":

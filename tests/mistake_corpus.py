@@ -6,6 +6,11 @@ gets it wrong. `fails` lists every part that must fail, with the mistake its dia
 name (None: it fails, and no name is expected, typically a later part that calls the wrong
 one); every other part must score full marks. The first entry of `fails` is the part where
 the mistake is made.
+
+Two kinds of entry: `CORPUS` holds mistakes the vocabulary names (`Wrong.mistake` is their
+name); `UNNAMED` holds realistic mistakes for which no name fits (`Wrong.mistake` is None),
+where the diagnosis must say what is wrong without naming a mistake (or name only a plain
+fact: an exception, NaN, a boolean dtype).
 """
 
 from dataclasses import dataclass
@@ -18,7 +23,7 @@ class Wrong:
     """A wrong submission, its labelled mistake, and the diagnosis each part must get."""
 
     student: str
-    mistake: str
+    mistake: str | None
     edits: tuple[Edit, ...]
     fails: dict[str, str | None]
 
@@ -106,10 +111,34 @@ NN_FROM_SCRATCH = [
     nn_wrong("float32_sigmoid", "float32", edits("sigmoid_activation_answer", (
         "torch.exp(-z)", "torch.exp(-z.float())")), first="sigmoid_activation",
              forward="float32", train_step="float32", train="float32"),
-    nn_wrong("float32_arithmetic", "float32", edits("sigmoid_activation_answer", (
+    # Converted back to float64, the rounding shows as float32's in the sigmoid and the
+    # activations; the later parts only inherit an error, which names nothing there.
+    Wrong("float32_arithmetic", "float32", edits("sigmoid_activation_answer", (
         "return 1 / (1 + torch.exp(-z))", "return (1 / (1 + torch.exp(-z.float()))).double()")),
-             first="sigmoid_activation", forward="float32", train_step="float32",
-             train="float32"),
+          {"sigmoid_activation": "float32", "forward": "float32", "train_step": None,
+           "train": None}),
+    nn_wrong("loss_after_the_step", "loss_after_update", edits(TRAIN, (
+        "        output = forward(X, w1, b1, w2, b2)[3]\n"
+        "        losses.append(0.5 * ((y - output) ** 2).sum().item())\n"
+        "        w1, b1, w2, b2 = train_step(X, y, w1, b1, w2, b2, learning_rate)\n",
+        "        w1, b1, w2, b2 = train_step(X, y, w1, b1, w2, b2, learning_rate)\n"
+        "        output = forward(X, w1, b1, w2, b2)[3]\n"
+        "        losses.append(0.5 * ((y - output) ** 2).sum().item())\n")), first="train"),
+    nn_wrong("loss_of_the_new_parameters", "loss_after_update", edits(TRAIN, (
+        "        losses.append(0.5 * ((y - output) ** 2).sum().item())\n"
+        "        w1, b1, w2, b2 = train_step(X, y, w1, b1, w2, b2, learning_rate)\n",
+        "        w1, b1, w2, b2 = train_step(X, y, w1, b1, w2, b2, learning_rate)\n"
+        "        new_output = forward(X, w1, b1, w2, b2)[3]\n"
+        "        losses.append(0.5 * ((y - new_output) ** 2).sum().item())\n")), first="train"),
+    nn_wrong("torch_sigmoid", "route_not_taught", edits("sigmoid_activation_answer", (
+        "return 1 / (1 + torch.exp(-z))", "return torch.sigmoid(z)")),
+             first="sigmoid_activation", train=None),
+    nn_wrong("sigmoid_method", "route_not_taught", edits("sigmoid_activation_answer", (
+        "return 1 / (1 + torch.exp(-z))", "return z.sigmoid()")),
+             first="sigmoid_activation", train=None),
+    nn_wrong("mean_squared_losses_recorded", "mean_vs_sum", edits(TRAIN, (
+        "losses.append(0.5 * ((y - output) ** 2).sum().item())",
+        "losses.append(((y - output) ** 2).mean().item())")), first="train"),
 ]
 
 
@@ -160,6 +189,19 @@ SINGLE_NEURON = [
           *BOTH_NEURONS),
     wrong("float32_start", "float32", edits("dead_relu_answer", (
         "torch.ones(1, 1, dtype=x.dtype)", "torch.ones(1, 1)")), "dead_relu"),
+    wrong("default_slope_neuron", "default_negative_slope", edits(NEURON, (
+        "nn.LeakyReLU(negative_slope)", "nn.LeakyReLU()")), *BOTH_NEURONS),
+    wrong("default_slope_gradient", "default_negative_slope", edits("leaky_relu_answer", (
+        "nn.LeakyReLU(negative_slope)(neuron(x))",
+        "torch.nn.functional.leaky_relu(neuron(x))")), "leaky_relu"),
+    wrong("linear_loss_after_step", "loss_after_update", edits(LINEAR, (
+        "        optimizer.step()\n        losses.append(loss.item())\n",
+        "        optimizer.step()\n"
+        "        losses.append(loss_function(neuron(x), y).item())\n")), "linear"),
+    wrong("neuron_loss_after_step", "loss_after_update", edits(NEURON, (
+        "        optimizer.step()\n        losses.append(loss.item())\n",
+        "        optimizer.step()\n        with torch.no_grad():\n"
+        "            losses.append(loss_function(model(x), y).item())\n")), *BOTH_NEURONS),
 ]
 
 
@@ -167,6 +209,7 @@ SINGLE_NEURON = [
 
 PREPARE, ACCUMULATE = "requires_grad_answer", "accumulate_answer"
 MANUAL, SGD, LOSSES = "manual_step_answer", "sgd_step_answer", "losses_answer"
+SOFTMAX = "softmax_cross_entropy_answer"
 LEAVES = "w1, b1, w2, b2 = (p.clone().requires_grad_() for p in (w1, b1, w2, b2))"
 IN_PLACE = ("    with torch.no_grad():\n        for p in params:\n"
             "            p -= learning_rate * p.grad")
@@ -237,6 +280,74 @@ AUTOGRAD_BASICS = [
         "softmax_cross_entropy_answer", ("probabilities = exps / exps.sum(dim=1, keepdim=True)",
                                          "probabilities = (exps / exps.sum(dim=1, "
                                          "keepdim=True)).float()")), "softmax_cross_entropy"),
+    wrong("softmax_without_the_maximum", "softmax_overflow", edits(SOFTMAX, (
+        "torch.exp(logits - logits.max(dim=1, keepdim=True).values)", "torch.exp(logits)")),
+          "softmax_cross_entropy"),
+    wrong("softmax_of_exp_over_row_sums", "softmax_overflow", edits(SOFTMAX, (
+        "    exps = torch.exp(logits - logits.max(dim=1, keepdim=True).values)\n"
+        "    probabilities = exps / exps.sum(dim=1, keepdim=True)\n",
+        "    probabilities = logits.exp() / logits.exp().sum(1).unsqueeze(1)\n")),
+          "softmax_cross_entropy"),
+    wrong("softmax_over_everything", "softmax_wrong_axis", edits(SOFTMAX, (
+        "exps / exps.sum(dim=1, keepdim=True)", "exps / exps.sum()")), "softmax_cross_entropy"),
+    wrong("softmax_over_the_batch", "softmax_wrong_axis", edits(SOFTMAX, (
+        "exps / exps.sum(dim=1, keepdim=True)", "exps / exps.sum(dim=0, keepdim=True)")),
+          "softmax_cross_entropy"),
+    wrong("cross_entropy_of_probabilities", "probabilities_to_cross_entropy", edits(SOFTMAX, (
+        "    exps = torch.exp(logits - logits.max(dim=1, keepdim=True).values)\n"
+        "    probabilities = exps / exps.sum(dim=1, keepdim=True)\n"
+        "    logits = logits.clone().requires_grad_()\n"
+        "    loss = nn.CrossEntropyLoss()(logits, labels)\n",
+        "    logits = logits.clone().requires_grad_()\n"
+        "    exps = torch.exp(logits - logits.max(dim=1, keepdim=True).values)\n"
+        "    probabilities = exps / exps.sum(dim=1, keepdim=True)\n"
+        "    loss = nn.CrossEntropyLoss()(probabilities, labels)\n"), (
+        "return probabilities, loss", "return probabilities.detach(), loss")),
+          "softmax_cross_entropy"),
+    wrong("cross_entropy_of_normalised_exps", "probabilities_to_cross_entropy", edits(SOFTMAX, (
+        "    logits = logits.clone().requires_grad_()\n"
+        "    loss = nn.CrossEntropyLoss()(logits, labels)\n",
+        "    logits = logits.clone().requires_grad_()\n"
+        "    shifted = torch.exp(logits - logits.max(dim=1, keepdim=True).values)\n"
+        "    loss = nn.CrossEntropyLoss()(shifted / shifted.sum(1, keepdim=True), labels)\n")),
+          "softmax_cross_entropy"),
+    wrong("scale_over_the_batch", "batch_not_entries", edits(LOSSES, (
+        "torch.tensor(2 / y.numel(), dtype=y.dtype)",
+        "torch.tensor(2 / y.shape[0], dtype=y.dtype)")),
+          "losses"),
+    wrong("scale_over_len", "batch_not_entries", edits(LOSSES, (
+        "torch.tensor(2 / y.numel(), dtype=y.dtype)", "torch.tensor(2 / len(y), dtype=y.dtype)")),
+          "losses"),
+    wrong("zero_grad_before_step", "cleared_before_step", edits(SGD, (
+        "    optimizer.zero_grad()\n    loss = nn.MSELoss()(forward(X, *params), y)\n"
+        "    loss.backward()\n",
+        "    loss = nn.MSELoss()(forward(X, *params), y)\n    loss.backward()\n"
+        "    optimizer.zero_grad()\n")), "sgd_step"),
+    wrong("grads_cleared_after_backward", "cleared_before_step", edits(MANUAL, (
+        "    loss.backward()\n", "    loss.backward()\n    for p in params:\n"
+                                "        p.grad = None\n"), (
+        "            p -= learning_rate * p.grad",
+        "            if p.grad is not None:\n                p -= learning_rate * p.grad")),
+          "manual_step"),
+    wrong("local_gradient_by_formula", "route_not_taught", edits("grad_fn_answer", (
+        "local_gradient = a.grad_fn(torch.ones_like(a))",
+        "local_gradient = (a * (1 - a)).detach()")), "grad_fn"),
+    wrong("local_gradient_by_backward", "route_not_taught", edits("grad_fn_answer", (
+        "local_gradient = a.grad_fn(torch.ones_like(a))",
+        "a.sum().backward(retain_graph=True)\n    local_gradient = z.grad")), "grad_fn"),
+    wrong("losses_swapped", "swapped_outputs", edits(LOSSES, (
+        "return sum_loss, mse_loss, sum_grad_w2", "return mse_loss, sum_loss, sum_grad_w2")),
+          "losses"),
+    wrong("gradients_swapped", "swapped_outputs", edits(LOSSES, (
+        "return sum_loss, mse_loss, sum_grad_w2, mse_grad_w2",
+        "return sum_loss, mse_loss, mse_grad_w2, sum_grad_w2")),
+          "losses"),
+    wrong("builtin_softmax", "route_not_taught", edits(SOFTMAX, (
+        "probabilities = exps / exps.sum(dim=1, keepdim=True)",
+        "probabilities = torch.softmax(logits, dim=1)")), "softmax_cross_entropy"),
+    wrong("softmax_module", "route_not_taught", edits(SOFTMAX, (
+        "probabilities = exps / exps.sum(dim=1, keepdim=True)",
+        "probabilities = nn.Softmax(dim=1)(logits)")), "softmax_cross_entropy"),
 ]
 
 
@@ -311,12 +422,123 @@ TWO_LAYER_NET = [
           "relu_grad_vectorized"),
     wrong("float32_loop", "float32", edits("relu_grad_loop_answer", (
         "grad = torch.zeros_like(h)", "grad = torch.zeros(h.shape)")), "relu_grad_loop"),
+    wrong("half_slope", "float16", edits(VECTORIZED, ("(h > 0).to(h.dtype)", "(h > 0).half()")),
+          "relu_grad_vectorized"),
+    wrong("half_loop", "float16", edits("relu_grad_loop_answer", (
+        "grad = torch.zeros_like(h)", "grad = torch.zeros_like(h, dtype=torch.float16)")),
+          "relu_grad_loop"),
+    wrong("backward_by_autograd", "autograd_used", edits(BACKWARD, (
+        "    grad_y_pred = 2.0 * (y_pred - y)\n"
+        "    grad_w2 = h_relu.t().mm(grad_y_pred)\n"
+        "    grad_h = grad_y_pred.mm(w2.t()) * relu_grad_vectorized(h)\n"
+        "    grad_w1 = x.t().mm(grad_h)\n",
+        "    grad_w1, grad_w2 = torch.autograd.grad(loss, (w1, w2))\n"), (
+        "    h = x.mm(w1)\n", "    w1, w2 = (w.clone().requires_grad_() for w in (w1, w2))\n"
+                           "    h = x.mm(w1)\n")), "backward", "train"),
+    wrong("backward_by_loss_backward", "autograd_used", edits(BACKWARD, (
+        "    grad_y_pred = 2.0 * (y_pred - y)\n"
+        "    grad_w2 = h_relu.t().mm(grad_y_pred)\n"
+        "    grad_h = grad_y_pred.mm(w2.t()) * relu_grad_vectorized(h)\n"
+        "    grad_w1 = x.t().mm(grad_h)\n"
+        "    return loss, grad_w1, grad_w2",
+        "    loss.backward()\n    return loss.detach(), w1.grad, w2.grad"), (
+        "    h = x.mm(w1)\n", "    w1 = w1.clone().requires_grad_()\n"
+                           "    w2 = w2.clone().requires_grad_()\n    h = x.mm(w1)\n")),
+          "backward", "train"),
+    wrong("no_relu_slope", "relu_factor_missing", edits(BACKWARD, (
+        "grad_h = grad_y_pred.mm(w2.t()) * relu_grad_vectorized(h)",
+        "grad_h = grad_y_pred.mm(w2.t())")), "backward", "train"),
+    wrong("relu_slope_forgotten_with_operator", "relu_factor_missing", edits(BACKWARD, (
+        "grad_h = grad_y_pred.mm(w2.t()) * relu_grad_vectorized(h)",
+        "grad_h_relu = grad_y_pred @ w2.T\n    grad_h = grad_h_relu")), "backward", "train"),
+    wrong("loop_vectorized_anyway", "route_not_taught", edits("relu_grad_loop_answer", (
+        "    grad = torch.zeros_like(h)\n    flat = grad.view(-1)\n"
+        "    for i, value in enumerate(h.reshape(-1)):\n        if value > 0:\n"
+        "            flat[i] = 1.0\n    return grad",
+        "    return (h > 0).to(h.dtype)")), "relu_grad_loop"),
+    wrong("loop_written_with_where", "route_not_taught", edits("relu_grad_loop_answer", (
+        "    grad = torch.zeros_like(h)\n    flat = grad.view(-1)\n"
+        "    for i, value in enumerate(h.reshape(-1)):\n        if value > 0:\n"
+        "            flat[i] = 1.0\n    return grad",
+        "    return torch.where(h > 0, torch.ones_like(h), torch.zeros_like(h))")),
+          "relu_grad_loop"),
+    wrong("loss_after_the_update", "loss_after_update", edits(NET_TRAIN, (
+        "        losses.append(loss.item())\n",
+        "        losses.append(backward(x, y, w1, w2)[0].item())\n")), "train"),
+    wrong("loss_recomputed_after_update", "loss_after_update", edits(NET_TRAIN, (
+        "        losses.append(loss.item())\n",
+        "        losses.append((x.mm(w1).clamp(min=0).mm(w2) - y).pow(2).sum().item())\n")),
+          "train"),
 ]
 
 CORPUS: dict[str, list[Wrong]] = {"nn_from_scratch": NN_FROM_SCRATCH,
                                   "single_neuron": SINGLE_NEURON,
                                   "autograd_basics": AUTOGRAD_BASICS,
                                   "two_layer_net": TWO_LAYER_NET}
+
+
+# ---- wrong submissions for which no name fits -----------------------------------------------
+
+def unnamed(student: str, edit: tuple[Edit, ...], *parts: str, **facts: str | None) -> Wrong:
+    """A mistake no name of the vocabulary fits: each of `parts` fails with no name (and the
+    parts in `facts` with the plain fact given there: an exception, NaN, a wrong dtype)."""
+    return Wrong(student, None, edit, {**dict.fromkeys(parts), **facts})
+
+
+UNNAMED: dict[str, list[Wrong]] = {
+    "nn_from_scratch": [
+        unnamed("z1_for_the_hidden_activation", edits(STEP, (
+            "w2 + learning_rate * torch.mm(a1.t(), d_outp)",
+            "w2 + learning_rate * torch.mm(z1.t(), d_outp)")), "train_step", "train"),
+        unnamed("no_activation_between_layers", edits("forward_answer", (
+            "z2 = torch.mm(a1, w2) + b2", "z2 = torch.mm(z1, w2) + b2")),
+                "forward", "train_step", "train"),
+        unnamed("parameters_never_fed_back", edits(TRAIN, (
+            "        w1, b1, w2, b2 = train_step(X, y, w1, b1, w2, b2, learning_rate)\n",
+            "        new_w1, new_b1, new_w2, new_b2 = train_step(X, y, w1, b1, w2, b2, "
+            "learning_rate)\n"), (
+            "    return losses, (w1, b1, w2, b2)",
+            "    return losses, (new_w1, new_b1, new_w2, new_b2)")), "train"),
+    ],
+    "single_neuron": [
+        unnamed("error_from_z", edits("relu_backprop_answer", (
+            "2 * (output.detach() - y)", "2 * (z.detach() - y)")), "relu_backprop"),
+        unnamed("sgd_with_momentum", edits(LINEAR, (
+            "lr=learning_rate)", "lr=learning_rate, momentum=0.9)")), "linear"),
+        unnamed("activation_before_the_layer", edits(NEURON, (
+            "nn.Sequential(linear, nn.LeakyReLU(negative_slope))",
+            "nn.Sequential(nn.LeakyReLU(negative_slope), linear)")), *BOTH_NEURONS),
+        unnamed("boolean_relu_slope", edits("relu_backprop_answer", (
+            "relu_slope = (z.detach() > 0).to(x.dtype)", "relu_slope = z.detach() > 0")),
+                relu_backprop="wrong_type"),
+    ],
+    "autograd_basics": [
+        unnamed("softmax_minus_the_global_maximum", edits(SOFTMAX, (
+            "logits - logits.max(dim=1, keepdim=True).values", "logits - logits.max()")),
+                softmax_cross_entropy="not_finite"),
+        unnamed("w2_grad_not_cleared_between_losses", edits(LOSSES, (
+            "    w2.grad = None\n", "")), "losses"),
+        unnamed("only_the_weights_updated", edits(MANUAL, (
+            "        for p in params:\n            p -= learning_rate * p.grad",
+            "        for p in params[::2]:\n            p -= learning_rate * p.grad")),
+                "manual_step"),
+        unnamed("step_without_backward", edits(SGD, ("    loss.backward()\n", "")),
+                "sgd_step"),
+    ],
+    "two_layer_net": [
+        unnamed("relu_output_for_its_slope", edits(BACKWARD, (
+            "grad_h = grad_y_pred.mm(w2.t()) * relu_grad_vectorized(h)",
+            "grad_h = grad_y_pred.mm(w2.t()) * h_relu")), "backward", "train"),
+        unnamed("w1_moved_by_grad_w2", edits(NET_TRAIN, (
+            "w1 - learning_rate * grad_w1", "w1 - learning_rate * grad_w2")), "train"),
+        unnamed("loss_without_the_square", edits(BACKWARD, (
+            "loss = (y_pred - y).pow(2).sum()", "loss = (y_pred - y).abs().sum()")),
+                "backward", "train"),
+        unnamed("mean_of_the_slopes", edits(VECTORIZED, (
+            ONE_OPERATION, "return (h > 0).to(h.dtype) * (h > 0).to(h.dtype).mean()")),
+                "relu_grad_vectorized", "backward", "train"),
+    ],
+}
 
 
 # ---- correct submissions, written differently from the answer key ---------------------------

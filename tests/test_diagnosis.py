@@ -13,7 +13,7 @@ from collections import Counter
 
 import nbformat
 import pytest
-from mistake_corpus import CORPUS, CORRECT
+from mistake_corpus import CORPUS, CORRECT, UNNAMED
 
 from autograder import assignments
 from autograder.course import REPO
@@ -24,7 +24,9 @@ from autograder.submissions import answered, student_answers
 
 pytestmark = pytest.mark.slow
 
-WRONG = [(name, wrong) for name, corpus in CORPUS.items() for wrong in corpus]
+NAMED = [(name, wrong) for name, corpus in CORPUS.items() for wrong in corpus]
+# The wrong submissions for which no name fits: they fail their parts with no name.
+WRONG = NAMED + [(name, wrong) for name, corpus in UNNAMED.items() for wrong in corpus]
 RIGHT = [(name, student, changes) for name, variants in CORRECT.items()
          for student, changes in variants]
 
@@ -116,8 +118,13 @@ def test_every_required_mistake_is_labelled_twice_where_it_occurs():
         counts = Counter(wrong.mistake for wrong in corpus)
         assert all(count >= 2 for count in counts.values()), (name, counts)
         assert set(counts) <= set(MISTAKES)
-    labelled = {wrong.mistake for _, wrong in WRONG}
+    labelled = {wrong.mistake for _, wrong in NAMED}
     assert labelled >= REQUIRED, REQUIRED - labelled
-    for assignment, wrong in WRONG:  # the parts exist; the mistake is made in the first
+    for assignment, wrong in NAMED:  # the parts exist; the mistake is made in the first
         parts = {part.id for part in assignments.get(assignment).parts}
         assert set(wrong.fails) <= parts and next(iter(wrong.fails.values())) == wrong.mistake
+    for assignment, wrong in WRONG[len(NAMED):]:  # no name fits: none is labelled
+        parts = {part.id for part in assignments.get(assignment).parts}
+        assert wrong.mistake is None and set(wrong.fails) <= parts
+        assert all(MISTAKES[name].maths is False or name == "not_finite"
+                   for name in wrong.fails.values() if name is not None)
