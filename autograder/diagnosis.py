@@ -136,11 +136,13 @@ class Scales:
                    learning_rate=float(rate) if isinstance(rate, (int, float)) else None)
 
     def explanations(self) -> Iterator[tuple[float, str, str]]:
-        """(ratio, mistake, why) for every ratio these sizes explain, most likely first."""
-        yield 2.0, "factor_of_2", "look for the 2 of the square's derivative, or the 1/2 " \
-                                  "in front of the loss"
-        yield 0.5, "factor_of_2", "look for the 2 of the square's derivative, or the 1/2 " \
-                                  "in front of the loss"
+        """(ratio, mistake, why) for every ratio these sizes explain, most likely first: a
+        factor of 2 or N only where there are targets (a loss), the rate only where one is
+        given."""
+        if self.entries is not None:
+            why = "look for the 2 of the square's derivative, or the 1/2 in front of the loss"
+            yield 2.0, "factor_of_2", why
+            yield 0.5, "factor_of_2", why
         for count, name in ((self.batch, "N, the batch size"),
                             (self.entries, "N, the number of target entries")):
             if count and count > 2:

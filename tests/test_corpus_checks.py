@@ -70,7 +70,9 @@ def ratio_finding(got, expected, scales=UNKNOWN_SCALES):
 def test_a_ratio_names_a_mistake_only_when_the_case_explains_it():
     assert ratio_finding([0.0456], [1.0]).mistake is None  # any number is a ratio of one
     assert ratio_finding([-1.0], [1.0]).mistake == "sign"
-    assert ratio_finding([2.0, 4.0], [1.0, 2.0]).mistake == "factor_of_2"
+    assert ratio_finding([2.0, 4.0], [1.0, 2.0]).mistake is None  # no loss: no 2 of a square
+    assert ratio_finding([2.0, 4.0], [1.0, 2.0], Scales(batch=3, entries=3)).mistake == \
+        "factor_of_2"
     plain = ratio_finding([1.5, 3.0], [1.0, 2.0])
     assert plain.mistake is None and "1.5 times" in plain.message
     ambiguous = Scales(batch=4, entries=4)  # 2 is also N / 2
