@@ -105,12 +105,12 @@ def load_course(root: Path, gradebook: bool = True) -> CourseConfig:
         if not value or "/" in value or value in (".", ".."):
             raise CourseError(f"CourseDirectory.{setting} = {value!r} cannot be used: it must "
                               f"be the name of a folder in the course root.")
-    if gradebook:
-        _check_db_url(course.db_url)
     has_config = any((root / f"{CONFIG_NAME}{ext}").is_file() for ext in (".py", ".json"))
     if not (has_config or (root / course.submitted_directory).is_dir()):
         raise CourseError(f"{root} is not an nbgrader course: it has no nbgrader_config.py "
                           f"and no {course.submitted_directory}/ folder.")
+    if gradebook:
+        _check_db_url(course.db_url)
     return course
 
 

@@ -55,7 +55,10 @@ from .results import (
 from .sandbox import GraderError, run_parts
 
 MB = 1 << 20
-TIMESTAMP_BYTES = 1024
+# The files nbgrader's submit writes beside the notebook, which autograded/ must hold too
+# (`nbgrader release_feedback` reads them); nothing else of a submission is copied.
+BOOKKEEPING = ("timestamp.txt", "submission_secret.txt")
+BOOKKEEPING_BYTES = 4096
 GRADING_ATTEMPTS = 2  # a grader fault is retried once, on a fresh fork server
 TEMP_PREFIX = "backprop-"  # what the engine's temporary folders are called
 # A live sandbox touches its folder at least once a stage (the cells, then each part);
@@ -81,7 +84,13 @@ class Submission:
     notebook: bytes | None  # nbformat 4 JSON, or None when it cannot be graded
     problem: str | None = None  # why it cannot be graded
     sha256: str | None = None  # of the file as submitted: a changed file is graded again
-    timestamp: str | None = None  # its timestamp.txt, as nbgrader's submit wrote it
+    bookkeeping: tuple[tuple[str, bytes], ...] = ()  # nbgrader's files beside it, as read
+
+    @property
+    def timestamp(self) -> str | None:
+        """Its timestamp.txt, as nbgrader's submit wrote it."""
+        text = dict(self.bookkeeping).get("timestamp.txt", b"").decode(errors="replace")
+        return text.strip() or None
 
 
 def read_submission(path: Path, max_bytes: int = DEFAULT_LIMITS.notebook_bytes
@@ -131,18 +140,21 @@ def _read_notebook_at(folder: int, name: str, max_bytes: int) -> Submission:
                                 f"submission may be: it was not graded. Clear its outputs "
                                 f"(Kernel > Restart & Clear Output), save, then submit again.")
     notebook, problem = parse_notebook(data)
-    return Submission(notebook, problem, sha256, _read_timestamp(folder))
+    return Submission(notebook, problem, sha256, _read_bookkeeping(folder))
 
 
 def _not_a_file(mode: int, what: str) -> str | None:
     """Why a file of this mode is refused unopened, or None for a regular file."""
     if stat.S_ISREG(mode):
         return None
-    kind = ("a symbolic link" if stat.S_ISLNK(mode) else "a folder" if stat.S_ISDIR(mode)
-            else "a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a socket"
-            if stat.S_ISSOCK(mode) else "a device")
-    return (f"{what} is {kind}, not a regular file: it was not opened, so it was not graded. "
-            f"Submit the notebook file itself.")
+    return (f"{what} is {_kind(mode)}, not a regular file: it was not opened, so it was not "
+            f"graded. Submit the notebook file itself.")
+
+
+def _kind(mode: int) -> str:
+    return ("a symbolic link" if stat.S_ISLNK(mode) else "a folder" if stat.S_ISDIR(mode)
+            else "a regular file" if stat.S_ISREG(mode) else "a named pipe (FIFO)"
+            if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device")
 
 
 def _missing_notebook(folder: int, name: str) -> str:
@@ -156,18 +168,19 @@ def _missing_notebook(folder: int, name: str) -> str:
             f"fetch the assignment again), then submit again.")
 
 
-def _read_timestamp(folder: int) -> str | None:
-    """The submission's timestamp.txt, read as carefully as the notebook; None if none."""
-    try:
-        handle = os.open("timestamp.txt", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
-                         | os.O_CLOEXEC, dir_fd=folder)
-    except OSError:
-        return None
-    with os.fdopen(handle, "rb") as file:
-        if not stat.S_ISREG(os.fstat(handle).st_mode):
-            return None
-        text = file.read(TIMESTAMP_BYTES).decode(errors="replace").strip()
-    return text or None
+def _read_bookkeeping(folder: int) -> tuple[tuple[str, bytes], ...]:
+    """nbgrader's small files beside the notebook, read as carefully as the notebook."""
+    found = []
+    for name in BOOKKEEPING:
+        try:
+            handle = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                             dir_fd=folder)
+        except OSError:
+            continue
+        with os.fdopen(handle, "rb") as file:
+            if stat.S_ISREG(os.fstat(handle).st_mode):
+                found.append((name, file.read(BOOKKEEPING_BYTES)))
+    return tuple(found)
 
 
 def parse_notebook(data: bytes) -> tuple[bytes | None, str | None]:
@@ -317,11 +330,13 @@ class CourseLayout:
                     inner = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW
                                     | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=folder)
                 except OSError as error:
-                    where = Path(*relative.parts[:depth])
-                    kind = "a symbolic link" if error.errno == errno.ELOOP else \
-                        "not a folder" if error.errno == errno.ENOTDIR else error.strerror
-                    return Submission(None, f"the submission's folder {where} is {kind}: it "
-                                            f"was not opened, so nothing was graded.")
+                    if error.errno not in (errno.ELOOP, errno.ENOTDIR):
+                        raise
+                    mode = os.stat(name, dir_fd=folder, follow_symlinks=False).st_mode
+                    return Submission(None, f"the submission's folder "
+                                            f"{Path(*relative.parts[:depth])} is "
+                                            f"{_kind(mode)}, not a folder: it was not "
+                                            f"opened, so nothing was graded.")
                 os.close(folder)
                 folder = inner
             return _read_notebook_at(folder, self.notebook_name, max_bytes)
@@ -434,8 +449,8 @@ class GradingRun:
                 self._record(result, submissions[result.student], graded_now)
             except Exception as error:  # the gradebook or a disk: the JSON result is kept
                 self._rollback()
-                fault(result.student, f"graded {result.score:g}/{result.max_score:g}, but "
-                                      f"not recorded everywhere ({describe_fault(error)})")
+                fault(result.student, f"graded {result.score:g}/{result.max_score:g} but not "
+                                      f"recorded in full ({describe_fault(error)})")
                 return
             done[result.student] = result
             if on_result:
@@ -502,8 +517,8 @@ class GradingRun:
         notebook = folder / self.layout.notebook_name
         if graded_now or not notebook.is_file():
             write_autograded(result, submission.notebook, notebook)
-            if submission.timestamp:  # `nbgrader release_feedback` copies it on
-                write_atomically(folder / "timestamp.txt", submission.timestamp.encode())
+            for name, data in submission.bookkeeping:
+                write_atomically(folder / name, data)
         if graded_now or not gradebook_agrees(self.book, result, student, self.assignment):
             write_gradebook(result, self.book, student, self.assignment,
                             _parse_timestamp(submission.timestamp), self.late)
