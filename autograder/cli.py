@@ -99,8 +99,15 @@ def _grade(args) -> int:
 
     from .engine import grade_notebook
     from .engine.results import write_gradescope
-    result = grade_notebook(args.notebook, args.assignment, seed=args.seed,
-                            limits=_limits(args))
+    from .engine.runner import describe_fault
+    from .engine.sandbox import GraderError
+    try:
+        result = grade_notebook(args.notebook, args.assignment, seed=args.seed,
+                                limits=_limits(args))
+    except (GraderError, OSError) as error:
+        print(f"error: not graded: the grader failed ({describe_fault(error)})",
+              file=sys.stderr)
+        return 1
     if args.gradescope:
         write_gradescope(result, args.gradescope)
     if args.json:
