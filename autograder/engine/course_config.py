@@ -167,7 +167,7 @@ def _check_db_url(db_url: str) -> None:
         url = make_url(db_url)
     except ArgumentError:
         raise CourseError(f"CourseDirectory.db_url = {db_url!r} is not a database URL "
-                          f"(e.g. sqlite:////path/gradebook.db, postgresql://host/db).") from None
+                          f"(a SQLAlchemy URL such as postgresql://host/gradebook).") from None
     shown = url.render_as_string(hide_password=True)
     try:
         url.get_dialect().import_dbapi()
