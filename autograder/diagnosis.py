@@ -84,7 +84,7 @@ MISTAKES: dict[str, Mistake] = {
     "not_finite": Mistake("NaN or inf in the result"),
     "shape": Mistake("a result of the wrong shape"),
     "python_loop": Mistake("a Python loop in the vectorized code"),
-    "too_slow": Mistake("vectorized code less than 20x faster than the loop"),
+    "too_slow": Mistake("vectorized code no faster than a Python loop over the entries"),
     # Code that does not run, or a notebook that cannot be read.
     "not_written": Mistake("not written yet", maths=False),
     "exception": Mistake("raises an exception", maths=False),

@@ -51,7 +51,7 @@ def _forbidden_in() -> str | None:
 
 
 def _refuse(what: str) -> None:
-    function = _forbidden_in()
+    function = _forbidden_in() or (_AUTOGRAD_EXCLUDED(_AUTOGRAD) and "this part's code")
     if function:
         raise AutogradForbidden(
             f"{function} used {what}, which this part forbids: compute the gradients by "
@@ -91,9 +91,26 @@ def install() -> None:
                 setattr(module, name, _guarded_dual_level(getattr(module, name)))
 
 
-# Every backend's autograd kernel, and the views' bookkeeping that goes with it.
-_AUTOGRAD_KEYS = (torch._C.DispatchKeySet(torch._C.DispatchKey.AutogradFunctionality)
+# Every backend's autograd kernel, and the views' bookkeeping that goes with it. The guard
+# and the check are taken now: `lock_down` removes torch's bindings that change them.
+_AUTOGRAD = torch._C.DispatchKey.AutogradFunctionality
+_AUTOGRAD_KEYS = (torch._C.DispatchKeySet(_AUTOGRAD)
                   | torch._C.DispatchKeySet(torch._C.DispatchKey.ADInplaceOrView))
+_EXCLUDED_FOR_THE_THREAD = torch._C._ExcludeDispatchKeyGuard
+_AUTOGRAD_EXCLUDED = torch._C._dispatch_tls_is_dispatch_key_excluded
+# torch's private bindings that would put the dispatcher's keys back for a thread.
+_KEY_SETTERS = ("_dispatch_tls_set_dispatch_key_excluded",
+                "_dispatch_tls_set_dispatch_key_included", "_ForceDispatchKeyGuard",
+                "_SetExcludeDispatchKeyGuard", "_RestorePythonTLSSnapshot")
+
+
+def lock_down() -> None:
+    """In a sandboxed child, before any student code: remove the bindings through which
+    code could give the thread its autograd keys back (the guard keeps its own)."""
+    install()
+    for name in _KEY_SETTERS:
+        if hasattr(torch._C, name):
+            delattr(torch._C, name)
 _NO_GRAPH = "does not require grad and does not have a grad_fn"
 
 
@@ -104,7 +121,7 @@ def forbidden(function: str):
     previous = _forbidden_in()
     _state.function = function
     try:
-        with torch.no_grad(), torch._C._ExcludeDispatchKeyGuard(_AUTOGRAD_KEYS):
+        with torch.no_grad(), _EXCLUDED_FOR_THE_THREAD(_AUTOGRAD_KEYS):
             yield
     except RuntimeError as error:
         if _NO_GRAPH in str(error):  # a backward() with no graph recorded: see layer 1

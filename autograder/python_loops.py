@@ -15,6 +15,8 @@ import inspect
 import json
 import textwrap
 
+UNREADABLE = -1  # what the grader records when the source does not show the function
+HIDING = frozenset({"exec", "eval", "compile", "globals", "vars", "setattr"})
 LOOPS = (ast.For, ast.AsyncFor, ast.While, ast.ListComp, ast.SetComp, ast.DictComp,
          ast.GeneratorExp)
 PER_ENTRY_CALLS = frozenset({"map", "filter", "apply_", "map_", "map2_", "tolist", "item",
@@ -22,21 +24,70 @@ PER_ENTRY_CALLS = frozenset({"map", "filter", "apply_", "map_", "map2_", "tolist
 
 
 def loops_in_notebook(notebook: bytes, function: str, code_cells) -> int | None:
-    """The loops of `function` and its helpers as the notebook's code cells define them (the
-    last definition wins, as when the cells run in order); None if none defines it.
+    """The loops of `function` and its helpers as the notebook's code cells define them;
+    None when the source does not show what the name is bound to when the cells have run.
 
-    code_cells: notebook dict -> the sources of the cells that run (see engine.child)."""
+    The last top-level binding of a name wins, as when the cells run in order: a `def`, or
+    `name = other_name` (followed); any other binding (a lambda, a call, a `def` inside a
+    block, a `global` statement) hides the function, and so does code that binds names out
+    of the source's sight (exec, eval, compile, globals, vars, setattr) anywhere.
+    code_cells: notebook dict -> the sources of the cells that run (see engine.child).
+    """
     from IPython.core.inputtransformer2 import TransformerManager
 
     to_python = TransformerManager().transform_cell
     definitions: dict[str, ast.AST] = {}
-    for source in code_cells(json.loads(notebook)):
+    bound: dict[str, str | None] = {}  # name -> the def it is bound to, None if unknown
+    try:
+        cells = code_cells(json.loads(notebook))
+    except (ValueError, RecursionError):
+        return None
+    for source in cells:
         try:
             tree = ast.parse(to_python(source))
-        except (SyntaxError, ValueError):
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
             continue
-        definitions.update(_definitions(tree))
-    return _count(function, definitions) if function in definitions else None
+        if any(isinstance(node, ast.Call) and getattr(node.func, "id", None) in HIDING
+               or isinstance(node, ast.Global) for node in ast.walk(tree)):
+            return None
+        for statement in tree.body:
+            _bind(statement, definitions, bound)
+    name, seen = function, set()
+    while name in bound and bound[name] != name and name not in seen:
+        seen.add(name)
+        name = bound[name]
+    if name is None or name not in definitions or bound.get(name) != name:
+        return None
+    try:
+        return _count(name, definitions)
+    except RecursionError:
+        return None
+
+
+def _bind(statement: ast.stmt, definitions: dict[str, ast.AST],
+          bound: dict[str, str | None]) -> None:
+    """Record what a top-level statement binds names to."""
+    if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        definitions[statement.name] = statement
+        bound[statement.name] = statement.name
+        return
+    for node in ast.walk(statement):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            bound[node.name] = None  # defined inside a block: not read
+        targets = node.targets if isinstance(node, ast.Assign) else \
+            [node.target] if isinstance(node, (ast.AnnAssign, ast.AugAssign, ast.NamedExpr,
+                                                ast.For)) else []
+        for target in targets:
+            for name in ast.walk(target):
+                if isinstance(name, ast.Name):
+                    value = getattr(node, "value", None)
+                    bound[name.id] = value.id if isinstance(node, ast.Assign) and \
+                        isinstance(value, ast.Name) and len(node.targets) == 1 else None
+        if isinstance(node, (ast.Import, ast.ImportFrom, ast.ClassDef)):
+            for alias in getattr(node, "names", []):
+                bound[(alias.asname or alias.name).split(".")[0]] = None
+            if isinstance(node, ast.ClassDef):
+                bound[node.name] = None
 
 
 def loops_of(function) -> int | None:

@@ -39,11 +39,12 @@ _REQUIRES_GRAD = torch._C.TensorBase.__dict__["requires_grad"].__get__
 _IS_LEAF = torch._C.TensorBase.__dict__["is_leaf"].__get__
 
 
-def with_autograd_flags(function, X, w1, b1, w2, b2):
-    """Call prepare(...) and report, as 0/1 tensors, which results require grad and are leaves."""
+def with_autograd_flags(function, X, w1, b1, w2, b2, *, readers=(_REQUIRES_GRAD, _IS_LEAF)):
+    """Call prepare(...) and report, as 0/1 tensors, which results require grad and are
+    leaves (read with the readers bound when this module loaded)."""
     result = function(X, w1, b1, w2, b2)
     unpack("prepare", result, _PREPARED)  # a clear StudentError when it is not 5 tensors
-    as_flags = [[float(read(t)) for t in result] for read in (_REQUIRES_GRAD, _IS_LEAF)]
+    as_flags = [[float(read(t)) for t in result] for read in readers]
     return (tuple(result), *(torch.tensor(f, dtype=torch.float64) for f in as_flags))
 
 

@@ -13,7 +13,7 @@ import torch
 
 from ..diagnosis import LOSS_AFTER_UPDATE, Finding, KnownMistake, rate_mistakes
 from ..parts import Assignment, Case, Part, StudentError
-from ..python_loops import loops_of
+from ..python_loops import UNREADABLE, loops_of
 from ..tolerances import EXACT, ONE_STEP, TRAINING
 
 
@@ -39,7 +39,8 @@ REQUIRED_SPEEDUP = 20
 OVER_ANY_PYTHON_LOOP = 3
 # The timed inputs: large enough that per-entry Python work costs milliseconds (one
 # vectorized call costs about 0.1 ms here, the fastest Python loop about 10 ms).
-TIMED_SHAPE = (256, 256)
+TIMED_SHAPE = (256, 256)  # the visible check's; the hidden ones are of another shape
+HIDDEN_TIMED_SHAPE = (128, 512)
 TIMED_CALLS = 3
 
 # (batch, inputs, hidden, outputs): non-square and square weights, visible and hidden alike
@@ -177,6 +178,10 @@ def tutorial_loop_seconds_per_entry() -> float:
 
 
 def _fast_enough(case: Case, outputs: dict[str, torch.Tensor]) -> Finding | None:
+    if outputs["python_loops"].item() == UNREADABLE:
+        return Finding("the grader cannot read relu_grad_vectorized in the notebook's source: "
+                       "define it with `def` at the top of a cell, and do not rebind its name "
+                       "or build code with exec.", "python_loop")
     if outputs["python_loops"].item() > 0:
         return Finding("relu_grad_vectorized still loops in Python (a for or while loop, a "
                        "comprehension, or a call that runs Python for each entry: map, apply_, "
@@ -235,15 +240,24 @@ _TRAIN_MISTAKES = (KnownMistake("relu_factor_missing", _RELU_SLOPE_HINT,
                    LOSS_AFTER_UPDATE, *rate_mistakes(_USUAL_RATES))
 
 
-def _one_entry_at_a_time(function, h):
-    """Call relu_grad_loop; refuse it when its source has no Python loop (Part 1 teaches the
-    loop that Part 5 times the vectorized code against)."""
+def with_python_loops(function, h):
+    """(relu_grad_loop's result, the Python loops in its source). The sandboxed engine
+    replaces the count with the one it reads in the notebook's source (`python_loops`)."""
     result = function(h)
-    if python_loops(function) == 0:
-        raise StudentError("relu_grad_loop has no Python loop: this part asks for the "
-                           "tutorial's first version, one entry at a time (Part 2 is the "
-                           "vectorized one).", "route_not_taught")
-    return result
+    return result, torch.tensor(float(python_loops(function)), dtype=torch.float64)
+
+
+def _one_entry_at_a_time(case: Case, outputs: dict[str, torch.Tensor]) -> Finding | None:
+    """Part 1 teaches the loop that Part 5 times the vectorized code against."""
+    if outputs["python_loops"].item() == UNREADABLE:
+        return Finding("the grader cannot read relu_grad_loop in the notebook's source: define "
+                       "it with `def` at the top of a cell, and do not rebind its name or "
+                       "build code with exec.", "route_not_taught")
+    if outputs["python_loops"].item() == 0:
+        return Finding("relu_grad_loop has no Python loop: this part asks for the tutorial's "
+                       "first version, one entry at a time (Part 2 is the vectorized one).",
+                       "route_not_taught")
+    return None
 
 
 # ---- cases -------------------------------------------------------------------------------
@@ -308,15 +322,15 @@ def _train_cases(kind, seed):
 
 def _speed_cases(kind, seed):
     """Fresh timed inputs, one per call; the hidden check times other values again."""
-    count = 1 if kind == "visible" else TIMED_CALLS
-    return [Case(_hidden(kind, f"h of shape {TIMED_SHAPE}, timed"),
-                 {"h": pre_activations(seed + i, TIMED_SHAPE)}) for i in range(count)]
+    count, shape = (1, TIMED_SHAPE) if kind == "visible" else (TIMED_CALLS, HIDDEN_TIMED_SHAPE)
+    return [Case(_hidden(kind, f"h of shape {shape}, timed"),
+                 {"h": pre_activations(seed + i, shape)}) for i in range(count)]
 
 
 ASSIGNMENT = Assignment("two_layer_net", (
-    Part("relu_grad_loop", "relu_grad_loop", points=1, returns="relu_grad",
+    Part("relu_grad_loop", "relu_grad_loop", points=1, returns=("relu_grad", "python_loops"),
          make_cases=_relu_cases, reference=reference_relu_grad, tolerance=EXACT,
-         mistakes=(_SLOPE_AT_ZERO,), call=_one_entry_at_a_time),
+         mistakes=(_SLOPE_AT_ZERO,), call=with_python_loops, extra_check=_one_entry_at_a_time),
     Part("relu_grad_vectorized", "relu_grad_vectorized", points=1, returns="relu_grad",
          make_cases=_relu_cases, reference=reference_relu_grad, tolerance=EXACT,
          mistakes=(_SLOPE_AT_ZERO,)),

@@ -9,6 +9,7 @@ parent computes the references and the verdicts from these files alone.
 """
 
 import contextlib
+import dataclasses
 import json
 import linecache
 import os
@@ -99,36 +100,55 @@ def run_cells(cells: list[str]) -> tuple[dict, list[str]]:
     return namespace, errors
 
 
+def run_order(assignment, part_ids: list[str]) -> list[str]:
+    """The order a child runs parts in: the manual-backprop parts first (autograd is
+    forbidden from before the notebook's first cell until they are done, so no code can
+    have used it on their inputs beforehand), then the others, a timed part last."""
+    def rank(part_id: str) -> int:
+        part = assignment.part(part_id)
+        return 2 if part.timed else 0 if part.manual_backprop else 1
+    return sorted(part_ids, key=rank)
+
+
 def execute_request(workdir: Path, request: dict, cases: dict, notebook: bytes,
                     timer: socket.socket | None = None) -> None:
-    """Run the notebook and every requested case; write status and outputs in workdir.
+    """Run the notebook and every requested case, in `run_order`; write status and outputs
+    in workdir.
 
     A timed part comes last (see `_run_timed`): the child gets its cases from the fork server
     (timer) only once the server has read this process's CPU clock, says DONE when its
     outputs are written, and the server ends it there."""
     device = torch.device(request["device"])
     assignment = assignments.get(request["assignment"])
-    manual_backprop.install()  # before any student code: see manual_backprop
+    # Copies, taken before any student code: what the cells do to the grader's own objects
+    # (a frozen dataclass yields to object.__setattr__) does not reach these.
+    order = [(dataclasses.replace(assignment.part(part_id)), part_id in request["timed"])
+             for part_id in run_order(assignment, list(request["parts"]))]
+    manual_backprop.lock_down()  # before any student code: see manual_backprop
     sys.addaudithook(_refuse_escapes)  # for good: an audit hook cannot be removed
     status: dict = {"cells_done": False, "cell_errors": [], "parts": {}, "on_device": []}
     outputs: dict[str, torch.Tensor] = {}
-    namespace, status["cell_errors"] = run_cells(code_cells(json.loads(notebook)))
-    status["cells_done"] = True
-    protocol.write_progress(workdir, status, outputs)
-    timed = [part_id for part_id in request["parts"] if part_id in request["timed"]]
-    for part_id in [p for p in request["parts"] if p not in timed]:
-        part = assignment.part(part_id)
-        outcomes, returned = _call_all(part, namespace.get(part.function), cases[part_id],
-                                       device, status["cell_errors"])
-        for index, tensors in enumerate(returned):
-            for name, tensor in tensors.items():
-                outputs[protocol.key(part_id, index, name)] = protocol.own_copy(tensor)
-                if not tensor.is_cpu:
-                    status["on_device"].append(protocol.key(part_id, index, name))
-        status["parts"][part_id] = outcomes
+    with contextlib.ExitStack() as no_autograd:
+        if any(part.manual_backprop for part, _ in order):
+            no_autograd.enter_context(manual_backprop.forbidden("the notebook's code"))
+        namespace, status["cell_errors"] = run_cells(code_cells(json.loads(notebook)))
+        status["cells_done"] = True
         protocol.write_progress(workdir, status, outputs)
-    for part_id in timed[:1]:  # the fork server ends the child after a timed part
-        _run_timed(workdir, request, assignment.part(part_id), namespace, device, status, timer)
+        for part, timed in order:
+            if not part.manual_backprop:
+                no_autograd.close()
+            if timed:  # the fork server ends the child after it
+                _run_timed(workdir, request, part, namespace, device, status, timer)
+                return
+            outcomes, returned = _call_all(part, namespace.get(part.function),
+                                           cases[part.id], device, status["cell_errors"])
+            for index, tensors in enumerate(returned):
+                for name, tensor in tensors.items():
+                    outputs[protocol.key(part.id, index, name)] = protocol.own_copy(tensor)
+                    if not tensor.is_cpu:
+                        status["on_device"].append(protocol.key(part.id, index, name))
+            status["parts"][part.id] = outcomes
+            protocol.write_progress(workdir, status, outputs)
 
 
 def _run_timed(workdir: Path, request: dict, part, namespace: dict, device: torch.device,
@@ -163,23 +183,33 @@ def _run_timed(workdir: Path, request: dict, part, namespace: dict, device: torc
 
 
 # What student code may not do, beside what the OS already refuses (a process or a thread):
-# call C through ctypes (undo the guards in memory), or walk the interpreter's objects and
-# frames to reach the grader's own.
+# call C through ctypes (and undo the guards in memory), walk the interpreter's objects or
+# reach the grader's frames (where its state and the parts it runs are held), trace or
+# profile the grader's code.
 FORBIDDEN_EVENTS = frozenset({"ctypes.dlopen", "ctypes.dlsym", "ctypes.call_function",
                               "ctypes.cdata", "gc.get_objects", "gc.get_referrers",
-                              "gc.get_referents", "sys._current_frames", "sys.setprofile",
-                              "sys.settrace", "os.fork", "os.forkpty", "os.exec", "os.spawn",
-                              "os.posix_spawn", "os.system", "subprocess.Popen",
-                              "_thread.start_new_thread"})
+                              "gc.get_referents", "sys._getframe", "sys._current_frames",
+                              "sys.setprofile", "sys.settrace", "os.fork", "os.forkpty",
+                              "os.exec", "os.spawn", "os.posix_spawn", "os.system",
+                              "subprocess.Popen", "_thread.start_new_thread"})
+FRAME_ATTRIBUTES = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_back"})
+# A function's code and defaults (where the grader keeps what it bound before the cells).
+FUNCTION_INTERNALS = frozenset({"__code__", "__defaults__", "__kwdefaults__"})
 
 
-class Forbidden(RuntimeError):
-    """Student code did something the sandbox refuses (an audit event it blocks)."""
+class Forbidden(RuntimeError, ValueError):
+    """Student code did something the sandbox refuses (an audit event it blocks). A
+    ValueError too, so that the standard library's "which module called me" lookups,
+    which expect one where frames are unavailable, carry on without a name."""
 
 
-def _refuse_escapes(event: str, _args) -> None:
-    if event in FORBIDDEN_EVENTS:
-        raise Forbidden(f"{event} is not allowed while grading: the sandbox refuses it")
+def _refuse_escapes(event: str, args) -> None:
+    attribute = args[1] if event.startswith("object.") and len(args) > 1 else None
+    if event in FORBIDDEN_EVENTS or event == "object.__getattr__" and \
+            attribute in FRAME_ATTRIBUTES or event == "object.__setattr__" and \
+            attribute in FUNCTION_INTERNALS:
+        what = f"{event} ({attribute})" if attribute else event
+        raise Forbidden(f"{what} is not allowed while grading: the sandbox refuses it")
 
 
 def _call_all(part, function, part_cases: list, device: torch.device,
@@ -208,7 +238,7 @@ def _check_sizes(function: str, returned: dict[str, torch.Tensor]) -> None:
     for name, tensor in returned.items():
         if tensor.numel() > protocol.MAX_OUTPUT_ENTRIES:
             raise StudentError(f"{name} from {function} has {tensor.numel()} entries, far "
-                               f"more than the case needs.", "wrong_shape")
+                               f"more than the case needs.", "shape")
 
 
 def _check_devices(returned: dict[str, torch.Tensor], device: torch.device) -> None:

@@ -38,6 +38,10 @@ import autograder
 GIB = 1 << 30
 MIB = 1 << 20
 
+# Open files: with files of at most file_bytes each, this also bounds the memory a child can
+# hold outside its address space (memfd_create, pipes) to OPEN_FILES * file_bytes.
+OPEN_FILES = 64
+
 CLONE_NEWNS = 0x00020000
 CLONE_NEWIPC = 0x08000000
 CLONE_NEWPID = 0x20000000
@@ -102,8 +106,13 @@ def bubblewrap_command(argv: list[str], info_fd: int) -> list[str]:
             command += ["--symlink", os.readlink(path), str(path)]
         elif path.is_dir():
             command += ["--ro-bind", str(path), str(path)]
-    for path in sorted({Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), package},
-                       key=lambda p: len(p.parts)):
+    kept = sorted({Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), package},
+                  key=lambda p: len(p.parts))
+    # Their parents open to every uid (on the host they may sit in a home that is not).
+    for parent in sorted({a for k in kept for a in k.parents if a != Path("/")} - set(kept),
+                         key=lambda p: len(p.parts)):
+        command += ["--perms", "0755", "--dir", str(parent)]
+    for path in kept:
         command += ["--ro-bind", str(path), str(path)]
     for device in sorted(Path("/dev").glob("nvidia*")):  # CUDA, where there is a GPU
         command += ["--dev-bind", str(device), str(device)]
@@ -199,7 +208,7 @@ def _set_resource_limits(limits: Limits) -> str:
                          (resource.RLIMIT_CPU, limits.cpu_seconds),
                          (resource.RLIMIT_FSIZE, limits.file_bytes),
                          (resource.RLIMIT_CORE, 0),
-                         (resource.RLIMIT_NOFILE, 256)):
+                         (resource.RLIMIT_NOFILE, OPEN_FILES)):
         resource.setrlimit(which, (value, value))
     return (f"limits: {limits.memory_bytes // MIB} MiB more memory, {limits.cpu_seconds} s CPU, "
             f"files up to {limits.file_bytes // MIB} MiB")

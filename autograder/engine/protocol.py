@@ -30,6 +30,7 @@ depth and numbers, key sets, tensor types and sizes) before anything else looks 
 """
 
 import json
+import math
 import mmap
 import os
 import stat
@@ -407,7 +408,7 @@ def read_timed_tensors(workdir: Path, part: Part, n_cases: int, slot: int,
                     and all(isinstance(n, int) and 0 <= n <= slot for n in entry["shape"])):
                 raise Tampered(f"status.json describes {part.id}'s timed output badly")
             dtype = TIMED_DTYPES[entry["dtype"]]
-            count = torch.Size(entry["shape"]).numel()
+            count = math.prod(entry["shape"])  # Python's integers: no overflow
             size = count * torch.empty((), dtype=dtype).element_size()
             offset = (index * len(names) + position) * slot
             if size > slot or offset + size > len(data):

@@ -26,9 +26,9 @@ import torch
 
 from ..diagnosis import Finding
 from ..parts import Assignment, Case
-from ..python_loops import loops_in_notebook
+from ..python_loops import UNREADABLE, loops_in_notebook
 from . import protocol
-from .child import code_cells
+from .child import code_cells, run_order
 from .isolation import FULL, Limits
 from .launch import SERVER_STOPPED, Launcher, WarmChild
 from .uids import leased_uid
@@ -61,8 +61,7 @@ def run_parts(notebook: bytes, assignment: Assignment, cases: dict[str, list[Cas
 
     Raises GraderError when the grader, not the student, failed."""
     run = SandboxRun()
-    # The order a child runs them in: the timed parts last (see child.execute_request).
-    remaining = sorted(cases, key=lambda part_id: assignment.part(part_id).timed)
+    remaining = run_order(assignment, list(cases))
     while remaining:
         cells_finished, stopped = _launch(
             notebook, assignment, {part_id: cases[part_id] for part_id in remaining}, limits,
@@ -125,7 +124,8 @@ def _read_back(workdir: Path, parts, cases: dict[str, list[Case]], child: WarmCh
         outcomes = protocol.read_outcomes(
             workdir, parts, {p: len(c) for p, c in cases.items()}, status,
             protocol.cases_device(cases), slots)
-    except protocol.Tampered as error:
+    except (protocol.Tampered, ValueError, TypeError, KeyError, IndexError, OverflowError,
+            RecursionError, MemoryError, RuntimeError) as error:  # from the child's files
         message = (f"the grading files in the sandbox were changed by the notebook's code "
                    f"({error}), so this was not graded.")
         run.failures.update({p.id: Finding(message, "not_graded") for p in parts
@@ -134,9 +134,10 @@ def _read_back(workdir: Path, parts, cases: dict[str, list[Case]], child: WarmCh
     except OSError as error:
         raise GraderError(f"the grader could not read the sandbox's results: {error}") from None
     for part in parts:
-        if part.timed and part.id in outcomes:
-            loops = loops_in_notebook(notebook, part.function, code_cells) or 0
-            outcomes[part.id] = _measured(outcomes[part.id], child.timed_cpu, loops)
+        if part.id in outcomes and "python_loops" in part.output_names():
+            loops = loops_in_notebook(notebook, part.function, code_cells)
+            outcomes[part.id] = _measured(outcomes[part.id], part.timed, child.timed_cpu,
+                                          UNREADABLE if loops is None else loops)
     run.outcomes.update(outcomes)
     running = next((p for p in parts if p.id not in status["parts"]), None)
     return True, running and f"{running.function} {why}."
@@ -160,19 +161,21 @@ def _isolation_shown(child: WarmChild, nonce: str, offered: str, why: str) -> st
     return f"{offered}: {reached}"
 
 
-def _measured(outcomes: list[Outcome], cpu_seconds: float | None, loops: int
+def _measured(outcomes: list[Outcome], timed: bool, cpu_seconds: float | None, loops: int
               ) -> list[Outcome]:
-    """A timed part's outcomes with the grader's own measures in place of what the child
-    said: the CPU time the fork server measured, shared out over the calls, and the Python
-    loops found in the notebook's source."""
+    """A part's outcomes with the grader's own measures in place of what the child said:
+    the Python loops found in the notebook's source, and for a timed part the CPU time the
+    fork server measured, shared out over the calls."""
     calls = [outcome for outcome in outcomes if not isinstance(outcome, Finding)]
+    measures = {"python_loops": torch.tensor(float(loops), dtype=torch.float64)}
+    if not timed:
+        return [o if isinstance(o, Finding) else {**o, **measures} for o in outcomes]
     if cpu_seconds is None:
         return [Finding("the timing never started: the code stopped the grader's clock "
                         "handshake.", "not_graded") if not isinstance(o, Finding) else o
                 for o in outcomes]
-    measures = {"cpu_seconds": torch.tensor(cpu_seconds / max(len(calls), 1),
-                                            dtype=torch.float64),
-                "python_loops": torch.tensor(float(loops), dtype=torch.float64)}
+    measures["cpu_seconds"] = torch.tensor(cpu_seconds / max(len(calls), 1),
+                                           dtype=torch.float64)
     return [o if isinstance(o, Finding) else {**o, **measures} for o in outcomes]
 
 
