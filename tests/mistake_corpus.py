@@ -360,7 +360,7 @@ ONE_OPERATION = "return (h > 0).to(h.dtype)"
 
 TWO_LAYER_NET = [
     wrong("slope_1_at_zero", "relu_slope_at_zero", edits(VECTORIZED, ("(h > 0)", "(h >= 0)")),
-          "relu_grad_vectorized"),
+          "relu_grad_vectorized", "speed"),
     wrong("loop_slope_1_at_zero", "relu_slope_at_zero", edits(
         "relu_grad_loop_answer", ("if value > 0:", "if value >= 0:")), "relu_grad_loop"),
     wrong("comprehension", "python_loop", edits(VECTORIZED, (
@@ -373,13 +373,22 @@ TWO_LAYER_NET = [
     wrong("map_over_a_list", "python_loop", edits(VECTORIZED, (
         ONE_OPERATION, "return torch.tensor(list(map(lambda v: float(v > 0), "
                        "h.reshape(-1).tolist())), dtype=h.dtype).reshape(h.shape)")), "speed"),
-    wrong("calls_the_loop", "too_slow", edits(VECTORIZED, (
+    wrong("calls_the_loop", "python_loop", edits(VECTORIZED, (
         ONE_OPERATION, "return relu_grad_loop(h)")), "speed"),
-    wrong("loop_in_a_helper", "too_slow", edits(VECTORIZED, (
+    wrong("loop_in_a_helper", "python_loop", edits(VECTORIZED, (
         ONE_OPERATION, "return slopes_one_by_one(h)\n\n\n"
                        "def slopes_one_by_one(h):\n"
                        "    return torch.tensor([float(v > 0) for v in h.reshape(-1)], "
                        "dtype=h.dtype).reshape(h.shape)")), "speed"),
+    # No loop in any source: numpy runs Python once per entry. Only the timing shows it.
+    wrong("numpy_vectorize", "too_slow", edits(VECTORIZED, (
+        ONE_OPERATION, "return torch.from_numpy(SLOPE(h.cpu().numpy())).to(h)\n\n\n"
+                       "import numpy\nSLOPE = numpy.vectorize(lambda v: float(v > 0))")),
+          "speed"),
+    wrong("numpy_frompyfunc", "too_slow", edits(VECTORIZED, (
+        ONE_OPERATION, "return torch.from_numpy(EACH(h.cpu().numpy()).astype(float)).to(h)"
+                       "\n\n\nimport numpy\nEACH = numpy.frompyfunc(lambda v: v > 0, 1, 1)")),
+          "speed"),
     wrong("no_2_in_the_derivative", "factor_of_2", edits(BACKWARD, (
         "grad_y_pred = 2.0 * (y_pred - y)", "grad_y_pred = y_pred - y")), "backward", "train"),
     wrong("half_in_the_loss", "factor_of_2", edits(BACKWARD, (
@@ -413,17 +422,17 @@ TWO_LAYER_NET = [
         "w2 - learning_rate * grad_w2", "w2 - 1e-6 * grad_w2")), "train"),
     wrong("slope_on_another_device", "wrong_device", edits(VECTORIZED, (
         ONE_OPERATION, "return (h > 0).to(h.dtype).to('meta')  # as a tensor left on a GPU")),
-          "relu_grad_vectorized", "backward", "train"),
+          "relu_grad_vectorized", "backward", "train", "speed"),
     wrong("gradient_on_another_device", "wrong_device", edits(BACKWARD, (
         "return loss, grad_w1, grad_w2", "return loss, grad_w1.to('meta'), grad_w2")),
           "backward", "train"),
     wrong("float32_slope", "float32", edits(VECTORIZED, ("(h > 0).to(h.dtype)",
                                                              "(h > 0).float()")),
-          "relu_grad_vectorized"),
+          "relu_grad_vectorized", "speed"),
     wrong("float32_loop", "float32", edits("relu_grad_loop_answer", (
         "grad = torch.zeros_like(h)", "grad = torch.zeros(h.shape)")), "relu_grad_loop"),
     wrong("half_slope", "float16", edits(VECTORIZED, ("(h > 0).to(h.dtype)", "(h > 0).half()")),
-          "relu_grad_vectorized"),
+          "relu_grad_vectorized", "speed"),
     wrong("half_loop", "float16", edits("relu_grad_loop_answer", (
         "grad = torch.zeros_like(h)", "grad = torch.zeros_like(h, dtype=torch.float16)")),
           "relu_grad_loop"),
@@ -536,7 +545,7 @@ UNNAMED: dict[str, list[Wrong]] = {
                 "backward", "train"),
         unnamed("mean_of_the_slopes", edits(VECTORIZED, (
             ONE_OPERATION, "return (h > 0).to(h.dtype) * (h > 0).to(h.dtype).mean()")),
-                "relu_grad_vectorized", "backward", "train"),
+                "relu_grad_vectorized", "backward", "train", "speed"),
     ],
 }
 

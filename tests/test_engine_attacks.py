@@ -3,13 +3,21 @@
 Each attack gets no point it did not earn (`earns`: the points its honest code is worth),
 changes no other student's result, and leaves a note in its feedback. Every forbidden
 access an attack manages (reading solutions, writing the gradebook, a network connection)
-would leave a file in a world-writable "breach" folder: the run must leave none.
+would leave a file in a world-writable "breach" folder, or a secret in its feedback: the run
+must leave neither, and no process, file or IPC object of its own behind.
+
+The attacks come in the classes of the threat model (README, "Isolation"): a measurement
+that decides points taken where student code runs, autograd in a manual-backprop part,
+files and values that cross the boundary, and containment in time and space.
 """
 
 import json
 import os
 import re
+import resource
 import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -20,17 +28,26 @@ import pytest
 
 from autograder.course import REPO
 from autograder.engine import Limits, grade_assignment
-from autograder.engine.isolation import GIB, SANDBOX_UID_BASE, full_isolation_available
+from autograder.engine.isolation import GIB, full_isolation_available
 from autograder.engine.results import read_json
+from autograder.engine.uids import COUNT, FIRST_UID
 from autograder.submissions import Edit, answered, student_answers
 
 pytestmark = pytest.mark.slow
 
 ASSIGNMENT = "nn_from_scratch"
-RELEASE = REPO / "assignments" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
-LIMITS = Limits(part_seconds=3, startup_seconds=30, cpu_seconds=60, memory_bytes=1 * GIB,
-                processes=32)
+TWO_LAYER_NET, AUTOGRAD_BASICS = "two_layer_net", "autograd_basics"
+LIMITS = Limits(part_seconds=5, startup_seconds=30, cpu_seconds=60, memory_bytes=1 * GIB)
 BLANK = frozenset()
+SECRET = "SECRET-4f1c"  # in the course, the checkout's view of it, and every notebook
+# The most the trusted process may grow while it grades the whole corpus: outputs are read
+# with caps (64 MiB a child, 2**20 entries a tensor), figures drawn only for outputs of the
+# reference's shape.
+TRUSTED_MEMORY_BOUND = 1 * GIB
+
+
+def release(assignment: str) -> Path:
+    return REPO / "assignments" / assignment / f"{assignment}.ipynb"
 
 
 @dataclass(frozen=True)
@@ -45,6 +62,7 @@ class Attack:
     code: tuple[tuple[str, str], ...] = ()  # (answer cell, code) replacing the solution
     damage: str | None = None
     honest: bool = False
+    assignment: str = ASSIGNMENT
 
 
 def prefix(answer: str, marker: str, code: str) -> Edit:
@@ -84,7 +102,8 @@ class Anything:
 def sigmoid_activation(z):
     return Anything()
 """),)),
-    Attack("tensor_subclass", 0, "sigmoid_activation(z) is wrong", solved=BLANK, code=((
+    Attack("tensor_subclass", 0, "a subclass of torch.Tensor: return a plain tensor",
+           solved=BLANK, code=((
         "sigmoid_activation_answer", """
 class Liar(torch.Tensor):
     def __eq__(self, other): return True
@@ -162,7 +181,7 @@ from autograder.assignments.nn_from_scratch import reference_train_step
 def train_step(*args):
     return tuple(reference_train_step(*args).values())
 """),)),
-    Attack("walk_frames_and_gc", 0, "sigmoid_delta(a) is wrong", solved=BLANK, code=((
+    Attack("walk_frames_and_gc", 0, "gc.get_objects is not allowed", solved=BLANK, code=((
         "sigmoid_delta_answer", """
 import gc, sys
 def sigmoid_delta(a):
@@ -183,13 +202,13 @@ def sigmoid_delta(a):
     Attack("hard_coded_visible_cases", 3, "hidden case", edits=(
         Edit("sigmoid_delta_answer", "return a * (1 - a)",
              "return a * (1 - a) if tuple(a.shape) in [(1, 3), (4, 5)] else a"),)),
-    Attack("infinite_loop", 4, "did not finish within 3 s", edits=(
+    Attack("infinite_loop", 4, "did not finish within 5 s", edits=(
         prefix("train_step_answer", "    z1, a1, z2, output",
                "while len(X) > 1:\n    pass"),)),
     Attack("memory_bomb", 2, "MemoryError", edits=(
         prefix("forward_answer", "    z1 = torch.mm",
                "hog = [bytearray(1 << 26) for _ in range(10**6)] if len(X) > 1 else 0"),)),
-    Attack("fork_bomb", 7, "did not finish within 3 s", edits=(
+    Attack("fork_bomb", 7, "os.fork is not allowed", edits=(
         prefix("train_answer", "    losses = []", """
 import os
 while learning_rate != 0.1:
@@ -250,6 +269,210 @@ def train(*args):
     Attack("invalid_json", 0, "not valid JSON", damage="invalid json"),
     Attack("empty_file", 0, "is empty", damage="empty"),
     Attack("million_line_output", 10, "is correct", damage="million lines"),
+    # ---- a measurement that decides points, taken where student code runs --------------
+    Attack("tln_stopped_clocks_hidden_loop", 7, "cannot be read", assignment=TWO_LAYER_NET,
+           code=(("relu_grad_vectorized_answer", """
+import time
+for name in ("perf_counter", "process_time", "thread_time", "monotonic", "time"):
+    setattr(time, name, lambda: 0.0)
+import autograder.assignments.two_layer_net as tln
+tln.python_loop_seconds = lambda shape: 1e9
+tln.tutorial_loop_seconds_per_entry = lambda: 1e9
+exec("def relu_grad_vectorized(h):\\n"
+     "    values = [1.0 if v > 0 else 0.0 for v in h.reshape(-1).tolist()]\\n"
+     "    return torch.tensor(values, dtype=h.dtype).reshape(h.shape)")
+"""),)),
+    Attack("tln_loop_in_a_helper", 7, "still loops in Python", assignment=TWO_LAYER_NET,
+           code=(("relu_grad_vectorized_answer", """
+def _entries(h):
+    return list(h.reshape(-1).numpy())
+def _slope(values):
+    return torch.tensor(list(map(lambda v: 1.0 if v > 0 else 0.0, values)))
+def relu_grad_vectorized(h):
+    return _slope(_entries(h)).to(h.dtype).reshape(h.shape)
+"""),)),
+    Attack("tln_nan_or_empty_when_timed", 7, "relu_grad_vectorized fails on a hidden case",
+           assignment=TWO_LAYER_NET, code=(("relu_grad_vectorized_answer", """
+def relu_grad_vectorized(h):
+    if h.numel() > 10000:
+        return torch.full_like(h, float("nan")) if h.sum() > 0 else torch.empty(0)
+    return (h > 0).to(h.dtype)
+"""),)),
+    # prepare is worth 1 point, and the parts that call it fail with it: 7 of 12 is what
+    # code that prepares no leaves earns.
+    Attack("ab_subclass_that_lies_about_flags", 7, "subclass of torch.Tensor",
+           assignment=AUTOGRAD_BASICS, code=(("requires_grad_answer", """
+class Leaf(torch.Tensor):
+    requires_grad = property(lambda self: True)
+    is_leaf = property(lambda self: True)
+def prepare(X, w1, b1, w2, b2):
+    return tuple(t.as_subclass(Leaf) for t in (X, w1, b1, w2, b2))
+"""),)),
+    Attack("ab_patched_tensor_flags", 7, "does not require grad", assignment=AUTOGRAD_BASICS,
+           code=(("requires_grad_answer", """
+def prepare(X, w1, b1, w2, b2):
+    saved = torch.Tensor.requires_grad, torch.Tensor.is_leaf
+    torch.Tensor.requires_grad = property(lambda self: self.dim() > 1 or True)
+    torch.Tensor.is_leaf = property(lambda self: True)
+    return X, w1.detach(), b1.detach(), w2.detach(), b2.detach()
+"""),)),
+    # ---- autograd in a manual-backprop part, by any route -----------------------------
+    Attack("backward_in_a_thread", 4, "can't start new thread", code=((
+        "train_step_answer", """
+import threading
+def train_step(X, y, w1, b1, w2, b2, learning_rate):
+    found = {}
+    def work():
+        params = [p.clone().requires_grad_() for p in (w1, b1, w2, b2)]
+        (0.5 * ((y - forward(X, *params)[3]) ** 2).sum()).backward()
+        found["grads"] = [p.grad for p in params]
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    return tuple(p - learning_rate * g for p, g in zip((w1, b1, w2, b2), found["grads"]))
+"""),)),
+    Attack("a_new_engine_object", 4, "forbids", code=((
+        "train_step_answer", """
+def train_step(X, y, w1, b1, w2, b2, learning_rate):
+    engine = type(torch.autograd.Variable._execution_engine)
+    engine = getattr(torch.autograd.Variable._execution_engine, "_engine", None) \\
+        or torch._C._ImperativeEngine()
+    fresh = torch._C._ImperativeEngine()
+    with torch.enable_grad():
+        params = tuple(p.clone().requires_grad_() for p in (w1, b1, w2, b2))
+        loss = 0.5 * ((y - forward(X, *params)[3]) ** 2).sum()
+        grads = fresh.run_backward((loss,), (torch.ones_like(loss),), False, False, params,
+                                   False, True)
+    return tuple(p.detach() - learning_rate * g for p, g in zip(params, grads))
+"""),)),
+    Attack("autograd_in_another_interpreter", 4, "not allowed", code=((
+        "train_step_answer", """
+import pickle, subprocess, sys
+def train_step(X, y, w1, b1, w2, b2, learning_rate):
+    program = ("import pickle, sys, torch; "
+               "X, y, w1, b1, w2, b2, lr = pickle.load(sys.stdin.buffer); "
+               "ps = [p.requires_grad_() for p in (w1, b1, w2, b2)]; "
+               "h = torch.sigmoid(X @ ps[0] + ps[1]); o = torch.sigmoid(h @ ps[2] + ps[3]); "
+               "(0.5 * ((y - o) ** 2).sum()).backward(); "
+               "pickle.dump([p.detach() - lr * p.grad for p in ps], sys.stdout.buffer)")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True,
+                          input=pickle.dumps((X, y, w1, b1, w2, b2, learning_rate)))
+    return tuple(pickle.loads(done.stdout))
+"""),)),
+    Attack("the_guards_own_engine", 4, "forbids", code=((
+        "train_step_answer", """
+def train_step(X, y, w1, b1, w2, b2, learning_rate):
+    engine = torch.autograd.Variable._execution_engine._engine
+    torch.set_grad_enabled(True)
+    params = tuple(p.clone().requires_grad_() for p in (w1, b1, w2, b2))
+    loss = 0.5 * ((y - forward(X, *params)[3]) ** 2).sum()
+    grads = engine.run_backward((loss,), (torch.ones_like(loss),), False, False, params,
+                                False, True)
+    return tuple(p.detach() - learning_rate * g for p, g in zip(params, grads))
+"""),)),
+    # ---- what crosses the boundary -----------------------------------------------------
+    Attack("a_loss_history_of_millions", 7, "far more than the case needs", edits=(
+        Edit("train_answer", "    return losses, (w1, b1, w2, b2)",
+             "    return torch.zeros(5_000_000, dtype=torch.float64), (w1, b1, w2, b2)"),)),
+    Attack("deeply_nested_status", 0, "changed by the notebook's code", code=((
+        "train_answer", """
+import os
+def train(*args):
+    with open("status.json", "w") as f:
+        f.write('{"cells_done": true, "cell_errors": [], "parts": ' + "[" * 200000
+                + "]" * 200000 + "}")
+    os._exit(0)
+"""),)),
+    Attack("a_huge_integer_in_status", 0, "changed by the notebook's code", code=((
+        "train_answer", """
+import os
+def train(*args):
+    with open("status.json", "w") as f:
+        f.write('{"cells_done": true, "cell_errors": [], "parts": {}, "on_device": '
+                + "9" * 100000 + "}")
+    os._exit(0)
+"""),)),
+    Attack("forged_timed_outputs", 0, "changed by the notebook's code",
+           assignment=TWO_LAYER_NET, code=(("relu_grad_vectorized_answer", """
+import json, os
+def relu_grad_vectorized(h):
+    if h.numel() > 10000:
+        with open("timed-outputs.bin", "wb") as f:
+            f.write(b"\\xff" * 4096)
+        status = {"cells_done": True, "cell_errors": [], "parts": {"speed": ["ok"] * 3},
+                  "timed_outputs": {f"/{i}/relu_grad": {"dtype": "torch.float64",
+                                                         "shape": [1 << 20, 1 << 20]}
+                                    for i in range(3)}}
+        with open("status.json", "w") as f:
+            json.dump(status, f)
+        os._exit(0)
+    return (h > 0).to(h.dtype)
+"""),)),
+    # ---- containment in time and space -------------------------------------------------
+    Attack("a_daemon_left_behind", 10, "is correct", edits=(
+        prefix("sigmoid_activation_answer", "    return 1 /", """
+import os, time
+try:
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            while True:
+                time.sleep(1)
+        os._exit(0)
+except Exception:
+    pass"""),)),
+    Attack("fills_tmp_and_shared_memory", 10, "is correct", edits=(
+        Edit("sigmoid_activation_answer", "def sigmoid_activation(z):", """
+import os, multiprocessing.shared_memory as shm
+for folder in ("/tmp", "/var/tmp", "/dev/shm", "."):
+    for i in range(200):
+        try:
+            with open(f"{folder}/junk{i}", "wb") as f:
+                f.write(bytes(1 << 20))
+        except OSError:
+            break
+try:
+    keep = shm.SharedMemory(create=True, size=1 << 20, name="backprop-left")
+except Exception:
+    pass
+def sigmoid_activation(z):"""),)),
+    Attack("kills_everything_it_can", 10, "is correct", edits=(
+        prefix("forward_answer", "    z1 = torch.mm", """
+import os, signal
+for target in (-1, 1, 2, os.getppid()):
+    try:
+        os.kill(target, signal.SIGKILL)
+    except OSError:
+        pass"""),)),
+    Attack("looks_for_other_students", 0, "raised RuntimeError", solved=BLANK, code=((
+        "sigmoid_activation_answer", """
+import os, socket
+def sigmoid_activation(z):
+    found = []
+    budget = 3000  # files read, within the part's time limit
+    for top in ("/spool", "/sandbox", "/tmp", "/run", "/home", "/srv", "/var", "/etc",
+                "/work", "/root"):
+        for folder, dirs, files in os.walk(top):
+            dirs[:] = [d for d in dirs if d not in ("site-packages", "lib", "include")]
+            for name in files[:budget]:
+                budget -= 1
+                try:
+                    with open(os.path.join(folder, name), "rb") as f:
+                        if SECRET.encode() in f.read(1 << 16):
+                            found.append(os.path.join(folder, name))
+                except OSError:
+                    pass
+    for path in (UNIX, "/run/dbus/system_bus_socket", "/var/run/docker.sock"):
+        try:
+            socket.socket(socket.AF_UNIX).connect(path)
+            found.append("connected to " + path)
+        except OSError:
+            pass
+    raise RuntimeError("found: " + " ".join(found)[:300])
+"""),)),
+    Attack("zzz_honest_two_layer_net", 9, "is correct", honest=True, assignment=TWO_LAYER_NET),
+    Attack("zzz_honest_autograd_basics", 12, "is correct", honest=True,
+           assignment=AUTOGRAD_BASICS),
     Attack("zzz_honest_sign_error", 4, "opposite sign", honest=True, edits=(
         Edit("train_step_answer", "(y - output) * sigmoid_delta",
              "(output - y) * sigmoid_delta"),)),
@@ -259,12 +482,12 @@ def train(*args):
 
 def build(attack: Attack, path: Path, constants: dict) -> None:
     """Write the attack's notebook to path."""
-    answers = student_answers(ASSIGNMENT, attack.solved, attack.edits)
+    answers = student_answers(attack.assignment, attack.solved, attack.edits)
     header = "".join(f"{name} = {value!r}\n" for name, value in constants.items())
     for cell, code in attack.code:
         answers[cell] = code
     answers = {cell: header + code for cell, code in answers.items()}
-    notebook = answered(RELEASE, answers)
+    notebook = answered(release(attack.assignment), answers)
     tests = [c for c in notebook.cells if c.metadata.get("nbgrader", {}).get("grade")]
     if attack.damage == "delete tests":
         notebook.cells = [c for c in notebook.cells if c not in tests]
@@ -301,52 +524,75 @@ class Listener:
             connection.close()
 
 
-def processes_of(uids: set[int]) -> list[int]:
-    """Pids of processes still running as one of these uids."""
-    pids = []
+def sandbox_processes(results) -> list[str]:
+    """Processes still running as a uid that one of these results' sandboxes ran as (other
+    tests' sandboxes may be running beside these, each under a uid of its own)."""
+    uids = {int(match.group(1)) for result in results
+            if (match := re.search(r"uid (\d+)", result.isolation))}
+    assert uids and all(FIRST_UID <= uid < FIRST_UID + COUNT for uid in uids)
+    found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 if entry.stat().st_uid in uids:
-                    pids.append(int(entry.name))
-            except FileNotFoundError:
+                    found.append(f"{entry.name}: {(entry / 'cmdline').read_bytes()[:80]!r}")
+            except (FileNotFoundError, ProcessLookupError):
                 pass
-    return pids
+    return found
 
 
-def sandbox_uids(results) -> set[int]:
-    """The uids the sandboxes of these results ran as (other tests' sandboxes may be running
-    beside this one, each under a uid of its own)."""
-    uids = {int(match.group(1)) for result in results
-            if (match := re.search(r"uid (\d+)", result.isolation))}
-    assert uids and min(uids) >= SANDBOX_UID_BASE
-    return uids
+def host_traces() -> dict[str, set[str]]:
+    """What a sandbox could leave on the host: files in the shared temporary folders and
+    System V IPC objects."""
+    traces = {folder: set(os.listdir(folder)) for folder in ("/tmp", "/var/tmp", "/dev/shm")
+              if os.path.isdir(folder)}
+    for kind in ("shm", "sem", "msg"):
+        table = Path("/proc/sysvipc") / kind
+        traces[kind] = set(table.read_text().splitlines()[1:]) if table.exists() else set()
+    return traces
+
+
+def write_course(root: Path, attacks: list[Attack], constants: dict) -> Path:
+    """A course with the attacks' submissions, a gradebook and sources holding SECRET."""
+    course = root / "course"
+    for assignment in {attack.assignment for attack in attacks}:
+        source = REPO / "source" / assignment / f"{assignment}.ipynb"
+        (course / "source" / assignment).mkdir(parents=True)
+        (course / "source" / assignment / source.name).write_bytes(source.read_bytes())
+    (course / "gradebook.db").write_text(f"the gradebook {SECRET}")
+    for attack in attacks:
+        build(attack, course / "submitted" / attack.student / attack.assignment /
+              f"{attack.assignment}.ipynb", {**constants, "STUDENT": attack.student,
+                                              "COURSE": str(course)})
+    return course
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     if not full_isolation_available():
-        pytest.skip("this machine cannot unshare network and mount namespaces (not root?): "
-                    "the attacks on files and network need full isolation")
+        pytest.skip("this machine cannot give full isolation (root and bubblewrap): the "
+                    "attacks on files, processes and network need it")
     root = tmp_path_factory.mktemp("attack-course")
-    course = root / "course"
     breach = root / "breach"
     breach.mkdir(mode=0o777)
     breach.chmod(0o777)
-    (course / "source" / ASSIGNMENT).mkdir(parents=True)
-    source = REPO / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
-    (course / "source" / ASSIGNMENT / source.name).write_bytes(source.read_bytes())
-    (course / "gradebook.db").write_bytes(b"the gradebook")
     listener = Listener()
-    for attack in ATTACKS:
-        build(attack, course / "submitted" / attack.student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb",
-              {"BREACH_DIR": str(breach), "STUDENT": attack.student, "COURSE": str(course),
-               "PORT": listener.port})
-    guarded = {path: path.read_bytes() for path in
-               (course / "gradebook.db", course / "source" / ASSIGNMENT / source.name, source)}
+    unix = socket.socket(socket.AF_UNIX)
+    unix.bind(str(root / "grader.sock"))
+    unix.listen()
+    course = write_course(root, ATTACKS, {"BREACH_DIR": str(breach), "PORT": listener.port,
+                                          "SECRET": SECRET, "UNIX": str(root / "grader.sock")})
+    guarded = {path: path.read_bytes() for path in course.rglob("*") if path.is_file()
+               and "submitted" not in path.parts}
+    before = host_traces()
+    memory_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     start = time.monotonic()
-    results = grade_assignment(course, ASSIGNMENT, limits=LIMITS, gradebook=False)
+    results = [result for assignment in dict.fromkeys(a.assignment for a in ATTACKS)
+               for result in grade_assignment(course, assignment, limits=LIMITS,
+                                              gradebook=False)]
     wall = time.monotonic() - start
+    memory = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - memory_before
+    after = host_traces()
     by_student = {result.student: result for result in results}
     report = {
         "attacks tried": sum(not a.honest for a in ATTACKS),
@@ -354,13 +600,18 @@ def corpus(tmp_path_factory):
                                       for a in ATTACKS if not a.honest),
         "honest submissions affected": sum(by_student[a.student].score != a.earns
                                            for a in ATTACKS if a.honest),
+        "processes left": len(sandbox_processes(results)),
+        "files or IPC objects left": sum(len(after[k] - before.get(k, set())) for k in after),
+        "trusted memory growth MiB": round(memory / (1 << 20)),
         "wall seconds": round(wall, 1),
     }
     print("\nattack corpus:", json.dumps(report))
     for result in results:
-        print(f"  {result.student:30} {result.score:g}/{result.max_score:g} {result.seconds:.1f}s")
+        print(f"  {result.student:34} {result.score:g}/{result.max_score:g} {result.seconds:.1f}s")
+    unix.close()
     return {"course": course, "results": by_student, "report": report, "breach": breach,
-            "guarded": guarded, "listener": listener}
+            "guarded": guarded, "listener": listener, "traces": (before, after),
+            "memory": memory}
 
 
 def test_no_attack_gains_a_point_and_no_honest_grade_changes(corpus):
@@ -385,17 +636,75 @@ def test_no_forbidden_access_succeeded(corpus):
         assert path.read_bytes() == content, f"{path} was changed"
     planted = list(corpus["course"].rglob("*.planted"))
     assert planted == []
+    for result in corpus["results"].values():
+        assert SECRET not in result.feedback() and "connected to" not in result.feedback()
     stored = read_json(corpus["course"] / "results" / ASSIGNMENT / "aaa_honest_key.json")
     assert stored.score == 10
 
 
-def test_no_process_outlives_its_sandbox(corpus):
-    assert processes_of(sandbox_uids(corpus["results"].values())) == []
+def test_nothing_outlives_its_sandbox(corpus):
+    before, after = corpus["traces"]
+    assert sandbox_processes(corpus["results"].values()) == []
+    assert {kind: after[kind] - before.get(kind, set()) for kind in after} == \
+        {kind: set() for kind in after}
+
+
+def test_the_trusted_side_stays_within_its_memory_bound(corpus):
+    assert corpus["memory"] < TRUSTED_MEMORY_BOUND
 
 
 def test_each_result_records_its_seed_and_isolation(corpus):
     for result in corpus["results"].values():
         assert isinstance(result.seed, int)
         if not result.note:  # it ran in the sandbox
-            assert "no network" in result.isolation and "uid" in result.isolation, result
+            assert result.isolation.startswith("full: ") and "uid" in result.isolation, result
     assert os.path.exists(corpus["course"] / "results" / ASSIGNMENT / "zzz_honest_key.json")
+
+
+# ---- two gradings at once on one machine -------------------------------------------------
+
+HOSTILE = [a for a in ATTACKS if a.student in (
+    "a_daemon_left_behind", "fills_tmp_and_shared_memory", "kills_everything_it_can",
+    "looks_for_other_students", "infinite_loop", "memory_bomb", "fork_bomb")]
+HONEST = [a for a in ATTACKS if a.honest]
+
+
+def grade_in_a_subprocess(course: Path, assignment: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "autograder", "grade-assignment", assignment, "--course",
+         str(course), "--no-gradebook", "--part-seconds", "5"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def stored_results(course: Path, attacks: list[Attack]) -> dict:
+    """Each student's stored result, where the run stored one."""
+    return {a.student: result for a in attacks
+            if (result := read_json(course / "results" / a.assignment /
+                                    f"{a.student}.json")) is not None}
+
+
+def graded(course: Path, attacks: list[Attack]) -> dict[str, tuple]:
+    """Each student's score and per-part scores, as the run stored them."""
+    return {student: (result.score, [(p.part_id, p.score) for p in result.parts])
+            for student, result in stored_results(course, attacks).items()}
+
+
+def test_a_hostile_class_beside_an_honest_one_changes_none_of_its_grades(tmp_path):
+    if not full_isolation_available():
+        pytest.skip("needs full isolation (root and bubblewrap)")
+    constants = {"BREACH_DIR": str(tmp_path), "PORT": 9, "SECRET": SECRET,
+                 "UNIX": str(tmp_path / "none.sock")}
+    alone = write_course(tmp_path / "alone", HONEST, constants)
+    honest = write_course(tmp_path / "honest", HONEST, constants)
+    hostile = write_course(tmp_path / "hostile", HOSTILE, constants)
+    assignments = sorted({a.assignment for a in HONEST})
+    for assignment in assignments:
+        assert grade_in_a_subprocess(alone, assignment).wait(600) == 0
+    for assignment in assignments:
+        runs = [grade_in_a_subprocess(hostile, ASSIGNMENT),
+                grade_in_a_subprocess(honest, assignment)]
+        assert [run.wait(600) for run in runs][1] == 0, runs[1].stderr.read()
+    assert graded(honest, HONEST) == graded(alone, HONEST)
+    assert len(graded(honest, HONEST)) == len(HONEST)
+    assert sandbox_processes([*stored_results(hostile, HOSTILE).values(),
+                              *stored_results(honest, HONEST).values()]) == []
