@@ -1,19 +1,19 @@
 """`make demo`: a simulated class goes through the whole nbgrader cycle.
 
 release_assignment -> students fetch_assignment, fill in and submit -> collect -> autograde
--> generate_feedback -> export. Every step is a real nbgrader command. Then the sandboxed
-engine grades the class again for the class reports (HTML and CSV). The demo ends with a
+(in the sandbox, as the course's nbgrader_config.py says) -> generate_feedback -> export.
+Every step is a real nbgrader command. Then the engine grades the class again for the class
+reports (HTML and CSV). The demo ends with a
 grade table (student x part) and the path of every student's HTML feedback.
 """
 
-import html
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
 
 from .course import ALL, COURSE_ID, REPO, Course
-from .engine.runner import read_submission
+from .engine.nbgrader_grading import METADATA
 from .submissions import Edit, answered, student_answers
 
 
@@ -103,11 +103,6 @@ def write_submission(path: Path, student: Student, assignment: str) -> None:
     path.write_text(text)
 
 
-def unreadable(path: Path) -> str | None:
-    """Why the notebook at path cannot be graded, or None if it can be read."""
-    return read_submission(path)[1]
-
-
 def grade_rows(course: Course, assignment: str, students: list[Student]) -> list[dict]:
     """One row per student: their score per part, total, and a note."""
     from nbgrader.api import Gradebook, MissingEntry  # slow import, only needed here
@@ -116,29 +111,20 @@ def grade_rows(course: Course, assignment: str, students: list[Student]) -> list
     with Gradebook(f"sqlite:///{course.root / 'gradebook.db'}", COURSE_ID) as gradebook:
         for student in students:
             row = {"student": student.id, "story": student.story, "scores": {}, "note": ""}
-            problem = unreadable(course.notebook_of("submitted", student.id, assignment))
+            autograded = course.notebook_of("autograded", student.id, assignment)
             try:
                 graded = gradebook.find_submission_notebook(assignment, assignment, student.id)
-                autograded = course.notebook_of("autograded", student.id, assignment).exists()
             except MissingEntry:
-                autograded = False
-            if problem or not autograded:
-                row["note"] = problem or "nbgrader could not grade this notebook."
-                _write_problem_feedback(course, student.id, assignment, row["note"])
+                graded = None
+            if graded is None or not autograded.exists():
+                row["note"] = "nbgrader could not grade this notebook."
             else:
                 row["scores"] = {g.name: (g.score, g.max_score) for g in graded.grades}
+                row["note"] = nbformat.read(autograded, 4).metadata[METADATA].get("note", "")
                 if student.damage == DELETED_TEST_CELL:
                     row["note"] = "a deleted test cell was restored by nbgrader"
             rows.append(row)
     return rows
-
-
-def _write_problem_feedback(course: Course, student: str, assignment: str, note: str) -> None:
-    path = course.notebook_of("feedback", student, assignment)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{assignment}"
-                    f"</title></head><body><h1>{assignment}: not graded</h1>"
-                    f"<p>Score: 0</p><p>{html.escape(note)}</p></body></html>\n")
 
 
 def format_table(assignment: str, rows: list[dict], parts: list[str]) -> str:
@@ -175,9 +161,8 @@ def run_demo(workdir: Path) -> list[dict]:
     course.submit(class_lists)
     for assignment in ROSTER:
         course.run("collect", assignment)
-    # Exits 1 when a notebook cannot be graded; the others are graded all the same.
-    course.run("autograde", ALL, "--force", check=False)
-    course.run("generate_feedback", ALL, "--force", check=False)
+    course.run("autograde", ALL, "--force")  # in the sandbox; an unreadable notebook gets 0
+    course.run("generate_feedback", ALL, "--force")
     all_rows, tables = [], []
     for assignment, students in ROSTER.items():
         rows = grade_rows(course, assignment, students)
@@ -186,7 +171,7 @@ def run_demo(workdir: Path) -> list[dict]:
     grades_csv = workdir / "grades.csv"
     course.run("export", f"--to={grades_csv}")
     print_class_reports(course, list(ROSTER), workdir)
-    print("\nGrades (nbgrader autograde):")
+    print("\nGrades (nbgrader autograde, in the sandbox):")
     print("\n\n".join(tables))
     print(f"\nGrades exported to {grades_csv}")
     print("Feedback for each student:")

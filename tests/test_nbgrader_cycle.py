@@ -1,5 +1,5 @@
-"""The whole nbgrader cycle, for real: release, fetch, submit, collect, autograde,
-feedback and export, for the demo's class of simulated students."""
+"""The whole nbgrader cycle, for real: release, fetch, submit, collect, autograde (in the
+sandbox), feedback and export, for the demo's class of simulated students."""
 
 import base64
 import csv
@@ -78,22 +78,22 @@ def test_nn_mistakes_lose_exactly_the_parts_they_break(cycle):
     assert total({"scores": ben}) == 4
 
 
-# Per assignment: cho's mistake, the one part it must cost, ben's partial total, and a phrase
-# of the feedback cho gets.
+# Per assignment: the parts cho's mistake must cost, ben's partial total, and a phrase of
+# the feedback cho gets. two_layer_net's speed part times cho's wrong vectorized gradient.
 TYPICAL_MISTAKES = {
-    "single_neuron": ("linear", 5, "losses is wrong"),
-    "autograd_basics": ("manual_step", 4, "the parameters did not change"),
-    "two_layer_net": ("relu_grad_vectorized", 4, "relu_grad is wrong"),
+    "single_neuron": ({"linear"}, 5, "losses is wrong"),
+    "autograd_basics": ({"manual_step"}, 4, "the parameters did not change"),
+    "two_layer_net": ({"relu_grad_vectorized", "speed"}, 4, "relu_grad is wrong"),
 }
 
 
 @pytest.mark.parametrize("assignment", list(TYPICAL_MISTAKES))
-def test_typical_mistake_loses_exactly_its_part(cycle, assignment):
+def test_typical_mistake_loses_exactly_its_parts(cycle, assignment):
     workdir, rows = cycle
     broken, ben_total, feedback = TYPICAL_MISTAKES[assignment]
     cho = rows[(assignment, "cho")]["scores"]
-    assert cho[broken][0] == 0
-    assert all(score == most for part, (score, most) in cho.items() if part != broken)
+    assert {part for part, (score, most) in cho.items() if score < most} == broken
+    assert all(cho[part][0] == 0 for part in broken)
     assert total(rows[(assignment, "ben")]) == ben_total
     assert feedback in page_text(workdir / f"course/feedback/cho/{assignment}/{assignment}.html")
 
@@ -101,7 +101,7 @@ def test_typical_mistake_loses_exactly_its_part(cycle, assignment):
 def test_broken_notebook_gets_a_clear_message_and_stops_nothing(cycle):
     workdir, rows = cycle
     row = rows[("nn_from_scratch", "fay")]
-    assert row["scores"] == {}
+    assert row["scores"] and total(row) == 0
     assert "not valid JSON (line" in row["note"]
     page = (workdir / "course/feedback/fay/nn_from_scratch/nn_from_scratch.html").read_text()
     assert "not valid JSON" in page
@@ -165,15 +165,14 @@ def engine_course(cycle, tmp_path_factory):
     return root, rows, results
 
 
-def test_engine_and_nbgrader_autograde_agree_on_honest_submissions(engine_course):
+def test_engine_and_nbgrader_autograde_agree(engine_course):
     _, rows, results = engine_course
     for key, result in results.items():
-        row = rows[key]
         engine_scores = {p.part_id: (p.score, p.max_score) for p in result.parts}
-        if row["scores"]:
-            assert engine_scores == row["scores"], key
-        else:  # nbgrader could not open it: the engine gives 0 and says why
-            assert result.score == 0 and "not valid JSON" in result.note
+        differ = {part for part, score in engine_scores.items()
+                  if rows[key]["scores"].get(part) != score}
+        assert not differ, (key, differ, result.feedback())
+    assert "not valid JSON" in results[("nn_from_scratch", "fay")].note
     assert {assignment for assignment, _ in results} == set(demo.ROSTER)
 
 
