@@ -1,4 +1,5 @@
-"""Grade N synthetic nn_from_scratch submissions with nbgrader and with our engine.
+"""Grade N synthetic nn_from_scratch submissions with stock nbgrader, with nbgrader through
+the sandbox (the course's configuration) and with our engine.
 
     make bench            # N=100
     make bench N=20       # a quick run
@@ -85,11 +86,25 @@ def prepare(workdir: Path, count: int) -> tuple[Course, dict[str, str]]:
     return course, kinds
 
 
-def time_nbgrader(workdir: Path, count: int) -> tuple[Timing, dict[str, float]]:
+def stock_autograde() -> list[str]:
+    """Settings that put back nbgrader's own autograde (each notebook run in a kernel of
+    its own, checks included) in place of the course's, which grades in the sandbox."""
+    from nbgrader.converters import Autograde
+
+    steps = Autograde.class_traits()["autograde_preprocessors"].default()
+    names = [f"{step.__module__}.{step.__name__}" for step in steps]
+    return [f"c.Autograde.autograde_preprocessors = {names!r}",
+            'c.Autograde.exporter_class = "nbconvert.exporters.NotebookExporter"']
+
+
+def time_nbgrader(workdir: Path, count: int, sandboxed: bool) -> tuple[Timing, dict[str, float]]:
     course, _ = prepare(workdir, count)
+    if not sandboxed:
+        course.configure(*stock_autograde())
     nbgrader = str(Path(sys.executable).parent / "nbgrader")
     wall, peak = run_measured([nbgrader, "autograde", ASSIGNMENT, "--force"], course.root)
-    return Timing("nbgrader autograde", count, wall, peak), nbgrader_scores(course)
+    name = "nbgrader autograde, sandboxed" if sandboxed else "nbgrader autograde, stock"
+    return Timing(name, count, wall, peak), nbgrader_scores(course)
 
 
 def engine_scores(course: Course) -> dict[str, float]:
@@ -156,13 +171,16 @@ def main() -> None:
         shutil.rmtree(args.workdir)
     work = args.workdir
 
+    warmup = min(args.warmup, max(1, args.n // 2))
+
     def both(measure, name, **kwargs):
-        small, _ = measure(work / f"{name}-small", args.warmup, **kwargs)
+        small, _ = measure(work / f"{name}-small", warmup, **kwargs)
         full, scores = measure(work / name, args.n, **kwargs)
         return (small, full), scores
 
     rows, scores = {}, {}
-    rows["nbgrader"], scores["nbgrader"] = both(time_nbgrader, "nbgrader")
+    rows["nbgrader"], scores["nbgrader"] = both(time_nbgrader, "nbgrader", sandboxed=False)
+    rows["sandboxed"], scores["sandboxed"] = both(time_nbgrader, "sandboxed", sandboxed=True)
     rows["floor"], scores["floor"] = both(time_floor, "floor")
     rows["engine-1"], scores["engine-1"] = both(time_engine, "engine-1", jobs=1)
     rows["engine"], scores["engine"] = both(time_engine, "engine", jobs=args.jobs)
@@ -173,6 +191,10 @@ def main() -> None:
     report(list(rows.values()), baseline)
     print("scores identical on every path:",
           all(found == scores["engine-1"] for found in scores.values()))
+    sandboxed = rows["sandboxed"][1]
+    print(f"nbgrader autograde, sandboxed: {sandboxed.wall / sandboxed.count:.2f} s a "
+          f"submission against {baseline.wall / baseline.count:.2f} s stock "
+          f"({(sandboxed.count / sandboxed.wall) / (baseline.count / baseline.wall):.1f}x)")
     engine = rows["engine"][1]
     speedup = (engine.count / engine.wall) / (baseline.count / baseline.wall)
     print(f"speedup: {speedup:.1f}x")
