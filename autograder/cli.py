@@ -126,7 +126,12 @@ def _grade_assignment(args) -> int:
 
     if not args.scheduler:
         from .engine.launch import warm_up
-        warm_up()  # the fork server imports torch while this process does the same
+        from .engine.sandbox import GraderError
+        try:
+            warm_up()  # the fork server imports torch while this process does the same
+        except (GraderError, OSError) as error:
+            print(f"error: the sandbox cannot start: {error}", file=sys.stderr)
+            return 2
 
     from tqdm import tqdm
 
@@ -179,9 +184,9 @@ def _grade_assignment(args) -> int:
 
 def _isolation() -> str:
     """One line: what isolation this machine gives the students' code."""
-    from .engine.isolation import full_isolation_available
+    from .engine.isolation import degraded_because
 
-    if full_isolation_available():
+    if degraded_because() is None:
         return "isolation: full (each submission in a sandbox of its own, no network, none " \
                "of this machine's files)"
     return "isolation: LIMITED on this machine: student code runs under resource limits only, " \

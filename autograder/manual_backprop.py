@@ -98,15 +98,18 @@ _AUTOGRAD_KEYS = (torch._C.DispatchKeySet(_AUTOGRAD)
                   | torch._C.DispatchKeySet(torch._C.DispatchKey.ADInplaceOrView))
 _EXCLUDED_FOR_THE_THREAD = torch._C._ExcludeDispatchKeyGuard
 _AUTOGRAD_EXCLUDED = torch._C._dispatch_tls_is_dispatch_key_excluded
-# torch's private bindings that would put the dispatcher's keys back for a thread.
+# torch's private bindings that would put the dispatcher's keys back for a thread, or turn
+# off the modes through which the checks watch a call (grading.refusing).
 _KEY_SETTERS = ("_dispatch_tls_set_dispatch_key_excluded",
                 "_dispatch_tls_set_dispatch_key_included", "_ForceDispatchKeyGuard",
-                "_SetExcludeDispatchKeyGuard", "_RestorePythonTLSSnapshot")
+                "_SetExcludeDispatchKeyGuard", "_RestorePythonTLSSnapshot",
+                "DisableTorchFunction")
 
 
 def lock_down() -> None:
     """In a sandboxed child, before any student code: remove the bindings through which
-    code could give the thread its autograd keys back (the guard keeps its own)."""
+    code could give the thread its autograd keys back or switch the checks' modes off (the
+    guard keeps its own)."""
     install()
     for name in _KEY_SETTERS:
         if hasattr(torch._C, name):

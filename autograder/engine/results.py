@@ -87,6 +87,7 @@ def gradescope(result: SubmissionResult) -> dict:
     """Gradescope's results.json format: a total and one test per part."""
     return {"score": result.score,
             "output": result.note or f"Graded with seed {result.seed}.",
+            "extra_data": {"seed": result.seed, "isolation": result.isolation},
             "tests": [{"name": part.part_id, "number": part.part_id, "score": part.score,
                        "max_score": part.max_score, "output": part.message}
                       for part in result.parts]}
