@@ -69,7 +69,6 @@ class Limits:
     tmp_bytes: int = 32 * MIB  # each of /tmp, /var/tmp and /dev/shm
     file_bytes: int = 64 * MIB  # the largest file the sandbox may write
     notebook_bytes: int = 64 * MIB  # a larger submission is refused unread
-    hidden: tuple[str, ...] = ()  # unused with bubblewrap: the sandbox sees no host path
 
     def workdir_bytes(self) -> int:
         """The size of the working directory's tmpfs: the notebook, the inputs, the outputs."""
@@ -80,7 +79,7 @@ class Limits:
 
     @classmethod
     def from_json(cls, data: dict) -> "Limits":
-        return cls(**{**data, "hidden": tuple(data.get("hidden", ()))})
+        return cls(**data)
 
 
 DEFAULT_LIMITS = Limits()
@@ -129,7 +128,7 @@ def degraded_because() -> str | None:
     Raises GraderError where grading must not run at all: as root without bubblewrap, the
     student's code would run as root."""
     if os.geteuid() != 0:
-        return "not root: no uid of its own, no namespaces, no hidden paths"
+        return "not root: no uid of its own, no namespaces, the machine's files visible"
     if shutil.which("bwrap") is None:
         from .sandbox import GraderError
         raise GraderError("bubblewrap is not installed: as root, the engine grades only "

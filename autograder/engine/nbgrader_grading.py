@@ -16,7 +16,6 @@ instructor and the student instead of stopping at nbgrader's parser.
 """
 
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import nbformat
@@ -27,7 +26,6 @@ from .. import assignments
 from ..figures import alt_text, as_image
 from ..grading import PartResult
 from ..messages import error_lines, wrap
-from .isolation import DEFAULT_LIMITS
 from .launch import warm_up
 from .runner import grade_notebook, read_submission
 
@@ -91,13 +89,11 @@ class SandboxedExecute(NbGraderPreprocessor):
         return nb, resources
 
     def _grade(self, nb, assignment: str, student: str):
-        root = _owner_with_coursedir(self).coursedir.root
-        # The sandbox never sees the course: gradebook, other students, results.
-        limits = replace(DEFAULT_LIMITS, hidden=(*DEFAULT_LIMITS.hidden, str(root)))
+        # The sandbox sees none of the machine's files: not the course (see isolation.py).
         with tempfile.TemporaryDirectory(prefix="backprop-autograde-") as folder:
             path = Path(folder) / f"{assignment}.ipynb"
             path.write_text(nbformat.writes(nb))
-            return grade_notebook(path, assignment, limits=limits, student=student)
+            return grade_notebook(path, assignment, student=student)
 
 
 def show_verdicts(nb, parts: list[PartResult]) -> None:
