@@ -57,7 +57,10 @@ def mathjax_loader() -> str:
     on_disk = (Path(spec.submodule_search_locations[0]) / "static" / "MathJax.js").as_uri()
     return f"""<script>
 (function () {{
-  var config = "?config=TeX-AMS_CHTML-full,Safe";
+  // The configuration and the only fonts (STIX-Web) that the package ships.
+  var config = "?config=TeX-AMS-MML_HTMLorMML-full,Safe";
+  window.MathJax = {{"HTML-CSS": {{availableFonts: [], imageFont: null, preferredFont: null,
+                                 webFont: "STIX-Web"}}, SVG: {{font: "STIX-Web"}}}};
   var server = window.location.pathname.match(
       /^(.*?\\/)(files|view|tree|lab|notebooks|edit|formgrader)\\//);
   var source = window.location.protocol !== "file:" && server

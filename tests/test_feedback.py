@@ -103,4 +103,6 @@ def test_the_feedback_loads_mathjax_from_this_machine():
     loader = mathjax_loader()
     on_disk = loader.split('"file://')[1].split('"')[0]
     assert Path(on_disk).is_file() and "static/jupyter_server_mathjax/MathJax.js" in loader
+    assert (Path(on_disk).parent / "config" / "TeX-AMS-MML_HTMLorMML-full.js").is_file()
+    assert (Path(on_disk).parent / "fonts" / "HTML-CSS" / "STIX-Web").is_dir()
     assert "cdnjs" not in loader

@@ -233,6 +233,18 @@ def test_each_student_fetches_their_own_feedback(loop):
     assert any("heat map" in alt and "w1" in alt for alt in alts), alts
 
 
+def test_feedback_maths_renders_from_this_machine(loop):
+    """The fetched page in headless Chromium, from disk: every formula typeset, none in error."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("no chromium here: apt-get install -y chromium (.ci/run does)")
+    page = loop[3]["cho"][0]
+    dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
+                          "--virtual-time-budget=20000", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    assert dom.count('class="MathJax"') >= 10 and 'class="MathJax_Error"' not in dom
+
+
 def test_validate_shows_whole_messages(loop):
     course, *_ = loop
     said = course.validate("cho", ASSIGNMENT)
