@@ -54,6 +54,19 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--help-below", type=float, default=0.5, metavar="SHARE",
                         help="students below this share of the points need help "
                              "(default: 0.5)")
+    serve = commands.add_parser(
+        "serve", help="grade each submission as it arrives in the exchange, and release "
+                      "its feedback (a long-running service)")
+    serve.add_argument("--course", type=Path, action="append", default=None,
+                       help="an nbgrader course root (repeat for several; default: the "
+                            "current directory)")
+    serve.add_argument("--max-per-hour", type=int, default=None, metavar="N",
+                       help="grade at most N submissions per student per assignment per "
+                            "hour; the others get a message instead (default: no limit)")
+    serve.add_argument("--jobs", type=int, default=None,
+                       help="submissions graded at once (default: one per CPU core)")
+    serve.add_argument("--health", action="store_true",
+                       help="print each course's queue (count, age of the oldest) and exit")
     for command in (grade, course):
         command.add_argument("--part-seconds", type=float, default=None,
                              help="wall-clock limit of each part, in seconds")
@@ -78,7 +91,14 @@ def main(argv: list[str] | None = None) -> int:
         return _grade_assignment(args)
     elif args.command == "report":
         return _report(args, parser)
+    elif args.command == "serve":
+        return _serve(args)
     return 0
+
+
+def _serve(args) -> int:
+    from .service import main as serve_main
+    return serve_main(args)
 
 
 def _limits(args):
