@@ -1,0 +1,252 @@
+"""The grading service on a real exchange: students `nbgrader submit` at once, the service
+(a real `python -m autograder serve` subprocess) collects, grades in the sandbox, records in
+the gradebook with the configured late penalty, generates and releases feedback, and each
+student's `nbgrader fetch_feedback` brings back their own. Then a burst of submissions (a
+second and a third by the same student, over the hourly limit) with the service killed by
+SIGKILL mid-burst and started again: every submission ends with exactly one grade and one
+released feedback, and the over-limit one with a message instead of a grade."""
+
+import html
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from autograder.course import REPO, Course
+from autograder.demo import INVALID_JSON, Student, write_submission
+from autograder.submissions import Edit
+
+pytestmark = pytest.mark.slow
+
+ASSIGNMENT = "nn_from_scratch"
+FULL = 10
+SIGN_ERROR = Edit("train_step_answer", "(y - output) * sigmoid_delta",
+                  "(output - y) * sigmoid_delta")
+KEY = Student("key", "the answer key", answer_key=True)
+CHO = Student("cho", "a sign error", edits=(SIGN_ERROR,))
+FAY = Student("fay", "a notebook that is not JSON", damage=INVALID_JSON)
+FIRST = {"key": KEY, "cho": CHO, "fay": FAY}
+MAX_PER_HOUR = 2
+WAIT_SECONDS = 120
+
+
+class Service:
+    """`python -m autograder serve` as a subprocess, its log in a file."""
+
+    def __init__(self, course: Course, log: Path):
+        self.log = log
+        bin_dir = Path(sys.executable).parent
+        env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+        with open(log, "a") as out, open(log.with_suffix(".err"), "a") as err:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "autograder", "serve", "--course", str(course.root),
+                 "--max-per-hour", str(MAX_PER_HOUR)],
+                cwd=REPO, env=env, stdout=out, stderr=err)
+
+    def events(self, name: str) -> list[dict]:
+        """The log's lines of one event, as {key: value}."""
+        found = []
+        for line in self.log.read_text().splitlines():
+            stamp, _, rest = line.partition(" ")
+            event, _, fields = rest.partition(" ")
+            if event == name and re.match(r"\d{4}-\d\d-\d\dT", stamp):
+                found.append({key: value.strip('"') for key, value in
+                              re.findall(r'(\w+)=("[^"]*"|\S+)', fields)})
+        return found
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+
+def journal(course: Course) -> dict[str, dict]:
+    folder = course.root / "results" / "service"
+    return {path.name[:-5]: json.loads(path.read_text()) for path in folder.glob("*.json")}
+
+
+def inbound(course: Course) -> list[Path]:
+    return sorted((course.exchange / "backprop-lab" / "inbound").iterdir())
+
+
+def wait_until_done(course: Course, count: int, service: Service) -> dict[str, dict]:
+    """Wait until `count` submissions are in inbound/ and all have their feedback out."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while time.monotonic() < deadline:
+        entries = journal(course)
+        names = [path.name for path in inbound(course)]
+        if len(names) >= count and all(entries.get(name, {}).get("state") in
+                                       ("released", "limited") for name in names):
+            return entries
+        assert service.process.poll() is None, service.log.read_text()[-3000:]
+        time.sleep(0.25)
+    raise AssertionError(f"not done in {WAIT_SECONDS} s:\n{service.log.read_text()[-3000:]}")
+
+
+def page_text(path: Path) -> str:
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", path.read_text())).split())
+
+
+def gradebook(course: Course) -> dict[str, tuple[float, float | None]]:
+    """{student: (raw auto score, late penalty)} from the course's gradebook."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course.root / 'gradebook.db'}", "backprop-lab") as book:
+        return {s.student.id: (sum(g.auto_score or 0 for g in s.notebooks[0].grades),
+                               s.notebooks[0].late_submission_penalty)
+                for s in book.assignment_submissions(ASSIGNMENT)}
+
+
+def released_names(course: Course) -> set[str]:
+    return {path.name for path in (course.exchange / "backprop-lab" / "feedback").iterdir()
+            if path.suffix == ".html"}
+
+
+def expected_feedback(course: Course) -> dict[str, str]:
+    """{inbound submission: the feedback file fetch_feedback looks for}."""
+    from nbgrader.utils import notebook_hash
+
+    return {path.name: notebook_hash(secret=(path / "submission_secret.txt").read_text(),
+                                     notebook_id=ASSIGNMENT) + ".html"
+            for path in inbound(course)}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """Round 1: three students submit at once, the service grades them, they fetch their
+    feedback. Round 2 (after the due date): a burst with the service killed mid-way."""
+    workdir = tmp_path_factory.mktemp("service")
+    course = Course.scaffold(workdir, [ASSIGNMENT])
+    course.configure("c.LateSubmissionPlugin.penalty_method = 'zero'")
+    course.run("generate_assignment", ASSIGNMENT, "--force")
+    course.run("release_assignment", ASSIGNMENT, "--force")
+    log = workdir / "service.log"
+    service = Service(course, log)  # it warms up while the students fetch and submit
+    course.fetch({ASSIGNMENT: list(FIRST)})
+    for student in FIRST.values():
+        write_submission(course.student_home(student.id) / ASSIGNMENT
+                         / f"{ASSIGNMENT}.ipynb", student, ASSIGNMENT)
+    course.submit({ASSIGNMENT: list(FIRST)})
+    round_one = wait_until_done(course, len(FIRST), service)
+    fetched = course.fetch_feedback(ASSIGNMENT, list(FIRST))
+    book_one = gradebook(course)
+    results_one = {student: json.loads((course.root / "results" / ASSIGNMENT
+                                        / f"{student}.json").read_text()) for student in FIRST}
+
+    # Round 2, after the due date: cho fixes the sign error, key submits twice more (the
+    # third in the hour is over the limit of 2), all at once.
+    from nbgrader.api import Gradebook
+    with Gradebook(f"sqlite:///{course.root / 'gradebook.db'}", "backprop-lab") as book:
+        book.update_or_create_assignment(ASSIGNMENT, duedate=datetime.now(UTC).replace(
+            tzinfo=None))
+    time.sleep(0.5)
+    write_submission(course.student_home("cho") / ASSIGNMENT / f"{ASSIGNMENT}.ipynb",
+                     Student("cho", "fixed", answer_key=True), ASSIGNMENT)
+    burst = threading.Thread(target=lambda: course.submit({ASSIGNMENT: ["cho", "key", "key"]}))
+    burst.start()
+    graded_before = len(service.events("graded"))
+    deadline = time.monotonic() + WAIT_SECONDS
+    while len(service.events("collected")) <= len(FIRST) \
+            and len(service.events("graded")) <= graded_before:
+        assert time.monotonic() < deadline, log.read_text()[-3000:]
+        time.sleep(0.05)
+    service.kill()  # mid-burst: a submission collected, others in flight or yet to come
+    killed_log = log.read_text()
+    health = subprocess.run([sys.executable, "-m", "autograder", "serve", "--health",
+                             "--course", str(course.root)], cwd=REPO, capture_output=True,
+                            text=True, timeout=120)
+    log.write_text(killed_log + "--- restarted ---\n")
+    service = Service(course, log)  # while the rest of the burst still arrives
+    burst.join()
+    round_two = wait_until_done(course, len(FIRST) + 3, service)
+    refetched = course.fetch_feedback(ASSIGNMENT, ["key", "cho"])
+    after = subprocess.run([sys.executable, "-m", "autograder", "serve", "--health",
+                            "--course", str(course.root)], cwd=REPO, capture_output=True,
+                           text=True, timeout=120)
+    service.process.send_signal(signal.SIGTERM)
+    stopped = service.process.wait(timeout=60)
+    yield {"course": course, "round_one": round_one, "fetched": fetched, "book_one": book_one,
+           "results_one": results_one,
+           "round_two": round_two, "refetched": refetched, "killed_log": killed_log,
+           "log": log.read_text(), "service": service, "health": health, "after": after,
+           "stopped": stopped}
+
+
+def test_each_student_fetches_their_own_feedback(served):
+    fetched = served["fetched"]
+    assert all(len(pages) == 1 for pages in fetched.values()), fetched
+    texts = {student: page_text(pages[0]) for student, pages in fetched.items()}
+    assert "✔" in texts["key"] and "WrongAnswer" not in texts["key"]
+    assert "opposite sign" in texts["cho"] and "opposite sign" not in texts["key"]
+    assert "not valid JSON (line" in texts["fay"]
+
+
+def test_the_gradebook_matches_the_graded_submissions(served):
+    scores = {entry["student"]: entry["score"] for entry in served["round_one"].values()}
+    assert scores["key"] == FULL and scores["fay"] == 0 and 0 < scores["cho"] < FULL
+    assert {student: raw for student, (raw, _) in served["book_one"].items()} == scores
+    assert all(not penalty for _, penalty in served["book_one"].values())
+    course = served["course"]
+    for student, score in scores.items():  # the engine's result, autograded notebook too
+        assert served["results_one"][student]["score"] == score
+        assert (course.root / "autograded" / student / ASSIGNMENT / "timestamp.txt").is_file()
+
+
+def test_killed_mid_burst_every_submission_graded_and_released_once(served):
+    course, entries = served["course"], served["round_two"]
+    submissions = inbound(course)
+    assert len(submissions) == len(FIRST) + 3  # all kept, the key's three included
+    assert "--- restarted ---" in served["log"]
+    states = [entries[path.name]["state"] for path in submissions]
+    assert states.count("limited") == 1 and states.count("released") == len(states) - 1
+    # One released feedback per submission, named as fetch_feedback looks for it.
+    assert released_names(course) == set(expected_feedback(course).values())
+    # Graded at most once each (a grading cut short leaves no line; the restart then grades
+    # it with the journal's seed); every graded one has one seed and one score.
+    log = served["log"]
+    for path in submissions:
+        entry = entries[path.name]
+        lines = [line for line in log.splitlines()
+                 if re.match(r"\S+ graded ", line) and path.name in line]
+        assert len(lines) <= 1, (path.name, lines)
+        if entry["state"] == "released":
+            assert isinstance(entry["seed"], int) and entry["score"] is not None
+    # The gradebook holds each student's latest graded submission; round 2 is late: zero.
+    book = gradebook(course)
+    latest = {}
+    for entry in sorted(entries.values(), key=lambda e: e["timestamp"]):
+        if entry["state"] == "released":
+            latest[entry["student"]] = entry
+    assert {student: raw for student, (raw, _) in book.items()} == {
+        student: entry["score"] for student, entry in latest.items()}
+    assert book["cho"] == (FULL, FULL)  # late: the penalty takes it all
+    assert book["key"] == (FULL, FULL) and book["fay"] == (0, None)
+
+
+def test_fetch_feedback_after_the_restart(served):
+    refetched = served["refetched"]
+    assert len(refetched["cho"]) == 2
+    assert len(refetched["key"]) == 3  # every submission's feedback, the limited one's too
+    texts = [page_text(page) for page in refetched["key"]]
+    limited = [text for text in texts if "Not graded: too many submissions" in text]
+    assert len(limited) == 1 and f"at most {MAX_PER_HOUR} submission(s)" in limited[0]
+    newest_cho = page_text(refetched["cho"][-1])
+    assert "opposite sign" not in newest_cho and "✔" in newest_cho
+
+
+def test_health_and_logs(served):
+    assert served["health"].returncode == 0, served["health"].stderr
+    assert re.search(r"queued=\d+ oldest_seconds=\d+\.\d", served["health"].stdout)
+    assert served["after"].returncode == 0 and "queued=0 " in served["after"].stdout
+    assert served["stopped"] == 0 and served["log"].rstrip().endswith("stopped")
+    for line in served["log"].splitlines():
+        if line != "--- restarted ---":
+            assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \w[\w-]*( |$)", line), \
+                line
