@@ -22,7 +22,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.course import REPO, Course
+from autograder.course import COURSE_ID, REPO, Course
 from autograder.demo import INVALID_JSON, Student, write_submission
 from autograder.messages import LINE_WIDTH
 from autograder.submissions import Edit
@@ -140,7 +140,7 @@ def scores(course: Course, db_url: str) -> dict[str, dict[str, float]]:
     """{student: {part: auto score}} from the gradebook."""
     from nbgrader.api import Gradebook
 
-    with Gradebook(db_url, "backprop-lab") as gradebook:
+    with Gradebook(db_url, COURSE_ID) as gradebook:
         return {s.student.id: {g.name: g.auto_score for g in s.notebooks[0].grades}
                 for s in gradebook.assignment_submissions(ASSIGNMENT)}
 
@@ -181,8 +181,10 @@ def loop(tmp_path_factory, postgres):
         if student.id == "cheat":
             with_cheat(path)
     course.submit({ASSIGNMENT: list(ON_TIME)})
-    due = datetime.now(UTC).replace(tzinfo=None)
-    course.run("db", "assignment", "add", ASSIGNMENT, f"--duedate={due.isoformat()} UTC")
+    from nbgrader.api import Gradebook
+
+    with Gradebook(postgres, COURSE_ID) as gradebook:  # the due date falls between them
+        gradebook.update_or_create_assignment(ASSIGNMENT, duedate=datetime.now(UTC))
     time.sleep(1)
     course.submit({ASSIGNMENT: [LATE.id]})
     course.run("collect", ASSIGNMENT)
