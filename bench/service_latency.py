@@ -1,0 +1,152 @@
+"""Feedback latency of the grading service: a burst of N submissions arriving within 10 s.
+
+    .venv/bin/python bench/service_latency.py --n 100      # the issue's figure
+    .venv/bin/python bench/service_latency.py --n 20       # a quick run
+
+A fresh course (the assignment generated into its gradebook), then `python -m autograder
+serve` on it as a subprocess, warm (its fork server up) before the burst. N synthetic
+submissions (bench/synthetic.py's mix, one student each) arrive at even intervals over 10 s,
+each written into the exchange's inbound/ exactly as `nbgrader submit` writes it (the
+notebook, timestamp.txt, submission_secret.txt, then the folder made rwx for all; the
+`nbgrader submit` command itself costs 5 s of CPU a call, which would load the two cores
+more than the service does). Latency of a submission: from the moment its folder is
+complete to the moment its released feedback exists under the name `nbgrader
+fetch_feedback` looks for (polled every 20 ms). Prints p50, p95 and the maximum.
+"""
+
+import argparse
+import os
+import re
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import nbformat
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from synthetic import ASSIGNMENT, KINDS  # noqa: E402
+
+from autograder.course import COURSE_ID, REPO, Course  # noqa: E402
+from autograder.submissions import answered, student_answers  # noqa: E402
+
+BURST_SECONDS = 10.0
+
+
+def notebooks(release: Path, count: int) -> list[bytes]:
+    made = {}
+    for index in range(min(count, len(KINDS))):
+        _, solved, edits = KINDS[index]
+        made[index] = nbformat.writes(answered(release, student_answers(
+            ASSIGNMENT, solved, edits))).encode()
+    return [made[index % len(KINDS)] for index in range(count)]
+
+
+def submit(inbound: Path, student: str, notebook: bytes) -> tuple[Path, str]:
+    """What nbgrader submit writes into inbound/; the folder and its secret."""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+    folder = inbound / f"{student}+{ASSIGNMENT}+{stamp}+{secrets.token_urlsafe(9)}"
+    folder.mkdir()
+    (folder / f"{ASSIGNMENT}.ipynb").write_bytes(notebook)
+    (folder / "timestamp.txt").write_text(stamp)
+    secret = secrets.token_hex(64)
+    (folder / "submission_secret.txt").write_text(secret)
+    os.chmod(folder, 0o777)
+    return folder, secret
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(share * len(ordered)) - 1))]
+
+
+def stage_seconds(log: str) -> dict[str, list[float]]:
+    """From the service's log: seconds from collected to graded (the sandbox, queueing
+    included) and from graded to released (the gradebook, then generate and release)."""
+    at: dict[tuple[str, str], float] = {}
+    for line in log.splitlines():
+        stamp, _, rest = line.partition(" ")
+        event = rest.partition(" ")[0]
+        found = re.search(r'submission="([^"]*)"', rest)
+        if found and event in ("collected", "graded", "released"):
+            at[event, found[1]] = datetime.fromisoformat(stamp.replace("Z", "+00:00")
+                                                         ).timestamp()
+    names = {name for _, name in at}
+    return {"collected->graded": [at["graded", n] - at["collected", n] for n in names
+                                  if ("graded", n) in at and ("collected", n) in at],
+            "graded->released": [at["released", n] - at["graded", n] for n in names
+                                 if ("released", n) in at and ("graded", n) in at]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=100)
+    parser.add_argument("--workdir", type=Path, default=REPO / "build" / "service-latency")
+    args = parser.parse_args()
+    from nbgrader.utils import notebook_hash
+
+    course = Course.scaffold(args.workdir, [ASSIGNMENT])
+    course.run("generate_assignment", ASSIGNMENT, "--force")
+    inbound = course.exchange / COURSE_ID / "inbound"
+    inbound.mkdir(parents=True)
+    feedback = course.exchange / COURSE_ID / "feedback"
+    made = notebooks(course.root / "assignments" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb",
+                     args.n)
+    log = args.workdir / "service.log"
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    with open(log, "w") as out:
+        service = subprocess.Popen([sys.executable, "-m", "autograder", "serve", "--course",
+                                    str(course.root)], cwd=REPO, env=env, stdout=out,
+                                   stderr=subprocess.STDOUT)
+    try:
+        while " serving " not in log.read_text():
+            if service.poll() is not None:
+                sys.exit(f"the service stopped:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        time.sleep(1.0)  # the fork server's torch import, started beside the service's
+        submitted: dict[str, float] = {}
+        waiting: dict[str, str] = {}
+        latency: dict[str, float] = {}
+        load = os.getloadavg()[0]
+        start = time.monotonic()
+        step = BURST_SECONDS / max(1, args.n - 1) if args.n > 1 else 0.0
+        index = 0
+        deadline = start + BURST_SECONDS + 600
+        while len(latency) < args.n:
+            now = time.monotonic()
+            while index < args.n and now >= start + index * step:
+                student = f"student{index:04d}"
+                _, secret = submit(inbound, student, made[index])
+                submitted[student] = time.monotonic()
+                waiting[student] = notebook_hash(secret=secret, notebook_id=ASSIGNMENT)
+                index += 1
+            for student, name in list(waiting.items()):
+                if (feedback / f"{name}.html").exists():
+                    latency[student] = time.monotonic() - submitted[student]
+                    del waiting[student]
+            if now > deadline or service.poll() is not None:
+                sys.exit(f"not all feedback came back:\n{log.read_text()[-3000:]}")
+            time.sleep(0.02)
+        spread = max(submitted.values()) - min(submitted.values())
+    finally:
+        service.terminate()
+        service.wait(timeout=60)
+    values = list(latency.values())
+    stages = stage_seconds(log.read_text())
+    print(f"N={args.n} submissions over {spread:.1f} s on {os.cpu_count()} cores, "
+          f"load average at the start: {load:.1f}")
+    print(f"submit -> feedback ready to fetch: p50 {statistics.median(values):.2f} s, "
+          f"p95 {percentile(values, 0.95):.2f} s, max {max(values):.2f} s")
+    print("median seconds per stage: " + ", ".join(
+        f"{stage} {statistics.median(times):.2f}" for stage, times in stages.items() if times))
+    shutil.rmtree(args.workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
