@@ -58,18 +58,22 @@ def _refuse(what: str) -> None:
             f"hand with the chain rule, as autograd would.")
 
 
-class _GuardedEngine:
-    """The autograd engine, refusing to run while a manual-backprop function is called."""
+def _guarded_engine(engine):
+    """The autograd engine, refusing to run while a manual-backprop function is called. It
+    keeps the engine in a closure, not in an attribute a student could read."""
 
-    def __init__(self, engine):
-        self._engine = engine
+    class GuardedEngine:
+        def run_backward(self, *args, **kwargs):
+            _refuse("autograd (.backward() or torch.autograd)")
+            return engine.run_backward(*args, **kwargs)
 
-    def run_backward(self, *args, **kwargs):
-        _refuse("autograd (.backward() or torch.autograd)")
-        return self._engine.run_backward(*args, **kwargs)
+        def queue_callback(self, *args, **kwargs):
+            return engine.queue_callback(*args, **kwargs)
 
-    def __getattr__(self, name):
-        return getattr(self._engine, name)
+        def is_checkpoint_valid(self):
+            return engine.is_checkpoint_valid()
+
+    return GuardedEngine()
 
 
 def _guarded_dual_level(original):
@@ -81,9 +85,9 @@ def _guarded_dual_level(original):
 
 def install() -> None:
     """Put the guards in place (once per process); they do nothing until `forbidden` runs."""
-    if isinstance(Variable._execution_engine, _GuardedEngine):
+    if type(Variable._execution_engine).__name__ == "GuardedEngine":
         return
-    Variable._execution_engine = _GuardedEngine(Variable._execution_engine)
+    Variable._execution_engine = _guarded_engine(Variable._execution_engine)
     for module_name, name in _FORWARD_AD_ENTRIES:
         with contextlib.suppress(ImportError):
             module = importlib.import_module(module_name)
@@ -106,14 +110,34 @@ _KEY_SETTERS = ("_dispatch_tls_set_dispatch_key_excluded",
                 "DisableTorchFunction")
 
 
+# Where torch.func's transforms enter a new level of their own (each sets the dispatcher up
+# anew, autograd keys included), as torch.func's modules hold them.
+_TRANSFORM_ENTRIES = (("torch._C._functorch", "_grad_increment_nesting"),
+                      ("torch._C._functorch", "_jvp_increment_nesting"),
+                      ("torch._functorch.eager_transforms", "_grad_increment_nesting"),
+                      ("torch._functorch.eager_transforms", "_jvp_increment_nesting"),
+                      ("torch._functorch.predispatch", "_jvp_increment_nesting_impl"))
+
+
+def _no_transform(*_args, **_kwargs):
+    raise AutogradForbidden("torch.func's transforms are not available while grading, which "
+                            "forbids them: compute the gradients by hand, or with "
+                            "torch.autograd where the part allows it.")
+
+
 def lock_down() -> None:
     """In a sandboxed child, before any student code: remove the bindings through which
     code could give the thread its autograd keys back or switch the checks' modes off (the
-    guard keeps its own)."""
+    guard keeps its own), and close torch.func's transforms, which set those keys anew."""
     install()
     for name in _KEY_SETTERS:
         if hasattr(torch._C, name):
             delattr(torch._C, name)
+    for module_name, name in _TRANSFORM_ENTRIES:
+        with contextlib.suppress(ImportError):
+            module = importlib.import_module(module_name)
+            if hasattr(module, name):
+                setattr(module, name, _no_transform)
 _NO_GRAPH = "does not require grad and does not have a grad_fn"
 
 

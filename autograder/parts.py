@@ -199,4 +199,7 @@ def refusing(names: frozenset[str], advice: str) -> Callable[..., Any]:
             raise StudentError(f"{getattr(function, '__name__', 'it')} used {mode.used}: "
                                f"{advice}", "route_not_taught")
         return result
+    # The sandboxed engine also reads the function's source for these, on the trusted side
+    # (a mode in the student's process is the student's to switch off).
+    call.refused, call.advice = names, advice
     return call

@@ -1,4 +1,5 @@
-"""Python-level loops in a function's source, and in the helpers it calls.
+"""Python-level loops in a function's source, and in the helpers it calls; and the
+functions it calls by name.
 
 A vectorized function runs no Python per entry of a tensor. This counts what betrays such
 work in the source: `for` and `while` loops, comprehensions, and calls that run Python once
@@ -16,6 +17,7 @@ import json
 import textwrap
 
 UNREADABLE = -1  # what the grader records when the source does not show the function
+CODE_BYTES_READ = 1 << 20  # more code than this in the cells: the source is not read
 HIDING = frozenset({"exec", "eval", "compile", "globals", "vars", "setattr"})
 LOOPS = (ast.For, ast.AsyncFor, ast.While, ast.ListComp, ast.SetComp, ast.DictComp,
          ast.GeneratorExp)
@@ -25,12 +27,36 @@ PER_ENTRY_CALLS = frozenset({"map", "filter", "apply_", "map_", "map2_", "tolist
 
 def loops_in_notebook(notebook: bytes, function: str, code_cells) -> int | None:
     """The loops of `function` and its helpers as the notebook's code cells define them;
-    None when the source does not show what the name is bound to when the cells have run.
+    None when the source does not show what the name is bound to (see `_resolved`)."""
+    found = _resolved(notebook, function, code_cells)
+    try:
+        return None if found is None else _count(*found)
+    except RecursionError:
+        return None
+
+
+def calls_in_notebook(notebook: bytes, function: str, code_cells) -> set[str] | None:
+    """The names that `function` and its helpers call (`torch.sigmoid(z)` calls sigmoid),
+    as the notebook's code cells define them; None when the source does not show them."""
+    found = _resolved(notebook, function, code_cells)
+    if found is None:
+        return None
+    name, definitions = found
+    return {call.func.attr if isinstance(call.func, ast.Attribute) else call.func.id
+            for helper in _helpers(name, definitions) for call in ast.walk(definitions[helper])
+            if isinstance(call, ast.Call) and isinstance(call.func, (ast.Attribute, ast.Name))}
+
+
+def _resolved(notebook: bytes, function: str, code_cells
+              ) -> tuple[str, dict[str, ast.AST]] | None:
+    """The `def` that `function` is bound to once the cells have run, and every top-level
+    `def` of the cells; None when the source does not show what the name is bound to.
 
     The last top-level binding of a name wins, as when the cells run in order: a `def`, or
     `name = other_name` (followed); any other binding (a lambda, a call, a `def` inside a
     block, a `global` statement) hides the function, and so does code that binds names out
-    of the source's sight (exec, eval, compile, globals, vars, setattr) anywhere.
+    of the source's sight (exec, eval, compile, globals, vars, setattr) anywhere; and
+    more than CODE_BYTES_READ of code is not read at all.
     code_cells: notebook dict -> the sources of the cells that run (see engine.child).
     """
     from IPython.core.inputtransformer2 import TransformerManager
@@ -41,6 +67,8 @@ def loops_in_notebook(notebook: bytes, function: str, code_cells) -> int | None:
     try:
         cells = code_cells(json.loads(notebook))
     except (ValueError, RecursionError):
+        return None
+    if sum(len(source) for source in cells) > CODE_BYTES_READ:
         return None
     for source in cells:
         try:
@@ -58,10 +86,7 @@ def loops_in_notebook(notebook: bytes, function: str, code_cells) -> int | None:
         name = bound[name]
     if name is None or name not in definitions or bound.get(name) != name:
         return None
-    try:
-        return _count(name, definitions)
-    except RecursionError:
-        return None
+    return name, definitions
 
 
 def _bind(statement: ast.stmt, definitions: dict[str, ast.AST],
@@ -123,18 +148,21 @@ def _called_names(node: ast.AST) -> set[str]:
             if isinstance(call, ast.Call) and isinstance(call.func, ast.Name)}
 
 
-def _count(function: str, definitions: dict[str, ast.AST]) -> int:
-    seen, pending, loops = set(), [function], 0
+def _helpers(function: str, definitions: dict[str, ast.AST]) -> set[str]:
+    """function and every function of the source it calls by name, however deep."""
+    seen, pending = set(), [function]
     while pending:
         name = pending.pop()
-        if name in seen or name not in definitions:
-            continue
-        seen.add(name)
-        node = definitions[name]
-        loops += sum(isinstance(inner, LOOPS) or _calls_per_entry(inner)
-                     for inner in ast.walk(node))
-        pending += _called_names(node)
-    return loops
+        if name not in seen and name in definitions:
+            seen.add(name)
+            pending += _called_names(definitions[name])
+    return seen
+
+
+def _count(function: str, definitions: dict[str, ast.AST]) -> int:
+    return sum(isinstance(inner, LOOPS) or _calls_per_entry(inner)
+               for name in _helpers(function, definitions)
+               for inner in ast.walk(definitions[name]))
 
 
 def _calls_per_entry(node: ast.AST) -> bool:

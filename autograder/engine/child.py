@@ -101,9 +101,9 @@ def run_cells(cells: list[str]) -> tuple[dict, list[str]]:
 
 
 def run_order(assignment, part_ids: list[str]) -> list[str]:
-    """The order a child runs parts in: the manual-backprop parts first (autograd is
-    forbidden from before the notebook's first cell until they are done, so no code can
-    have used it on their inputs beforehand), then the others, a timed part last."""
+    """The order a child runs parts in: the manual-backprop parts first (in a child that
+    runs one, autograd is forbidden from before the notebook's first cell to its end), then
+    the others, a timed part last."""
     def rank(part_id: str) -> int:
         part = assignment.part(part_id)
         return 2 if part.timed else 0 if part.manual_backprop else 1
@@ -134,9 +134,9 @@ def execute_request(workdir: Path, request: dict, cases: dict, notebook: bytes,
         namespace, status["cell_errors"] = run_cells(code_cells(json.loads(notebook)))
         status["cells_done"] = True
         protocol.write_progress(workdir, status, outputs)
+        # Autograd stays forbidden to the end of a child that ran a manual part: no later
+        # code can compute their results with it and write them over the outputs.
         for part, timed in order:
-            if not part.manual_backprop:
-                no_autograd.close()
             if timed:  # the fork server ends the child after it
                 _run_timed(workdir, request, part, namespace, device, status, timer)
                 return
@@ -224,7 +224,7 @@ def _call_all(part, function, part_cases: list, device: torch.device,
                                    "missing_function")
             tensors = call_student(part, function, case)
             _check_devices(tensors, device)
-            _check_sizes(part.function, tensors)
+            _check_plain_numbers(part.function, tensors)
         except StudentError as error:
             outcomes.append(protocol.failure(error.finding()))
             break
@@ -233,9 +233,12 @@ def _call_all(part, function, part_cases: list, device: torch.device,
     return outcomes, returned
 
 
-def _check_sizes(function: str, returned: dict[str, torch.Tensor]) -> None:
-    """No output larger than the grader reads back."""
+def _check_plain_numbers(function: str, returned: dict[str, torch.Tensor]) -> None:
+    """Outputs of real numbers (or booleans), no larger than the grader reads back."""
     for name, tensor in returned.items():
+        if str(tensor.dtype) not in protocol.PLAIN_DTYPES:
+            raise StudentError(f"{name} from {function} is a tensor of {tensor.dtype}: the "
+                               f"results are real numbers (float64).", "wrong_type")
         if tensor.numel() > protocol.MAX_OUTPUT_ENTRIES:
             raise StudentError(f"{name} from {function} has {tensor.numel()} entries, far "
                                f"more than the case needs.", "shape")

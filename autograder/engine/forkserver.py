@@ -117,18 +117,27 @@ class Server:
             os._exit(code)
 
     def let_go(self, running: "_Running") -> None:
-        """The child is ready for its timed inputs: note its CPU clock, hand them over."""
+        """The child is ready for its timed inputs: note its CPU clock, hand them over.
+
+        The child may ask at any time and may have planted links: every name is opened
+        without following links, and only the grader's own folder and file are touched."""
         if running.cpu_at_go is not None:
             return
         running.cpu_at_go = cpu_time_of(running.pid)
         workdir = self.spool / running.name
         waiting = protocol.timed_inputs_waiting(workdir)
-        target = workdir / protocol.TIMED
-        try:
-            os.chmod(waiting, 0o644)
-            os.replace(waiting, target)  # replaces whatever the child put there
-        except OSError:
-            pass  # the child made the target unusable: its timed part gets no inputs
+        with contextlib.suppress(OSError):
+            folder = os.open(waiting.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            try:
+                inputs = os.open(waiting.name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=folder)
+                try:
+                    if os.fstat(folder).st_uid == os.fstat(inputs).st_uid == os.getuid():
+                        os.fchmod(inputs, 0o644)
+                        os.replace(waiting.name, workdir / protocol.TIMED, src_dir_fd=folder)
+                finally:
+                    os.close(inputs)
+            finally:
+                os.close(folder)
         with contextlib.suppress(OSError):
             running.timer.send(protocol.GO)
 

@@ -48,6 +48,7 @@ CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
 MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
+MNT_DETACH = 2
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_PDEATHSIG = 1
 
@@ -169,6 +170,9 @@ def _private_mounts(spool: Path, name: str, limits: Limits) -> Path:
     if libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWIPC) != 0:
         raise OSError(ctypes.get_errno(), f"unshare: {os.strerror(ctypes.get_errno())}")
     _mount(libc, b"none", Path("/"), None, MS_REC | MS_PRIVATE, None)
+    for other in _mounts_under(spool):  # the other children's working directories
+        if other != spool / name:
+            libc.umount2(str(other).encode(), MNT_DETACH)
     _mount(libc, b"proc", Path("/proc"), b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
     tmpfs = f"size={limits.tmp_bytes},nr_inodes=4096,mode=1777".encode()
     for path in ("/tmp", "/var/tmp", "/dev/shm"):
@@ -180,10 +184,19 @@ def _private_mounts(spool: Path, name: str, limits: Limits) -> Path:
     return SANDBOX
 
 
+def _mounts_under(folder: Path) -> list[Path]:
+    """The mount points strictly below folder, deepest first."""
+    points = [Path(line.split()[4]) for line in Path("/proc/self/mountinfo").read_text()
+              .splitlines()]
+    return sorted({p for p in points if folder in p.parents}, key=lambda p: -len(p.parts))
+
+
 def _drop_to(uid: int, workdir: Path) -> None:
-    """Give the working directory (not the grader's files in it) to uid, then become uid
-    for good (no way back)."""
-    os.chown(workdir, uid, uid)
+    """Open the working directory to uid, then become uid for good (no way back).
+
+    The directory stays root's, with the sticky bit: the child creates files in it but can
+    neither rename nor remove the grader's (the timed inputs' folder, say)."""
+    os.chmod(workdir, 0o1777)
     _libc().prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
     os.setgroups([])
     os.setgid(uid)

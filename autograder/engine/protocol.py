@@ -63,8 +63,8 @@ MAX_OUTPUT_ENTRIES = 1 << 20  # entries of any one returned tensor (8 MiB in flo
 MAX_JSON_DEPTH = 8
 STATUS_KEYS = frozenset({"cells_done", "cell_errors", "parts", "on_device", "timed_outputs"})
 TIMED_OUTPUTS = "timed-outputs.bin"
-# The dtypes a timed output may have, by name, and their sizes.
-TIMED_DTYPES = {str(dtype): dtype for dtype in (torch.float64, torch.float32, torch.float16,
+# The dtypes an output may have (real numbers and booleans), by name.
+PLAIN_DTYPES = {str(dtype): dtype for dtype in (torch.float64, torch.float32, torch.float16,
                                                 torch.bfloat16, torch.bool, torch.uint8,
                                                 torch.int8, torch.int16, torch.int32,
                                                 torch.int64)}
@@ -176,14 +176,14 @@ def read_timed_cases(workdir: Path, request: dict, part_id: str) -> list[Case]:
         memory = mmap.mmap(file.fileno(), 0, flags=mmap.MAP_PRIVATE,
                            prot=mmap.PROT_READ | mmap.PROT_WRITE)
     return _timed_cases(request, part_id, lambda arg: torch.frombuffer(
-        memory, dtype=TIMED_DTYPES[arg["dtype"]], offset=arg["timed"],
+        memory, dtype=PLAIN_DTYPES[arg["dtype"]], offset=arg["timed"],
         count=torch.Size(arg["shape"]).numel()).reshape(arg["shape"]))
 
 
 def warm_up_cases(request: dict, part_id: str) -> list[Case]:
     """Cases of a timed part's shapes and dtypes, all zeros: for a call before the clock."""
     return _timed_cases(request, part_id, lambda arg: torch.zeros(
-        arg["shape"], dtype=TIMED_DTYPES[arg["dtype"]]))
+        arg["shape"], dtype=PLAIN_DTYPES[arg["dtype"]]))
 
 
 def _timed_cases(request: dict, part_id: str, tensor_of) -> list[Case]:
@@ -378,7 +378,7 @@ class TimedSlots:
         for position, name in enumerate(self.names):
             tensor = outputs[name].detach().to(CPU).contiguous().reshape(-1)
             raw = tensor.view(torch.uint8) if tensor.numel() else tensor.to(torch.uint8)
-            if str(tensor.dtype) not in TIMED_DTYPES or raw.numel() > self.slot:
+            if str(tensor.dtype) not in PLAIN_DTYPES or raw.numel() > self.slot:
                 raise ValueError(f"{name} is a {tensor.dtype} of {raw.numel()} bytes")
             offset = (index * len(self.names) + position) * self.slot
             torch.frombuffer(self.memory, dtype=torch.uint8, count=raw.numel(),
@@ -403,11 +403,11 @@ def read_timed_tensors(workdir: Path, part: Part, n_cases: int, slot: int,
             if entry is None:
                 continue
             if not (isinstance(entry, dict) and set(entry) == {"dtype", "shape"}
-                    and entry["dtype"] in TIMED_DTYPES and isinstance(entry["shape"], list)
+                    and entry["dtype"] in PLAIN_DTYPES and isinstance(entry["shape"], list)
                     and len(entry["shape"]) <= 8
                     and all(isinstance(n, int) and 0 <= n <= slot for n in entry["shape"])):
                 raise Tampered(f"status.json describes {part.id}'s timed output badly")
-            dtype = TIMED_DTYPES[entry["dtype"]]
+            dtype = PLAIN_DTYPES[entry["dtype"]]
             count = math.prod(entry["shape"])  # Python's integers: no overflow
             size = count * torch.empty((), dtype=dtype).element_size()
             offset = (index * len(names) + position) * slot
@@ -426,4 +426,6 @@ def _plain(tensor: Any) -> torch.Tensor:
     if tensor.numel() > MAX_OUTPUT_ENTRIES:
         raise Tampered(f"an output has {tensor.numel()} entries, more than the "
                        f"{MAX_OUTPUT_ENTRIES} the child passes on")
+    if str(tensor.dtype) not in PLAIN_DTYPES:
+        raise Tampered(f"an output is of dtype {tensor.dtype}, never an honest child's")
     return tensor
