@@ -16,7 +16,9 @@ and, for every new submission there, does what `nbgrader collect`, `autograde`,
    penalty as configured);
 3. **feedback**: nbgrader's `GenerateFeedback` for that student and assignment, then
    `ExchangeReleaseFeedback`, both in-process through `NbGraderAPI`, so that the student's
-   ordinary `nbgrader fetch_feedback` (or the Assignments tab) returns it.
+   ordinary `nbgrader fetch_feedback` (or the Assignments tab) returns it. The pages of
+   all the submissions recorded since the last pass are generated in one run (the other
+   students excluded): nbconvert compiles its templates once a run, half a page's cost.
 
 **Exactly once, restart-safe.** Each submission (an inbound folder, named
 `student+assignment+timestamp+random` by `nbgrader submit`) has a journal file in
@@ -50,7 +52,7 @@ import signal
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -205,6 +207,7 @@ class CourseService:
         self.busy: dict[tuple[str, str], Work] = {}  # (student, assignment) -> in flight
         self.run = None  # the open runner.GradingRun (one assignment at a time)
         self.blocked: dict[str, float] = {}  # assignment -> when to try it again
+        self.graded: list[Work] = []  # recorded, their feedback not yet out
         self.api = self._api()
         self.inbound = exchange_inbound(self.course)
         log("course", course=self.course.course_id, root=self.root, inbound=self.inbound)
@@ -223,14 +226,21 @@ class CourseService:
         """Start what can start now; the futures of the gradings in flight."""
         now = time.monotonic()
         for submission in pending(self.course, self.journal, self.done):
-            if submission.key in self.busy or self.blocked.get(submission.assignment, 0) > now:
+            if submission.key in self.busy or max(self.blocked.get(submission.assignment, 0),
+                                                  self.blocked.get(submission.name, 0)) > now:
                 continue
             if self.run is not None and self.run.assignment != submission.assignment:
                 continue  # another assignment's run is open: after it
             try:
                 self.start(submission)
-            except (CourseError, OSError) as error:
+            except CourseError as error:  # the course or the assignment: all of it waits
                 self._block(submission.assignment, error)
+            except Exception as error:  # this submission only (a folder too big to copy...)
+                self.busy.pop(submission.key, None)
+                log("collect-fault", course=self.course.course_id, student=submission.student,
+                    assignment=submission.assignment, submission=submission.name,
+                    error=f"{type(error).__name__}: {error}")
+                self._block(submission.name, error)
         self.close_if_idle()
         return [work.future for work in self.busy.values() if work.future is not None]
 
@@ -242,7 +252,7 @@ class CourseService:
             "seen": time.time()}
         if entry["state"] == "graded":  # killed before its feedback went out
             self.busy[submission.key] = work = Work(submission, entry)
-            self.release(work)
+            self.graded.append(work)
             return
         limit = self.over_limit(submission)
         if limit:
@@ -282,7 +292,7 @@ class CourseService:
         return None
 
     def finish(self, future: Future) -> None:
-        """A grading came back: record it, then its feedback."""
+        """A grading came back: record it; its feedback goes out with release_graded."""
         from .engine.results import SubmissionResult
         from .engine.runner import describe_fault
 
@@ -314,14 +324,41 @@ class CourseService:
             student=student, assignment=assignment,
             submission=work.inbound.name, score=f"{result.score:g}/{result.max_score:g}",
             seed=result.seed, seconds=time.monotonic() - work.started)
-        self.release(work)
+        self.graded.append(work)
 
-    def release(self, work: Work) -> None:
-        """GenerateFeedback and ReleaseFeedback for this student and assignment."""
-        student, assignment = work.inbound.key
+    def release_graded(self) -> None:
+        """Generate and release the feedback of every submission recorded since the last
+        call. Several of one assignment share one GenerateFeedback run (its HTML templates
+        are compiled once a run, most of its cost): every other student is excluded."""
+        waiting, self.graded = self.graded, []
+        for assignment in sorted({work.inbound.assignment for work in waiting}):
+            group = [work for work in waiting if work.inbound.assignment == assignment]
+            together = len(group) > 1 and self._generate(
+                assignment, {work.inbound.student for work in group})
+            for work in group:
+                self.release(work, generated=together)
+
+    def _generate(self, assignment: str, students: set[str]) -> bool:
+        """GenerateFeedback for these students only, in one run; whether it worked."""
+        autograded = replace(self.course, submitted_directory=self.course.autograded_directory)
+        others = set(autograded.students(assignment)) - students
+        self.api.coursedir.student_id_exclude = ",".join(sorted(others))
         try:
-            for step, call in (("generate_feedback", self.api.generate_feedback),
-                               ("release_feedback", self.api.release_feedback)):
+            return bool(self.api.generate_feedback(assignment).get("success"))
+        except Exception:  # each is generated on its own then, and says what failed
+            return False
+        finally:
+            self.api.coursedir.student_id_exclude = ""
+
+    def release(self, work: Work, generated: bool = False) -> None:
+        """GenerateFeedback (unless generated) and ReleaseFeedback for this student and
+        assignment."""
+        student, assignment = work.inbound.key
+        steps = [("release_feedback", self.api.release_feedback)]
+        if not generated:
+            steps.insert(0, ("generate_feedback", self.api.generate_feedback))
+        try:
+            for step, call in steps:
                 outcome = call(assignment, student)
                 if not outcome.get("success"):
                     raise RuntimeError(f"{step} failed: "
@@ -423,10 +460,11 @@ class CourseService:
             log("run-closed", course=self.course.course_id, assignment=self.run.assignment)
             self.run = None
 
-    def _block(self, assignment: str, error: BaseException) -> None:
+    def _block(self, what: str, error: BaseException) -> None:
+        """Try an assignment (or one submission, by its name) again later."""
         wait_seconds = 2.0 if isinstance(error, CourseBusy) else RETRY_SECONDS
-        self.blocked[assignment] = time.monotonic() + wait_seconds
-        log("retry-later", course=self.course.course_id, assignment=assignment,
+        self.blocked[what] = time.monotonic() + wait_seconds
+        log("retry-later", course=self.course.course_id, waiting=what,
             seconds=wait_seconds, why=" ".join(str(error).split())[:300])
         self.close_if_idle()
 
@@ -466,20 +504,23 @@ def serve(courses: list[Path], max_per_hour: int | None = None, jobs: int | None
             futures = []
             for service in services:
                 futures += service.step()
-            if not futures:
+            if futures:
+                finished, _ = wait(futures, timeout=poll, return_when=FIRST_COMPLETED)
+                for service in services:
+                    for future in [f for f in finished if any(
+                            w.future is f for w in service.busy.values())]:
+                        service.finish(future)
+            elif not any(service.graded for service in services):
                 time.sleep(poll)
-                continue
-            finished, _ = wait(futures, timeout=poll, return_when=FIRST_COMPLETED)
             for service in services:
-                for future in [f for f in finished if any(
-                        w.future is f for w in service.busy.values())]:
-                    service.finish(future)
+                service.release_graded()
         # Stopping: what is being graded is finished and recorded; nothing new starts.
         for service in services:
             for work in list(service.busy.values()):
-                if work.future is not None:
+                if work.future is not None and all(work is not w for w in service.graded):
                     work.future.exception()
                     service.finish(work.future)
+            service.release_graded()
             service.close()
         log("stopped")
         return 0
