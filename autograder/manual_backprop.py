@@ -112,17 +112,27 @@ _KEY_SETTERS = ("_dispatch_tls_set_dispatch_key_excluded",
 
 # Where torch.func's transforms enter a new level of their own (each sets the dispatcher up
 # anew, autograd keys included), as torch.func's modules hold them.
+# (Their matching exits become no-ops: no level is ever entered.)
 _TRANSFORM_ENTRIES = (("torch._C._functorch", "_grad_increment_nesting"),
                       ("torch._C._functorch", "_jvp_increment_nesting"),
                       ("torch._functorch.eager_transforms", "_grad_increment_nesting"),
                       ("torch._functorch.eager_transforms", "_jvp_increment_nesting"),
                       ("torch._functorch.predispatch", "_jvp_increment_nesting_impl"))
+_TRANSFORM_EXITS = (("torch._C._functorch", "_grad_decrement_nesting"),
+                    ("torch._C._functorch", "_jvp_decrement_nesting"),
+                    ("torch._functorch.eager_transforms", "_grad_decrement_nesting"),
+                    ("torch._functorch.eager_transforms", "_jvp_decrement_nesting"),
+                    ("torch._functorch.predispatch", "_jvp_decrement_nesting_impl"))
 
 
 def _no_transform(*_args, **_kwargs):
     raise AutogradForbidden("torch.func's transforms are not available while grading, which "
                             "forbids them: compute the gradients by hand, or with "
                             "torch.autograd where the part allows it.")
+
+
+def _no_level(*_args, **_kwargs) -> None:
+    return None
 
 
 def lock_down() -> None:
@@ -133,11 +143,13 @@ def lock_down() -> None:
     for name in _KEY_SETTERS:
         if hasattr(torch._C, name):
             delattr(torch._C, name)
-    for module_name, name in _TRANSFORM_ENTRIES:
-        with contextlib.suppress(ImportError):
-            module = importlib.import_module(module_name)
-            if hasattr(module, name):
-                setattr(module, name, _no_transform)
+    for entries, replacement in ((_TRANSFORM_ENTRIES, _no_transform),
+                                 (_TRANSFORM_EXITS, _no_level)):
+        for module_name, name in entries:
+            with contextlib.suppress(ImportError):
+                module = importlib.import_module(module_name)
+                if hasattr(module, name):
+                    setattr(module, name, replacement)
 _NO_GRAPH = "does not require grad and does not have a grad_fn"
 
 

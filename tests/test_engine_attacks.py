@@ -11,6 +11,7 @@ that decides points taken where student code runs, autograd in a manual-backprop
 files and values that cross the boundary, and containment in time and space.
 """
 
+import contextlib
 import json
 import os
 import re
@@ -163,7 +164,7 @@ import glob, os
 from autograder.course import REPO
 def train_step(*args):
     places = [REPO / "solutions", REPO / "source", REPO / ".git", COURSE + "/source",
-              COURSE + "/release", os.path.expanduser("~root")]
+              COURSE + "/release"]
     for place in places:
         for path in glob.glob(str(place) + "/**", recursive=True):
             try:
@@ -181,7 +182,7 @@ from autograder.assignments.nn_from_scratch import reference_train_step
 def train_step(*args):
     return tuple(reference_train_step(*args).values())
 """),)),
-    Attack("walk_frames_and_gc", 0, "gc.get_objects is not allowed", solved=BLANK, code=((
+    Attack("walk_frames_and_gc", 0, "is not allowed while grading", solved=BLANK, code=((
         "sigmoid_delta_answer", """
 import gc, sys
 def sigmoid_delta(a):
@@ -270,7 +271,9 @@ def train(*args):
     Attack("empty_file", 0, "is empty", damage="empty"),
     Attack("million_line_output", 10, "is correct", damage="million lines"),
     # ---- a measurement that decides points, taken where student code runs --------------
-    Attack("tln_stopped_clocks_hidden_loop", 7, "cannot be read", assignment=TWO_LAYER_NET,
+    # exec hides every function of the notebook from the grader: relu_grad_loop loses its
+    # point too.
+    Attack("tln_stopped_clocks_hidden_loop", 6, "cannot be read", assignment=TWO_LAYER_NET,
            code=(("relu_grad_vectorized_answer", """
 import time
 for name in ("perf_counter", "process_time", "thread_time", "monotonic", "time"):
@@ -359,7 +362,7 @@ def train_step(X, y, w1, b1, w2, b2, learning_rate):
                           input=pickle.dumps((X, y, w1, b1, w2, b2, learning_rate)))
     return tuple(pickle.loads(done.stdout))
 """),)),
-    Attack("the_guards_own_engine", 4, "forbids", code=((
+    Attack("the_guards_own_engine", 4, "has no attribute '_engine'", code=((
         "train_step_answer", """
 def train_step(X, y, w1, b1, w2, b2, learning_rate):
     engine = torch.autograd.Variable._execution_engine._engine
@@ -541,14 +544,26 @@ def sandbox_processes(results) -> list[str]:
     return found
 
 
+def sandbox_uid(uid: int) -> bool:
+    return FIRST_UID <= uid < FIRST_UID + COUNT
+
+
 def host_traces() -> dict[str, set[str]]:
-    """What a sandbox could leave on the host: files in the shared temporary folders and
-    System V IPC objects."""
-    traces = {folder: set(os.listdir(folder)) for folder in ("/tmp", "/var/tmp", "/dev/shm")
-              if os.path.isdir(folder)}
+    """What a sandbox could have left on the host: files in the shared temporary folders and
+    System V IPC objects owned by a sandbox uid (other tests' files are the grader's)."""
+    traces = {}
+    for folder in ("/tmp", "/var/tmp", "/dev/shm"):
+        traces[folder] = set()
+        for entry in os.scandir(folder) if os.path.isdir(folder) else ():
+            with contextlib.suppress(FileNotFoundError):
+                if sandbox_uid(entry.stat(follow_symlinks=False).st_uid):
+                    traces[folder].add(entry.name)
     for kind in ("shm", "sem", "msg"):
         table = Path("/proc/sysvipc") / kind
-        traces[kind] = set(table.read_text().splitlines()[1:]) if table.exists() else set()
+        lines = table.read_text().splitlines() if table.exists() else []
+        columns = lines[0].split() if lines else []
+        traces[kind] = {line for line in lines[1:]
+                        if sandbox_uid(int(line.split()[columns.index("uid")]))}
     return traces
 
 
