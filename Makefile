@@ -27,8 +27,9 @@ lint: $(BIN)/activate
 release: $(BIN)/activate  ## regenerate assignments/ and solutions/ from source/
 	$(BIN)/python -m autograder release
 
-bench: $(BIN)/activate  ## nbgrader autograde vs the engine on N synthetic submissions
+bench: $(BIN)/activate  ## the engine vs nbgrader autograde on N submissions; the service on a burst of N
 	$(BIN)/python bench/bench.py --n $(N)
+	$(BIN)/python bench/service_latency.py --n $(N)
 
 sweep: $(BIN)/activate  ## the answer keys and the mistake corpus on SEEDS hidden seeds each
 	$(BIN)/python bench/seed_sweep.py --seeds $(SEEDS)

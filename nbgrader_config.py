@@ -5,10 +5,6 @@ exchange, a late penalty) in nbgrader_config_local.py beside it, outside git: se
 README's "Run a course". `make demo` and the tests use temporary courses instead.
 """
 
-from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
-from nbgrader.preprocessors import ClearHiddenTests, GetGrades
-
-from autograder.feedback import ClearTestTracebacks, OfflineFeedbackExporter
 
 c = get_config()  # noqa: F821 -- provided by nbgrader when it loads this file
 
@@ -46,10 +42,12 @@ c.IgnorePattern.pattern = r"Warning:"
 
 # Feedback shows the student's notebook with the results, never the hidden tests' code:
 # neither in a test cell's source nor quoted by a traceback in its output.
-c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, ClearTestTracebacks,
-                                    CSSHTMLHeaderPreprocessor]
+c.GenerateFeedback.preprocessors = ["nbgrader.preprocessors.GetGrades",
+                                    "nbgrader.preprocessors.ClearHiddenTests",
+                                    "autograder.feedback.ClearTestTracebacks",
+                                    "nbconvert.preprocessors.CSSHTMLHeaderPreprocessor"]
 # Its maths renders offline: MathJax from this machine, not a CDN.
-c.GenerateFeedback.exporter_class = OfflineFeedbackExporter
+c.GenerateFeedback.exporter_class = "autograder.feedback.OfflineFeedbackExporter"
 
 # The answer key is the source notebook without its outputs: not executed, so that it is
 # byte-for-byte reproducible (tests execute it and check that it scores full marks).

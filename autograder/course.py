@@ -44,8 +44,11 @@ def generate_release(root: Path = REPO, db_dir: Path | None = None) -> None:
 
     The gradebook this needs goes to db_dir (a temporary folder by default), not the repo.
     """
+    from sqlalchemy.engine import URL
+
     with tempfile.TemporaryDirectory() as scratch:
-        db = f"--CourseDirectory.db_url=sqlite:///{Path(db_dir or scratch) / 'gradebook.db'}"
+        scratch_db = URL.create("sqlite", database=str(Path(db_dir or scratch) / "gradebook.db"))
+        db = f"--CourseDirectory.db_url={scratch_db.render_as_string()}"
         # One command for all assignments (nbgrader globs the id): each pays 3 s of start-up.
         nbgrader("generate_assignment", ALL, "--force", db, cwd=root)
         nbgrader("generate_solution", ALL, "--force", db, cwd=root)

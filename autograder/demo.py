@@ -12,7 +12,7 @@ from pathlib import Path
 
 import nbformat
 
-from .course import ALL, COURSE_ID, REPO, Course
+from .course import ALL, REPO, Course
 from .engine.nbgrader_grading import METADATA
 from .submissions import Edit, answered, student_answers
 
@@ -107,8 +107,11 @@ def grade_rows(course: Course, assignment: str, students: list[Student]) -> list
     """One row per student: their score per part, total, and a note."""
     from nbgrader.api import Gradebook, MissingEntry  # slow import, only needed here
 
+    from .engine.course_config import load_course
+
+    settings = load_course(course.root)
     rows = []
-    with Gradebook(f"sqlite:///{course.root / 'gradebook.db'}", COURSE_ID) as gradebook:
+    with Gradebook(settings.db_url, settings.course_id) as gradebook:
         for student in students:
             row = {"student": student.id, "story": student.story, "scores": {}, "note": ""}
             autograded = course.notebook_of("autograded", student.id, assignment)

@@ -47,15 +47,17 @@ def neuron_solution():
     return solution_functions("single_neuron")
 
 
-# The nbgrader cycle takes half the suite's time. `make test` runs the test files on every
-# core (pytest-xdist, --dist loadfile); starting this one first lets the others run beside it.
-LONGEST_FIRST = "test_nbgrader_cycle.py"
+# `make test` runs the test files on every core (pytest-xdist, --dist loadfile): the longest
+# start first, so that the short ones fill in beside them.
+LONGEST_FIRST = ("test_faults.py", "test_engine_attacks.py", "test_nbgrader_cycle.py",
+                 "test_nbgrader_sandbox.py", "test_service.py", "test_diagnosis.py")
 
 
 def pytest_collection_modifyitems(config, items):
     """The longest test file goes first; tests marked cuda are skipped on a machine without
     a CUDA device."""
-    items.sort(key=lambda item: item.path.name != LONGEST_FIRST)
+    items.sort(key=lambda item: LONGEST_FIRST.index(item.path.name)
+               if item.path.name in LONGEST_FIRST else len(LONGEST_FIRST))
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA device; none is present")

@@ -5,12 +5,12 @@ leaves either the old grade or the new one, never half of one.
 """
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..diagnosis import known_mistake
 from ..grading import PartResult
+from .course_config import skip_iri_grammar
 from .protocol import write_atomically
 
 
@@ -105,9 +105,7 @@ def write_gradescope(result: SubmissionResult, path: Path, unless_same: bool = F
 
 def open_gradebook(db_url: str, course_id: str):
     """nbgrader's gradebook, opened once for a whole run (close it when done)."""
-    # Importing nbgrader imports jsonschema, whose optional IRI format checker compiles a
-    # grammar when imported (1.2 s here, half the import). No gradebook value is an IRI.
-    sys.modules.setdefault("rfc3987_syntax", None)
+    skip_iri_grammar()
     from nbgrader.api import Gradebook  # slow to import; only needed here
 
     return Gradebook(db_url, course_id)
