@@ -324,8 +324,9 @@ def grade_outcomes(part: Part, cases: list[Case],
                           _figures(part, case, outcome, finding))
     figures_shown = _figures(part, *shown, None) if shown else ()
     count = f"{len(cases)} case{'s' * (len(cases) != 1)}"
+    measured = f" {part.passed_note(*shown)}" if part.passed_note and shown else ""
     return PartResult(part.id, part.points, part.points,
-                      f"{part.function} is correct on {count}.", None, figures_shown)
+                      f"{part.function} is correct on {count}.{measured}", None, figures_shown)
 
 
 def _figures(part: Part, case: Case, outcome: Outputs | Finding,

@@ -76,6 +76,9 @@ class Part:
     # code): (case, outputs) -> None when it holds, else what is wrong. E.g. "the weight
     # learned the true map", "the gradient is exactly zero".
     extra_check: Callable[[Case, dict[str, torch.Tensor]], Finding | None] | None = None
+    # What a passing result adds to its message, from the first case's outputs: e.g. the
+    # speed that was measured.
+    passed_note: Callable[[Case, dict[str, torch.Tensor]], str] | None = None
     # Wrong answers the grader can compute, tried in order on a wrong result to name the
     # mistake (see diagnosis.KnownMistake); the generic patterns come after them.
     mistakes: tuple[KnownMistake, ...] = ()

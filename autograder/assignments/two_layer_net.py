@@ -177,6 +177,20 @@ def tutorial_loop_seconds_per_entry() -> float:
     return _cpu_seconds(lambda: tutorial_relu_grad_loop(h), repeats=2) / h.numel()
 
 
+def _speedups(case: Case, outputs: dict[str, torch.Tensor]) -> tuple[float, float]:
+    """(times as fast as the tutorial's loop, times as fast as the fastest Python loop)."""
+    h = case.args["h"]
+    seconds = max(outputs["cpu_seconds"].item(), 1e-9)
+    return (tutorial_loop_seconds_per_entry() * h.numel() / seconds,
+            python_loop_seconds(tuple(h.shape)) / seconds)
+
+
+def _measured_speed(case: Case, outputs: dict[str, torch.Tensor]) -> str:
+    over_tutorial, over_python = _speedups(case, outputs)
+    return (f"It ran {over_tutorial:.0f} times as fast as the tutorial's loop and "
+            f"{over_python:.1f} times as fast as a plain Python loop over the entries.")
+
+
 def _fast_enough(case: Case, outputs: dict[str, torch.Tensor]) -> Finding | None:
     if outputs["python_loops"].item() == UNREADABLE:
         return Finding("the grader cannot read relu_grad_vectorized in the notebook's source: "
@@ -187,10 +201,7 @@ def _fast_enough(case: Case, outputs: dict[str, torch.Tensor]) -> Finding | None
                        "comprehension, or a call that runs Python for each entry: map, apply_, "
                        "tolist, item), in itself or in a helper it calls: express it as one "
                        "operation on the whole tensor.", "python_loop")
-    h = case.args["h"]
-    seconds = max(outputs["cpu_seconds"].item(), 1e-9)
-    over_tutorial = tutorial_loop_seconds_per_entry() * h.numel() / seconds
-    over_python = python_loop_seconds(tuple(h.shape)) / seconds
+    over_tutorial, over_python = _speedups(case, outputs)
     if over_tutorial >= REQUIRED_SPEEDUP and over_python >= OVER_ANY_PYTHON_LOOP:
         return None
     return Finding(f"it ran {over_tutorial:.0f} times as fast as the tutorial's loop but only "
@@ -343,5 +354,6 @@ ASSIGNMENT = Assignment("two_layer_net", (
          builds_on=("backward",), manual_backprop=True, mistakes=_TRAIN_MISTAKES),
     Part("speed", "relu_grad_vectorized", points=2, returns=("relu_grad", "cpu_seconds", "python_loops"),
          make_cases=_speed_cases, reference=reference_speed, tolerance=EXACT,
-         call=timed_call, timed=True, extra_check=_fast_enough, mistakes=(_SLOPE_AT_ZERO,)),
+         call=timed_call, timed=True, extra_check=_fast_enough, passed_note=_measured_speed,
+         mistakes=(_SLOPE_AT_ZERO,)),
 ))
