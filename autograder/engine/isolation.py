@@ -47,7 +47,7 @@ CLONE_NEWIPC = 0x08000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
-MS_BIND, MS_REC, MS_PRIVATE = 4096, 16384, 1 << 18
+MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 32, 4096, 16384, 1 << 18
 MNT_DETACH = 2
 PR_SET_NO_NEW_PRIVS = 38
 PR_SET_PDEATHSIG = 1
@@ -93,7 +93,6 @@ def bubblewrap_command(argv: list[str], info_fd: int) -> list[str]:
 
     The spool is a tmpfs of the sandbox's own (SPOOL_BYTES): the trusted side reaches it
     through /proc/PID/root/spool, and it vanishes with the sandbox, however that ends."""
-    package = Path(autograder.__file__).resolve().parent
     command = ["bwrap", "--die-with-parent", "--new-session", "--unshare-pid",
                "--unshare-ipc", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
                "--ro-bind", "/usr", "/usr", "--proc", "/proc", "--dev", "/dev",
@@ -106,8 +105,7 @@ def bubblewrap_command(argv: list[str], info_fd: int) -> list[str]:
             command += ["--symlink", os.readlink(path), str(path)]
         elif path.is_dir():
             command += ["--ro-bind", str(path), str(path)]
-    kept = sorted({Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), package},
-                  key=lambda p: len(p.parts))
+    kept = kept_paths()
     # Their parents open to every uid (on the host they may sit in a home that is not).
     for parent in sorted({a for k in kept for a in k.parents if a != Path("/")} - set(kept),
                          key=lambda p: len(p.parts)):
@@ -121,6 +119,14 @@ def bubblewrap_command(argv: list[str], info_fd: int) -> list[str]:
                 "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "LANG", "C.UTF-8",
                 "--setenv", "OMP_NUM_THREADS", "1", "--", *argv]
     return command
+
+
+def kept_paths() -> list[Path]:
+    """What the sandbox sees of the machine besides /usr: Python, the installed packages and
+    the `autograder` package, shallowest first."""
+    package = Path(autograder.__file__).resolve().parent
+    return sorted({Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), package},
+                  key=lambda p: len(p.parts))
 
 
 def degraded_because() -> str | None:
@@ -175,9 +181,18 @@ def _private_mounts(spool: Path, name: str, limits: Limits) -> Path:
             libc.umount2(str(other).encode(), MNT_DETACH)
     _mount(libc, b"proc", Path("/proc"), b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
     tmpfs = f"size={limits.tmp_bytes},nr_inodes=4096,mode=1777".encode()
-    for path in ("/tmp", "/var/tmp", "/dev/shm"):
-        Path(path).mkdir(exist_ok=True)
-        _mount(libc, b"tmpfs", Path(path), b"tmpfs", MS_NOSUID | MS_NODEV, tmpfs)
+    for path in map(Path, ("/tmp", "/var/tmp", "/dev/shm")):
+        path.mkdir(exist_ok=True)
+        # Python or the packages may live below it (a checkout in /tmp): mounted back.
+        inside = {k: os.open(k, os.O_PATH) for k in kept_paths() if path in k.parents}
+        _mount(libc, b"tmpfs", path, b"tmpfs", MS_NOSUID | MS_NODEV, tmpfs)
+        for kept, handle in inside.items():
+            kept.mkdir(parents=True, exist_ok=True)
+            _mount(libc, f"/proc/self/fd/{handle}".encode(), kept, None, MS_BIND | MS_REC,
+                   None)
+            _mount(libc, b"none", kept, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID,
+                   None)
+            os.close(handle)
     _mount(libc, str(spool / name).encode(), SANDBOX, None, MS_BIND, None)
     _mount(libc, b"tmpfs", spool, b"tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV,
            b"size=4k,mode=0755")
