@@ -14,7 +14,6 @@ files and values that cross the boundary, and containment in time and space.
 import contextlib
 import json
 import os
-import re
 import resource
 import socket
 import subprocess
@@ -25,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+import psutil
 import pytest
 
 from autograder.course import REPO
@@ -527,25 +527,24 @@ class Listener:
             connection.close()
 
 
-def sandbox_processes(results) -> list[str]:
-    """Processes still running as a uid that one of these results' sandboxes ran as (other
-    tests' sandboxes may be running beside these, each under a uid of its own)."""
-    uids = {int(match.group(1)) for result in results
-            if (match := re.search(r"uid (\d+)", result.isolation))}
-    assert uids and all(FIRST_UID <= uid < FIRST_UID + COUNT for uid in uids)
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if entry.stat().st_uid in uids:
-                    found.append(f"{entry.name}: {(entry / 'cmdline').read_bytes()[:80]!r}")
-            except (FileNotFoundError, ProcessLookupError):
-                pass
-    return found
-
-
 def sandbox_uid(uid: int) -> bool:
     return FIRST_UID <= uid < FIRST_UID + COUNT
+
+
+def stray_sandbox_processes() -> list[str]:
+    """Processes running as a sandbox uid that are not a live sandbox: a live one is the
+    child of a fork server (root), and a sandbox can start no process of its own, so any
+    other is one that outlived its grading. (Other tests' sandboxes may run beside these.)"""
+    found = []
+    for process in psutil.process_iter(["uids", "ppid", "cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            if not sandbox_uid(process.info["uids"].real):
+                continue
+            parent = psutil.Process(process.info["ppid"])
+            if parent.uids().real == 0 and "autograder.engine.forkserver" in parent.cmdline():
+                continue
+            found.append(f"{process.pid}: {' '.join(process.info['cmdline'] or [])[:80]}")
+    return found
 
 
 def host_traces() -> dict[str, set[str]]:
@@ -615,7 +614,7 @@ def corpus(tmp_path_factory):
                                       for a in ATTACKS if not a.honest),
         "honest submissions affected": sum(by_student[a.student].score != a.earns
                                            for a in ATTACKS if a.honest),
-        "processes left": len(sandbox_processes(results)),
+        "processes left": len(stray_sandbox_processes()),
         "files or IPC objects left": sum(len(after[k] - before.get(k, set())) for k in after),
         "trusted memory growth MiB": round(memory / (1 << 20)),
         "wall seconds": round(wall, 1),
@@ -659,7 +658,7 @@ def test_no_forbidden_access_succeeded(corpus):
 
 def test_nothing_outlives_its_sandbox(corpus):
     before, after = corpus["traces"]
-    assert sandbox_processes(corpus["results"].values()) == []
+    assert stray_sandbox_processes() == []
     assert {kind: after[kind] - before.get(kind, set()) for kind in after} == \
         {kind: set() for kind in after}
 
@@ -721,5 +720,4 @@ def test_a_hostile_class_beside_an_honest_one_changes_none_of_its_grades(tmp_pat
         assert [run.wait(600) for run in runs][1] == 0, runs[1].stderr.read()
     assert graded(honest, HONEST) == graded(alone, HONEST)
     assert len(graded(honest, HONEST)) == len(HONEST)
-    assert sandbox_processes([*stored_results(hostile, HOSTILE).values(),
-                              *stored_results(honest, HONEST).values()]) == []
+    assert stray_sandbox_processes() == []
