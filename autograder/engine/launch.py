@@ -176,7 +176,6 @@ class WarmChild:
         self.wait()
 
 
-Launcher = ForkServer
 _SERVER_LOCK = threading.Lock()
 _SERVER: ForkServer | None = None
 

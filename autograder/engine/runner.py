@@ -41,7 +41,7 @@ from .. import assignments
 from ..grading import PartResult, failed, grade_outcomes
 from .course_config import CourseConfig, CourseError, course_lock, load_course
 from .isolation import DEFAULT_LIMITS, Limits
-from .launch import Launcher, default_launcher, warm_up
+from .launch import ForkServer, default_launcher, warm_up
 from .protocol import write_atomically
 from .results import (
     SubmissionResult,
@@ -225,7 +225,7 @@ def _upgrade(data: bytes) -> tuple[bytes | None, str | None]:
 
 def grade_notebook(path: Path, assignment: str, *, seed: int | None = None,
                    limits: Limits = DEFAULT_LIMITS, student: str | None = None,
-                   launcher: Launcher | None = None) -> SubmissionResult:
+                   launcher: ForkServer | None = None) -> SubmissionResult:
     """Grade one notebook in the sandbox; a fresh seed for the hidden cases unless given."""
     data, problem = read_submission(Path(path), limits.notebook_bytes)
     return grade_data(Submission(data, problem, file_sha256(Path(path))), assignment,
@@ -234,7 +234,7 @@ def grade_notebook(path: Path, assignment: str, *, seed: int | None = None,
 
 def grade_data(submission: Submission, assignment: str, *, seed: int | None = None,
                limits: Limits = DEFAULT_LIMITS, student: str | None = None,
-               launcher: Launcher | None = None) -> SubmissionResult:
+               launcher: ForkServer | None = None) -> SubmissionResult:
     """Grade a submission already read; GraderError when the grader fails."""
     start = time.monotonic()
     graded = assignments.get(assignment)

@@ -30,7 +30,7 @@ from ..python_loops import UNREADABLE, calls_in_notebook, loops_in_notebook
 from . import protocol
 from .child import code_cells, run_order
 from .isolation import FULL, Limits
-from .launch import SERVER_STOPPED, Launcher, WarmChild
+from .launch import SERVER_STOPPED, ForkServer, WarmChild
 from .uids import leased_uid
 
 POLL_SECONDS = 0.05
@@ -56,7 +56,7 @@ class SandboxRun:
 
 
 def run_parts(notebook: bytes, assignment: Assignment, cases: dict[str, list[Case]],
-              limits: Limits, launcher: Launcher) -> SandboxRun:
+              limits: Limits, launcher: ForkServer) -> SandboxRun:
     """Run the student's notebook on each part's cases, in sandboxed children.
 
     Raises GraderError when the grader, not the student, failed."""
@@ -77,7 +77,7 @@ def run_parts(notebook: bytes, assignment: Assignment, cases: dict[str, list[Cas
 
 
 def _launch(notebook: bytes, assignment: Assignment, cases: dict[str, list[Case]],
-            limits: Limits, launcher: Launcher, run: SandboxRun) -> tuple[bool, str | None]:
+            limits: Limits, launcher: ForkServer, run: SandboxRun) -> tuple[bool, str | None]:
     """One child for these parts. Returns (cells finished?, why it stopped early or None)."""
     parts = [assignment.part(part_id) for part_id in cases]
     try:
