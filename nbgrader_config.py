@@ -12,6 +12,17 @@ c.CourseDirectory.course_id = "backprop-lab"
 c.CourseDirectory.release_directory = "assignments"
 c.CourseDirectory.solution_directory = "solutions"
 
+# Each release (and answer key) ships its visible checks' data next to the notebook, written
+# by the grader once nbgrader has generated it: the student kit holds no reference.
+def _after_generate_assignment(**kwargs):
+    from autograder.visible_data import after_generate_assignment
+
+    after_generate_assignment(**kwargs)
+
+
+c.GenerateAssignment.post_convert_hook = _after_generate_assignment
+c.GenerateSolution.post_convert_hook = _after_generate_assignment
+
 # Grading runs the student's code only in the autograder's sandbox: `nbgrader autograde`,
 # the formgrader's Autograde button and NbGraderAPI.autograde all run this pipeline, with
 # the engine (SandboxedExecute) where nbgrader would execute the notebook in the student's

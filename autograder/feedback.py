@@ -17,7 +17,7 @@ from pathlib import Path
 from nbconvert.exporters import HTMLExporter
 from nbconvert.preprocessors import Preprocessor
 
-from .messages import error_lines
+from .kit.messages import error_lines
 
 # What nbgrader's feedback template loads (nbconvert's mathjax macro, called without a URL).
 MATHJAX_CDN = ('<script src="https://cdnjs.cloudflare.com/ajax/libs/mathjax/2.7.7/latest.js'

@@ -16,10 +16,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import figures
-from .diagnosis import MISTAKES
 from .engine.protocol import write_atomically
 from .engine.results import SubmissionResult, read_json
+from .kit import figures
+from .kit.diagnosis import MISTAKES
 
 BINS = 10  # the score distribution in tenths of the maximum
 

@@ -131,7 +131,7 @@ def time_floor(workdir: Path, count: int) -> tuple[Timing, dict[str, float]]:
     same hidden cases as the engine's (a fresh seed per submission)."""
     from autograder import assignments
     from autograder.engine.child import code_cells, run_cells
-    from autograder.grading import grade_part
+    from autograder.references import grade_with_references
 
     course, _ = prepare(workdir, count)
     graded = assignments.get(ASSIGNMENT)
@@ -141,9 +141,9 @@ def time_floor(workdir: Path, count: int) -> tuple[Timing, dict[str, float]]:
     start = time.perf_counter()
     for seed, (student, notebook) in enumerate(notebooks.items()):
         namespace, _ = run_cells(code_cells(notebook))
-        scores[student] = sum(
-            grade_part(part, namespace.get(part.function), part.cases("hidden", seed)).score
-            for part in graded.parts)
+        scores[student] = sum(grade_with_references(part, namespace.get(part.function),
+                                                    part.cases("hidden", seed)).score
+                              for part in graded.parts)
     wall = time.perf_counter() - start
     return Timing("floor (no start-up, in-process)", count, wall, 0), scores
 

@@ -38,9 +38,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from mistake_corpus import CORPUS, CORRECT, UNNAMED  # noqa: E402
 
 from autograder.assignments import get  # noqa: E402
-from autograder.grading import grade_part  # noqa: E402
-from autograder.notebook import VISIBLE_SEED  # noqa: E402
+from autograder.references import grade_with_references  # noqa: E402
 from autograder.submissions import defined_names  # noqa: E402
+from autograder.visible_data import VISIBLE_SEED  # noqa: E402
 
 # Seeds spread over the range real grading draws from, the same for the same --first.
 SEED_STRIDE = 104_729
@@ -81,7 +81,7 @@ def verdicts(assignment: str, namespace: dict, kind: str, seed: int,
     """What grading every part on the cases of this kind and seed takes points for."""
     got = {}
     for part in (part for part in get(assignment).parts if part.id not in skipped):
-        result = grade_part(part, namespace.get(part.function), part.cases(kind, seed))
+        result = grade_with_references(part, namespace.get(part.function), part.cases(kind, seed))
         if not result.passed:
             got[part.id] = (result.mistake, result.message)
     return got

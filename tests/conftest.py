@@ -1,5 +1,5 @@
 """Shared helpers: the solution functions of an assignment, taken from its source notebook,
-and grading one part the way the notebooks' hidden checks do."""
+and grading one part against autograd's references, as the engine does."""
 
 from functools import cache
 
@@ -7,9 +7,13 @@ import pytest
 import torch
 
 from autograder.assignments import get
-from autograder.grading import PartResult, grade_part
-from autograder.notebook import HIDDEN_SEED
+from autograder.kit.grading import PartResult
+from autograder.references import grade_with_references
 from autograder.submissions import defined_names
+
+# A fixed seed for the hidden cases where a test needs them reproducible (the engine draws a
+# fresh one for every submission).
+HIDDEN_SEED = 20_261_122
 
 
 @cache
@@ -21,7 +25,7 @@ def solution_functions(assignment: str) -> dict:
 def grade(assignment: str, part_id: str, function, kind: str = "hidden") -> PartResult:
     """The verdict on function for one part, on its hidden (or visible) cases."""
     part = get(assignment).part(part_id)
-    return grade_part(part, function, part.cases(kind, HIDDEN_SEED))
+    return grade_with_references(part, function, part.cases(kind, HIDDEN_SEED))
 
 
 def sgd_run(model, x, y, epochs, lr):

@@ -7,15 +7,16 @@ from dataclasses import replace
 
 import pytest
 import torch
+from conftest import HIDDEN_SEED
 from mistake_corpus import CORPUS
 
 from autograder.assignments import get
-from autograder.compare import value_finding
 from autograder.course import REPO
-from autograder.diagnosis import UNKNOWN_SCALES, Scales, exception_finding
-from autograder.grading import grade_part
-from autograder.notebook import HIDDEN_SEED, VISIBLE_SEED
+from autograder.kit.compare import value_finding
+from autograder.kit.diagnosis import UNKNOWN_SCALES, Scales, exception_finding
+from autograder.references import grade_with_references
 from autograder.submissions import defined_names
+from autograder.visible_data import VISIBLE_SEED
 
 sys.path.insert(0, str(REPO / "bench"))
 from seed_sweep import labelled_submissions, sweep_one  # noqa: E402
@@ -41,7 +42,7 @@ def fails_a_visible_check(submission) -> bool:
     namespace = defined_names(submission.assignment, submission.edits)
     for part_id in set(submission.fails) - TIMED:
         part = replace(assignment.part(part_id), mistakes=())
-        if not grade_part(part, namespace.get(part.function),
+        if not grade_with_references(part, namespace.get(part.function),
                           part.cases("visible", VISIBLE_SEED)).passed:
             return True
     return False

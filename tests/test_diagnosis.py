@@ -17,9 +17,9 @@ from mistake_corpus import CORPUS, CORRECT, UNNAMED
 
 from autograder import assignments
 from autograder.course import REPO
-from autograder.diagnosis import MISTAKES
 from autograder.engine import grade_assignment
-from autograder.grading import cached_reference
+from autograder.kit.diagnosis import MISTAKES
+from autograder.references import cached_reference
 from autograder.submissions import answered, student_answers
 
 pytestmark = pytest.mark.slow

@@ -11,19 +11,19 @@ from pathlib import Path
 import nbformat
 import pytest
 import torch
+from conftest import HIDDEN_SEED
 from safetensors.torch import save
 
-from autograder import manual_backprop
 from autograder.assignments import nn_from_scratch as nn
 from autograder.course import REPO
-from autograder.diagnosis import Finding
 from autograder.engine import grade_notebook, protocol
 from autograder.engine.child import run_cells
 from autograder.engine.isolation import full_isolation_available, kept_paths
 from autograder.engine.uids import FIRST_UID
-from autograder.grading import grade_part
-from autograder.notebook import HIDDEN_SEED
-from autograder.parts import Case
+from autograder.kit import manual_backprop
+from autograder.kit.diagnosis import Finding
+from autograder.kit.parts import Case
+from autograder.references import grade_with_references
 from autograder.submissions import answered, student_answers
 
 SOLUTION = REPO / "solutions" / "nn_from_scratch" / "nn_from_scratch.ipynb"
@@ -34,7 +34,7 @@ FULL_ISOLATION = pytest.mark.skipif(
 
 def grade(part_id, function):
     part = nn.ASSIGNMENT.part(part_id)
-    return grade_part(part, function, part.cases("hidden", HIDDEN_SEED))
+    return grade_with_references(part, function, part.cases("hidden", HIDDEN_SEED))
 
 
 # ---- autograd is unavailable to manual-backprop parts ------------------------------------

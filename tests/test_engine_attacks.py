@@ -32,12 +32,13 @@ from autograder.engine import Limits, grade_assignment
 from autograder.engine.isolation import GIB, full_isolation_available
 from autograder.engine.results import read_json
 from autograder.engine.uids import COUNT, FIRST_UID
-from autograder.submissions import Edit, answered, student_answers
+from autograder.submissions import Edit, answered, solutions, student_answers
 
 pytestmark = pytest.mark.slow
 
 ASSIGNMENT = "nn_from_scratch"
 TWO_LAYER_NET, AUTOGRAD_BASICS = "two_layer_net", "autograd_basics"
+SINGLE_NEURON = "single_neuron"
 LIMITS = Limits(part_seconds=5, startup_seconds=30, cpu_seconds=60, memory_bytes=1 * GIB)
 BLANK = frozenset()
 SECRET = "SECRET-4f1c"  # in the course, the checkout's view of it, and every notebook
@@ -85,13 +86,13 @@ ATTACKS = [
         {"sigmoid_activation_answer", "forward_answer", "sigmoid_delta_answer"})),
     Attack("patch_comparisons", 0, "sigmoid_activation(z) is wrong", solved=BLANK, code=((
         "sigmoid_activation_answer", """
-import numpy, autograder.compare, autograder.grading
+import numpy, autograder.kit.compare, autograder.kit.grading
 torch.allclose = lambda *a, **k: True
 torch.isclose = lambda a, b, **k: torch.ones_like(a, dtype=torch.bool)
 numpy.allclose = lambda *a, **k: True
 torch.Tensor.__eq__ = lambda self, other: True
-autograder.compare.compare = lambda *a, **k: None
-autograder.grading.judge = lambda *a, **k: None
+autograder.kit.compare.compare = lambda *a, **k: None
+autograder.kit.grading.judge = lambda *a, **k: None
 def sigmoid_activation(z):
     return z
 """),)),
@@ -161,10 +162,10 @@ def sigmoid_activation(z):
     Attack("read_solutions_and_tests", 0, "raised RuntimeError", solved=BLANK, code=((
         "train_step_answer", BREACH + """
 import glob, os
-from autograder.course import REPO
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(__import__("autograder.kit").kit.__file__)))
 def train_step(*args):
-    places = [REPO / "solutions", REPO / "source", REPO / ".git", COURSE + "/source",
-              COURSE + "/release"]
+    places = [REPO + "/solutions", REPO + "/source", REPO + "/.git", REPO + "/autograder",
+              COURSE + "/source", COURSE + "/release"]
     for place in places:
         for path in glob.glob(str(place) + "/**", recursive=True):
             try:
@@ -176,7 +177,7 @@ def train_step(*args):
                 _breach("read " + path)
     raise RuntimeError("nothing to read")
 """),)),
-    Attack("call_the_graders_reference", 4, "forbids", code=((
+    Attack("call_the_graders_reference", 4, "only the student kit", code=((
         "train_step_answer", """
 from autograder.assignments.nn_from_scratch import reference_train_step
 def train_step(*args):
@@ -278,7 +279,7 @@ def train(*args):
 import time
 for name in ("perf_counter", "process_time", "thread_time", "monotonic", "time"):
     setattr(time, name, lambda: 0.0)
-import autograder.assignments.two_layer_net as tln
+import autograder.kit.assignments.two_layer_net as tln
 tln.python_loop_seconds = lambda shape: 1e9
 tln.tutorial_loop_seconds_per_entry = lambda: 1e9
 exec("def relu_grad_vectorized(h):\\n"
@@ -472,6 +473,47 @@ def sigmoid_activation(z):
         except OSError:
             pass
     raise RuntimeError("found: " + " ".join(found)[:300])
+"""),)),
+    # Hidden stays hidden: the grader's references are neither importable nor readable in
+    # the sandbox, however they are asked for (the answer key elsewhere still earns its points).
+    Attack("hidden_import_reference", 1, "only the student kit", solved=None, code=((
+        "sigmoid_activation_answer", """
+from autograder.assignments.nn_from_scratch import reference_sigmoid
+def sigmoid_activation(z):
+    return reference_sigmoid(z)["sigmoid_activation(z)"]
+"""),)),
+    Attack("hidden_import_module", 8, "only the student kit", solved=None,
+           assignment=SINGLE_NEURON, code=(("linear_answer", solutions(SINGLE_NEURON)[
+               "linear_answer"] + """
+import importlib
+def train_linear(x, y, weight, learning_rate, epochs):
+    answers = importlib.import_module("autograder.assignments.single_neuron")
+    result = answers.reference_train_linear(x, y, weight, learning_rate, epochs)
+    return result["losses"], result["weight"]
+"""),)),
+    Attack("hidden_read_source", 8, "is not defined", solved=None, assignment=TWO_LAYER_NET,
+           code=(("relu_grad_loop_answer", """
+import os, autograder.kit
+_grader = os.path.join(os.path.dirname(os.path.dirname(autograder.kit.__file__)),
+                       "assignments", "two_layer_net.py")
+_namespace = {"__name__": "autograder.assignments.two_layer_net",
+              "__package__": "autograder.assignments"}
+exec(open(_grader).read(), _namespace)
+relu_grad_loop = _namespace["reference_relu_grad"]
+"""),)),
+    Attack("hidden_data_of_the_visible_checks", 12, "is correct", solved=None,
+           assignment=AUTOGRAD_BASICS, code=(("softmax_cross_entropy_answer", """
+import os
+# The sandbox has the example data only: no expected output of any part is in it.
+_shipped = open("visible_checks.safetensors", "rb").read()
+assert b"reference" not in _shipped and b"case/" not in _shipped, "expectations shipped"
+def softmax_cross_entropy(logits, labels):
+    exps = torch.exp(logits - logits.max(dim=1, keepdim=True).values)
+    probabilities = exps / exps.sum(dim=1, keepdim=True)
+    loss = -torch.log(probabilities[torch.arange(len(labels)), labels]).mean()
+    logits_grad = (probabilities - torch.nn.functional.one_hot(labels, logits.shape[1])) \\
+        / len(labels)
+    return probabilities, loss, logits_grad
 """),)),
     Attack("zzz_honest_two_layer_net", 9, "is correct", honest=True, assignment=TWO_LAYER_NET),
     Attack("zzz_honest_autograd_basics", 12, "is correct", honest=True,

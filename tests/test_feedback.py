@@ -9,12 +9,12 @@ import nbformat
 import torch
 from nbgrader.utils import determine_grade
 
-from autograder import figures
 from autograder.engine.nbgrader_grading import show_verdicts
 from autograder.feedback import ClearTestTracebacks, mathjax_loader
-from autograder.grading import PartResult
-from autograder.messages import LINE_WIDTH
-from autograder.notebook import WrongAnswer
+from autograder.kit import figures
+from autograder.kit.grading import PartResult
+from autograder.kit.messages import LINE_WIDTH
+from autograder.kit.notebook import WrongAnswer
 
 VALIDATE_CUT = 87 - len("    ")  # nbgrader validate indents each line and cuts it at 87
 
@@ -50,7 +50,7 @@ def test_feedback_cuts_a_test_cells_traceback_to_its_message():
 
 def test_the_checks_do_not_import_the_feedback_machinery():
     """Every kernel that runs a notebook imports the checks: nbconvert would cost it 3.7 s."""
-    code = "import sys, autograder.notebook; print('nbconvert' in sys.modules)"
+    code = "import sys, autograder.kit.notebook; print('nbconvert' in sys.modules)"
     imported = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                               check=True).stdout.strip()
     assert imported == "False"

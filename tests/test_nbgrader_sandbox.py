@@ -24,7 +24,7 @@ import pytest
 
 from autograder.course import COURSE_ID, REPO, Course
 from autograder.demo import INVALID_JSON, Student, write_submission
-from autograder.messages import LINE_WIDTH
+from autograder.kit.messages import LINE_WIDTH
 from autograder.submissions import Edit
 
 pytestmark = pytest.mark.slow

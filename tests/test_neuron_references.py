@@ -6,7 +6,7 @@ from conftest import sgd_run
 from torch import nn
 
 from autograder.assignments import single_neuron as sn
-from autograder.tolerances import LEARNED
+from autograder.kit.tolerances import LEARNED
 
 
 def test_linear_training_equals_torch_optim_sgd():

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from autograder.engine.results import SubmissionResult, write_json
-from autograder.grading import PartResult
+from autograder.kit.grading import PartResult
 from autograder.report import ClassReport, NoResults, read_results, write_report
 
 

@@ -3,12 +3,11 @@ must name, the timing check, and the device the results end on."""
 
 import pytest
 import torch
+from conftest import HIDDEN_SEED, solution_functions
 from conftest import grade as grade_in
-from conftest import solution_functions
 
 from autograder.assignments import two_layer_net as tln
-from autograder.grading import grade_part
-from autograder.notebook import HIDDEN_SEED
+from autograder.references import grade_with_references
 
 
 def grade(part_id, function, kind="hidden"):
@@ -57,7 +56,7 @@ def test_every_hidden_training_case_is_one_the_reference_learns(seed):
     for case in cases:
         losses = tln.reference_train(*case.args.values())["losses"]
         assert torch.isfinite(losses).all() and losses[-1] < losses[0], case.label
-    assert grade_part(part, solution("train"), cases).passed
+    assert grade_with_references(part, solution("train"), cases).passed
 
 
 def test_the_tutorials_greater_or_equal_is_caught_at_zero():
@@ -122,7 +121,7 @@ def test_on_cuda_the_cases_the_solution_and_its_results_are_on_the_gpu():
         assert all(v.device.type == "cuda" for case in cases for v in case.args.values()
                    if isinstance(v, torch.Tensor))
         function = solution_functions("two_layer_net")[part.function]
-        assert grade_part(part, function, cases).passed
+        assert grade_with_references(part, function, cases).passed
     result = grade("backward", lambda *args: tuple(t.cpu() for t in solution("backward")(*args)))
     assert result.score == 0 and "is on cpu, but the inputs are on cuda" in result.message
 
@@ -152,5 +151,5 @@ def test_patching_the_clock_does_not_buy_the_speed_points(monkeypatch):
         return grad
 
     part = tln.ASSIGNMENT.part("speed")
-    result = grade_part(part, slow_but_lying, part.cases("hidden", HIDDEN_SEED))
+    result = grade_with_references(part, slow_but_lying, part.cases("hidden", HIDDEN_SEED))
     assert result.score == 0, result.message

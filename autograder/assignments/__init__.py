@@ -1,16 +1,15 @@
-"""The assignments the grader knows, by nbgrader assignment id."""
+"""The assignments the grader knows, by nbgrader assignment id: the kit's parts with their
+cases, autograd references and known mistakes (grader only)."""
 
-from ..parts import Assignment
+from ..kit import assignments as kit_assignments
+from ..kit.parts import Assignment
 from . import autograd_basics, nn_from_scratch, single_neuron, two_layer_net
 
 ASSIGNMENTS: dict[str, Assignment] = {
-    module.ASSIGNMENT.name: module.ASSIGNMENT for module in (nn_from_scratch, single_neuron, autograd_basics, two_layer_net)
-}
+    module.ASSIGNMENT.name: module.ASSIGNMENT
+    for module in (nn_from_scratch, single_neuron, autograd_basics, two_layer_net)}
 
 
 def get(name: str) -> Assignment:
-    """The assignment called name, or a KeyError that lists the known ones."""
-    try:
-        return ASSIGNMENTS[name]
-    except KeyError:
-        raise KeyError(f"unknown assignment {name!r}; known: {', '.join(ASSIGNMENTS)}") from None
+    """The assignment called name, with its references, or a KeyError naming the known ones."""
+    return kit_assignments.get(name, ASSIGNMENTS)

@@ -1,4 +1,6 @@
-"""The 5-3-1 network from scratch (tutorial 003): seeded inputs and autograd references.
+"""The 5-3-1 network from scratch (tutorial 003): seeded inputs, autograd references and
+known mistakes (grader only; the kit's `autograder.kit.assignments.nn_from_scratch` says how
+each part is called and judged).
 
 The loss is 0.5 * sum((y - output)**2): the tutorial computes `loss = y - output` and
 adds the deltas (`w += ...`), which is gradient descent on exactly that function.
@@ -6,13 +8,14 @@ adds the deltas (`w += ...`), which is gradient descent on exactly that function
 
 import torch
 
-from ..diagnosis import LOSS_AFTER_UPDATE, KnownMistake, rate_mistakes
-from ..parts import Assignment, Case, Part, refusing
-from ..tolerances import ONE_OPERATION, ONE_STEP, TRAINING
+from ..kit.assignments import nn_from_scratch as spec
+from ..kit.parts import Case
+from ..known_mistakes import LOSS_AFTER_UPDATE, KnownMistake, rate_mistakes
+from ..references import Grading, graded
 
 LEARNING_RATE = 0.1
 EPOCHS = 500
-_PARAMETERS = ("w1", "b1", "w2", "b2")
+_PARAMETERS = spec.PARAMETERS
 
 # The values the tutorial printed (to 4 decimals), in its layout: X is (batch, inputs),
 # w1 is (inputs, hidden), b1 is (1, hidden), w2 is (hidden, outputs), b2 is (1, outputs).
@@ -249,27 +252,15 @@ def _train_cases(kind, seed):
             in zip(seeded_networks(kind, seed), settings, strict=True)]
 
 
-# The sigmoid is written with torch.exp: the built-ins are what the check compares with.
-_BY_EXP = refusing(frozenset({"sigmoid", "sigmoid_", "special_expit", "expit"}),
-                   "write the sigmoid with torch.exp, 1 / (1 + torch.exp(-z)).")
-_BIASES = frozenset({"b1", "b2"})
+ASSIGNMENT = graded(spec.ASSIGNMENT, {
+    "sigmoid_activation": Grading(_sigmoid_cases, reference_sigmoid),
+    "forward": Grading(_forward_cases, reference_forward),
+    "sigmoid_delta": Grading(_sigmoid_delta_cases, reference_sigmoid_delta,
+                             _SIGMOID_DELTA_MISTAKES),
+    "train_step": Grading(_train_step_cases, reference_train_step, _STEP_MISTAKES),
+    "train": Grading(_train_cases, reference_train, _TRAIN_MISTAKES),
+})
 
-ASSIGNMENT = Assignment("nn_from_scratch", (
-    Part("sigmoid_activation", "sigmoid_activation", points=1, returns="sigmoid_activation(z)",
-         make_cases=_sigmoid_cases, reference=reference_sigmoid, tolerance=ONE_OPERATION,
-         call=_BY_EXP),
-    Part("forward", "forward", points=2, returns=("z1", "a1", "z2", "output"),
-         make_cases=_forward_cases, reference=reference_forward, tolerance=ONE_OPERATION,
-         builds_on=("sigmoid_activation",)),
-    Part("sigmoid_delta", "sigmoid_delta", points=1, returns="sigmoid_delta(a)",
-         make_cases=_sigmoid_delta_cases, reference=reference_sigmoid_delta,
-         tolerance=ONE_OPERATION, manual_backprop=True, mistakes=_SIGMOID_DELTA_MISTAKES),
-    Part("train_step", "train_step", points=3, returns=_PARAMETERS,
-         make_cases=_train_step_cases, reference=reference_train_step, tolerance=ONE_STEP,
-         deltas={name: name for name in _PARAMETERS}, builds_on=("forward", "sigmoid_delta"),
-         manual_backprop=True, mistakes=_STEP_MISTAKES, batch_sums=_BIASES),
-    Part("train", "train", points=3, returns=("losses", _PARAMETERS),
-         make_cases=_train_cases, reference=reference_train, tolerance=TRAINING,
-         sequences=frozenset({"losses"}), builds_on=("train_step",), manual_backprop=True,
-         mistakes=_TRAIN_MISTAKES, batch_sums=_BIASES),
-))
+# The data the notebook's cells load with `example(name)`, shipped with the release.
+EXAMPLES = {"tutorial": lambda: dict(zip(("X", "y", "w1", "b1", "w2", "b2"), tutorial_example(),
+                                         strict=True))}

@@ -1,4 +1,6 @@
-"""One neuron, step by step (tutorial 000): seeded inputs and autograd references.
+"""One neuron, step by step (tutorial 000): seeded inputs, autograd references and known
+mistakes (grader only; `autograder.kit.assignments.single_neuron` says how each part is
+called and judged).
 
 Every model is trained on the mean squared error (`nn.MSELoss`) with plain gradient descent
 (`optim.SGD`), in float64, from a starting weight the case gives. The targets come from a
@@ -8,10 +10,10 @@ known map (the case's `truth`), so the checks can also ask whether that map was 
 import torch
 import torch.nn.functional as F
 
-from ..compare import layout_problem
-from ..diagnosis import LOSS_AFTER_UPDATE, Finding, KnownMistake, rate_mistakes
-from ..parts import Assignment, Case, Part
-from ..tolerances import LEARNED, ONE_STEP, TRAINING
+from ..kit.assignments import single_neuron as spec
+from ..kit.parts import Case
+from ..known_mistakes import LOSS_AFTER_UPDATE, KnownMistake, rate_mistakes
+from ..references import Grading, graded
 
 # The one-input examples: (batch, learning rate, epochs) per case; the second case of each
 # kind has negative inputs (where the dead start is a positive weight, not a negative one).
@@ -114,7 +116,7 @@ def reference_relu_backprop(x, y, weight):
 
 
 def reference_dead_relu_start(x):
-    """Nothing to compare: any dead start will do; `_is_dead_start` checks the facts."""
+    """Nothing to compare: any dead start will do; the kit's `_is_dead_start` checks it."""
     return {}
 
 
@@ -125,34 +127,6 @@ def reference_leaky_relu_gradient(x, y, weight, negative_slope):
 def reference_train_neuron(x, y, weight, bias, negative_slope, learning_rate, epochs):
     losses, (w, b) = _trained(x, y, [weight, bias], negative_slope, learning_rate, epochs)
     return {"losses": losses, "weight": w, "bias": b}
-
-
-# ---- checks on the facts ----------------------------------------------------------------
-
-def _learned_the_map(case: Case, outputs: dict[str, torch.Tensor]) -> Finding | None:
-    """The trained parameters are within LEARNED of the map that made the targets."""
-    for name, truth in case.truth.items():
-        if not torch.isclose(outputs[name], truth, rtol=LEARNED.rtol, atol=LEARNED.atol).all():
-            return Finding(f"the trained {name} is not close to the true map that generated "
-                           f"y: train longer or check the learning rate.", "not_learned")
-    return None
-
-
-def _is_dead_start(case: Case, outputs: dict[str, torch.Tensor]) -> Finding | None:
-    """The start is a weight where every pre-activation is negative, so dL/dw is exactly 0."""
-    x, weight = case.args["x"], outputs["weight"]
-    problem = layout_problem("weight", weight, torch.zeros(1, 1, dtype=x.dtype))
-    if problem:
-        return problem
-    if not (x @ weight.T < 0).all():
-        return Finding("some inputs x give w * x >= 0 with this weight, so the ReLU passes "
-                       "them on and the neuron still learns: choose the weight's sign against "
-                       "the sign of x.", "not_dead")
-    y = torch.ones(x.shape[0], 1, dtype=x.dtype)
-    if _weight_gradient(x, y, weight, 0.0).ne(0).any():
-        return Finding("the gradient of the loss with respect to this weight is not exactly "
-                       "zero.", "not_dead")
-    return None
 
 
 # ---- known mistakes: the wrong answers the diagnosis recognises -------------------------
@@ -276,29 +250,24 @@ def _neuron_cases(settings):
     return make_cases
 
 
-_TRAINED = {"sequences": frozenset({"losses"}), "extra_check": _learned_the_map,
-            "tolerance": TRAINING, "reference": reference_train_neuron,
-            "mistakes": (*_SLOPE_MISTAKES, *_TRAINING_MISTAKES)}
+_TRAINED_MISTAKES = (*_SLOPE_MISTAKES, *_TRAINING_MISTAKES)
 
-ASSIGNMENT = Assignment("single_neuron", (
-    Part("linear", "train_linear", points=2, returns=("losses", "weight"),
-         make_cases=_linear_cases, reference=reference_train_linear, tolerance=TRAINING,
-         sequences=frozenset({"losses"}), extra_check=_learned_the_map,
-         mistakes=_TRAINING_MISTAKES),
-    Part("relu_backprop", "relu_backprop", points=2,
-         returns=("d_loss_d_output", "relu_slope", "weight_grad"),
-         make_cases=_relu_backprop_cases, reference=reference_relu_backprop,
-         tolerance=ONE_STEP),
-    Part("dead_relu", "dead_relu_start", points=1, returns="weight",
-         make_cases=_dead_start_cases, reference=reference_dead_relu_start,
-         tolerance=ONE_STEP, extra_check=_is_dead_start),
-    Part("leaky_relu", "leaky_relu_gradient", points=1, returns="weight_grad",
-         make_cases=_leaky_cases, reference=reference_leaky_relu_gradient, tolerance=ONE_STEP,
-         mistakes=_SLOPE_MISTAKES),
-    Part("bias", "train_neuron", points=2, returns=("losses", "weight", "bias"),
-         make_cases=_neuron_cases({"visible": _VISIBLE_BIAS, "hidden": _HIDDEN_BIAS}),
-         **_TRAINED),
-    Part("several_inputs", "train_neuron", points=2, returns=("losses", "weight", "bias"),
-         make_cases=_neuron_cases({"visible": _VISIBLE_SEVERAL, "hidden": _HIDDEN_SEVERAL}),
-         **_TRAINED),
-))
+ASSIGNMENT = graded(spec.ASSIGNMENT, {
+    "linear": Grading(_linear_cases, reference_train_linear, _TRAINING_MISTAKES),
+    "relu_backprop": Grading(_relu_backprop_cases, reference_relu_backprop),
+    "dead_relu": Grading(_dead_start_cases, reference_dead_relu_start),
+    "leaky_relu": Grading(_leaky_cases, reference_leaky_relu_gradient, _SLOPE_MISTAKES),
+    "bias": Grading(_neuron_cases({"visible": _VISIBLE_BIAS, "hidden": _HIDDEN_BIAS}),
+                    reference_train_neuron, _TRAINED_MISTAKES),
+    "several_inputs": Grading(_neuron_cases({"visible": _VISIBLE_SEVERAL,
+                                             "hidden": _HIDDEN_SEVERAL}),
+                              reference_train_neuron, _TRAINED_MISTAKES),
+})
+
+# The data the notebook's cells load with `example(name)`, shipped with the release.
+_LEAKY = ("x", "y", "true_weight", "true_bias", "start_weight", "start_bias")
+EXAMPLES = {
+    "one input": lambda: dict(zip(("x", "y", "true_weight"), one_input_data(0, 8), strict=True)),
+    "leaky, one input": lambda: dict(zip(_LEAKY, leaky_data(0, 10, 1, 0.01), strict=True)),
+    "leaky, three inputs": lambda: dict(zip(_LEAKY, leaky_data(0, 20, 3, 0.01), strict=True)),
+}

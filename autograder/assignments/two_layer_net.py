@@ -1,47 +1,20 @@
 """A two-layer ReLU network without bias, gradients by hand (tutorial 002, after
 jcjohnson/pytorch-examples), on whichever device is present: seeded inputs, autograd
-references, and the timing of the vectorized ReLU gradient.
+references and known mistakes (grader only; `autograder.kit.assignments.two_layer_net` says
+how each part is called and judged, the timing included).
 
 The loss is jcjohnson's sum((y_pred - y)**2), without a 1/2.
 """
 
-import functools
-import time
-import weakref
-
 import torch
 
-from ..diagnosis import LOSS_AFTER_UPDATE, Finding, KnownMistake, rate_mistakes
-from ..parts import Assignment, Case, Part, StudentError
-from ..python_loops import UNREADABLE, loops_of
-from ..tolerances import EXACT, ONE_STEP, TRAINING
+from ..kit.assignments import two_layer_net as spec
+from ..kit.assignments.two_layer_net import HIDDEN_TIMED_SHAPE, TIMED_CALLS, TIMED_SHAPE
+from ..kit.parts import Case
+from ..known_mistakes import LOSS_AFTER_UPDATE, KnownMistake, rate_mistakes
+from ..references import Grading, graded
 
-
-@functools.cache
-def chosen_device() -> torch.device:
-    """The one place the device is chosen: the notebook (as `DEVICE`), its cases and its
-    references use it. Chosen on first use, not on import: the sandbox's fork server imports
-    this module, and a process that asked CUDA anything can no longer fork children that use
-    it."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def __getattr__(name: str):
-    if name == "DEVICE":
-        return chosen_device()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-# The vectorized ReLU gradient must be this many times as fast as the tutorial's loop, and
-# this many times as fast as the fastest Python loop over the entries (a comprehension over
-# `.tolist()`): per-entry Python work anywhere, in a helper too, cannot reach that.
-REQUIRED_SPEEDUP = 20
-OVER_ANY_PYTHON_LOOP = 3
-# The timed inputs: large enough that per-entry Python work costs milliseconds (one
-# vectorized call costs about 0.1 ms here, the fastest Python loop about 10 ms).
-TIMED_SHAPE = (256, 256)  # the visible check's; the hidden ones are of another shape
-HIDDEN_TIMED_SHAPE = (128, 512)
-TIMED_CALLS = 3
+chosen_device = spec.chosen_device
 
 # (batch, inputs, hidden, outputs): non-square and square weights, visible and hidden alike
 # (a square weight transposed still has the right shape).
@@ -65,16 +38,6 @@ def pre_activations(seed: int, shape: tuple[int, ...]) -> torch.Tensor:
     values = torch.randn(*shape, generator=g, dtype=torch.float64)
     values[torch.rand(*shape, generator=g) < 0.2] = 0.0
     return values.to(chosen_device())
-
-
-def tutorial_relu_grad_loop(h: torch.Tensor) -> torch.Tensor:
-    """The tutorial's loop, element by element (with the slope 0 at h == 0): the baseline
-    the vectorized version is timed against."""
-    grad = torch.zeros_like(h)
-    flat, out = h.reshape(-1), grad.view(-1)
-    for i in range(flat.numel()):
-        out[i] = 1.0 if flat[i] > 0 else 0.0
-    return grad
 
 
 # ---- references --------------------------------------------------------------------------
@@ -107,109 +70,8 @@ def reference_train(x, y, w1, w2, learning_rate, steps):
 
 
 def reference_speed(h):
-    """Every timed call's result is checked; `_fast_enough` judges the CPU time."""
+    """Every timed call's result is checked; the kit's `_fast_enough` judges the CPU time."""
     return reference_relu_grad(h)
-
-
-# ---- the source of a function, and the timing ---------------------------------------------
-
-def python_loops(function) -> int:
-    """How many loops, comprehensions and per-entry calls the source of function (and of
-    the helpers it calls) contains."""
-    loops = loops_of(function)
-    if loops is None:
-        raise StudentError(f"the source of {getattr(function, '__name__', 'the function')} "
-                           f"cannot be read: define it with `def` in a notebook cell.")
-    return loops
-
-
-def timed_call(function, h):
-    """(the student's gradient of h, the CPU seconds the call took, the Python loops in its
-    source); the first call of a function is preceded by a warm-up call on zeros.
-
-    In the notebook's own check this process measures itself. The sandboxed engine gives
-    these inputs only when the fork server starts its clock, and replaces both numbers with
-    its own: the CPU time measured from outside (`forkserver`) and the loops it finds in the
-    notebook's source (`python_loops`). Student code reaches neither."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # idle worker threads spin, and that time is not the code's
-    try:
-        if function not in _WARM:
-            function(torch.zeros_like(h))
-            _WARM.add(function)
-        start = time.thread_time()
-        grad = function(h)
-        if h.is_cuda:
-            torch.cuda.synchronize()
-        seconds = time.thread_time() - start
-    finally:
-        torch.set_num_threads(threads)
-    return (grad, torch.tensor(seconds, dtype=torch.float64),
-            torch.tensor(float(python_loops(function)), dtype=torch.float64))
-
-
-_WARM = weakref.WeakSet()
-
-
-def _cpu_seconds(run, repeats: int) -> float:
-    """The least CPU time of `repeats` runs of run() in this thread."""
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.thread_time()
-        run()
-        best = min(best, time.thread_time() - start)
-    return best
-
-
-@functools.cache
-def python_loop_seconds(shape: tuple[int, ...]) -> float:
-    """CPU seconds of the fastest Python loop over a tensor of this shape: a comprehension
-    over `.tolist()`, measured in this (trusted) process, once."""
-    h = pre_activations(0, shape).cpu()
-    return _cpu_seconds(lambda: torch.tensor(
-        [1.0 if v > 0 else 0.0 for v in h.reshape(-1).tolist()], dtype=h.dtype), repeats=3)
-
-
-@functools.cache
-def tutorial_loop_seconds_per_entry() -> float:
-    """CPU seconds of the tutorial's loop per entry, measured here once on 1600 entries."""
-    h = pre_activations(0, (32, 50)).cpu()
-    return _cpu_seconds(lambda: tutorial_relu_grad_loop(h), repeats=2) / h.numel()
-
-
-def _speedups(case: Case, outputs: dict[str, torch.Tensor]) -> tuple[float, float]:
-    """(times as fast as the tutorial's loop, times as fast as the fastest Python loop)."""
-    h = case.args["h"]
-    seconds = max(outputs["cpu_seconds"].item(), 1e-9)
-    return (tutorial_loop_seconds_per_entry() * h.numel() / seconds,
-            python_loop_seconds(tuple(h.shape)) / seconds)
-
-
-def _measured_speed(case: Case, outputs: dict[str, torch.Tensor]) -> str:
-    over_tutorial, over_python = _speedups(case, outputs)
-    return (f"It ran {over_tutorial:.0f} times as fast as the tutorial's loop and "
-            f"{over_python:.1f} times as fast as a plain Python loop over the entries.")
-
-
-def _fast_enough(case: Case, outputs: dict[str, torch.Tensor]) -> Finding | None:
-    if outputs["python_loops"].item() == UNREADABLE:
-        return Finding("the grader cannot read relu_grad_vectorized in the notebook's source: "
-                       "define it with `def` at the top of a cell, and do not rebind its name "
-                       "or build code with exec.", "python_loop")
-    if outputs["python_loops"].item() > 0:
-        return Finding("relu_grad_vectorized still loops in Python (a for or while loop, a "
-                       "comprehension, or a call that runs Python for each entry: map, apply_, "
-                       "tolist, item), in itself or in a helper it calls: express it as one "
-                       "operation on the whole tensor.", "python_loop")
-    over_tutorial, over_python = _speedups(case, outputs)
-    if over_tutorial >= REQUIRED_SPEEDUP and over_python >= OVER_ANY_PYTHON_LOOP:
-        return None
-    return Finding(f"it ran {over_tutorial:.0f} times as fast as the tutorial's loop but only "
-                   f"{over_python:.1f} times as fast as a plain Python loop over the entries; "
-                   f"vectorized code is at least {OVER_ANY_PYTHON_LOOP} times as fast as any "
-                   f"Python loop (and {REQUIRED_SPEEDUP} times the tutorial's). Avoid "
-                   f"per-entry Python work (a loop, a comprehension, map, apply_, .tolist(), "
-                   f".item()), in a helper too.", "too_slow")
 
 
 # ---- known mistakes: the wrong answers the diagnosis recognises -------------------------
@@ -249,26 +111,6 @@ _TRAIN_MISTAKES = (KnownMistake("relu_factor_missing", _RELU_SLOPE_HINT,
                                 lambda _reference, args: [_trained_without_relu_slope(
                                     *args.values())]),
                    LOSS_AFTER_UPDATE, *rate_mistakes(_USUAL_RATES))
-
-
-def with_python_loops(function, h):
-    """(relu_grad_loop's result, the Python loops in its source). The sandboxed engine
-    replaces the count with the one it reads in the notebook's source (`python_loops`)."""
-    result = function(h)
-    return result, torch.tensor(float(python_loops(function)), dtype=torch.float64)
-
-
-def _one_entry_at_a_time(case: Case, outputs: dict[str, torch.Tensor]) -> Finding | None:
-    """Part 1 teaches the loop that Part 5 times the vectorized code against."""
-    if outputs["python_loops"].item() == UNREADABLE:
-        return Finding("the grader cannot read relu_grad_loop in the notebook's source: define "
-                       "it with `def` at the top of a cell, and do not rebind its name or "
-                       "build code with exec.", "route_not_taught")
-    if outputs["python_loops"].item() == 0:
-        return Finding("relu_grad_loop has no Python loop: this part asks for the tutorial's "
-                       "first version, one entry at a time (Part 2 is the vectorized one).",
-                       "route_not_taught")
-    return None
 
 
 # ---- cases -------------------------------------------------------------------------------
@@ -338,22 +180,12 @@ def _speed_cases(kind, seed):
                  {"h": pre_activations(seed + i, shape)}) for i in range(count)]
 
 
-ASSIGNMENT = Assignment("two_layer_net", (
-    Part("relu_grad_loop", "relu_grad_loop", points=1, returns=("relu_grad", "python_loops"),
-         make_cases=_relu_cases, reference=reference_relu_grad, tolerance=EXACT,
-         mistakes=(_SLOPE_AT_ZERO,), call=with_python_loops, extra_check=_one_entry_at_a_time),
-    Part("relu_grad_vectorized", "relu_grad_vectorized", points=1, returns="relu_grad",
-         make_cases=_relu_cases, reference=reference_relu_grad, tolerance=EXACT,
-         mistakes=(_SLOPE_AT_ZERO,)),
-    Part("backward", "backward", points=3, returns=("loss", "grad_w1", "grad_w2"),
-         make_cases=_backward_cases, reference=reference_backward, tolerance=ONE_STEP,
-         builds_on=("relu_grad_vectorized",), manual_backprop=True,
-         mistakes=_BACKWARD_MISTAKES),
-    Part("train", "train", points=2, returns=("losses", "w1", "w2"), make_cases=_train_cases,
-         reference=reference_train, tolerance=TRAINING, sequences=frozenset({"losses"}),
-         builds_on=("backward",), manual_backprop=True, mistakes=_TRAIN_MISTAKES),
-    Part("speed", "relu_grad_vectorized", points=2, returns=("relu_grad", "cpu_seconds", "python_loops"),
-         make_cases=_speed_cases, reference=reference_speed, tolerance=EXACT,
-         call=timed_call, timed=True, extra_check=_fast_enough, passed_note=_measured_speed,
-         mistakes=(_SLOPE_AT_ZERO,)),
-))
+ASSIGNMENT = graded(spec.ASSIGNMENT, {
+    "relu_grad_loop": Grading(_relu_cases, reference_relu_grad, (_SLOPE_AT_ZERO,)),
+    "relu_grad_vectorized": Grading(_relu_cases, reference_relu_grad, (_SLOPE_AT_ZERO,)),
+    "backward": Grading(_backward_cases, reference_backward, _BACKWARD_MISTAKES),
+    "train": Grading(_train_cases, reference_train, _TRAIN_MISTAKES),
+    "speed": Grading(_speed_cases, reference_speed, (_SLOPE_AT_ZERO,)),
+})
+
+EXAMPLES: dict = {}  # the notebook draws its own data, as jcjohnson's example does

@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 from IPython.core.inputtransformer2 import TransformerManager
 
-from .. import assignments, manual_backprop
-from ..grading import call_student
-from ..parts import StudentError
+from ..kit import assignments, manual_backprop
+from ..kit.grading import call_student
+from ..kit.parts import StudentError
 from . import protocol
 from .isolation import Limits, isolate
 
@@ -204,12 +204,22 @@ class Forbidden(RuntimeError, ValueError):
 
 
 def _refuse_escapes(event: str, args) -> None:
+    if event == "import" and _grader_module(args[0]):
+        raise Forbidden(f"import {args[0]} is not allowed while grading: only the student kit "
+                        f"(autograder.kit) can be imported")
     attribute = args[1] if event.startswith("object.") and len(args) > 1 else None
     if event in FORBIDDEN_EVENTS or event == "object.__getattr__" and \
             attribute in FRAME_ATTRIBUTES or event == "object.__setattr__" and \
             attribute in FUNCTION_INTERNALS:
         what = f"{event} ({attribute})" if attribute else event
         raise Forbidden(f"{what} is not allowed while grading: the sandbox refuses it")
+
+
+def _grader_module(name: object) -> bool:
+    """A module of the grader's, not of the student kit. (With bubblewrap their files are not
+    in the sandbox at all; this also holds where it is absent.)"""
+    return isinstance(name, str) and (name == "autograder" or name.startswith("autograder.")) \
+        and not (name == "autograder.kit" or name.startswith("autograder.kit."))
 
 
 def _call_all(part, function, part_cases: list, device: torch.device,

@@ -303,7 +303,8 @@ def prepare_children() -> None:
     use imports torch._dynamo: 2 s here)."""
     from safetensors.torch import load, save
 
-    import autograder.notebook  # noqa: F401 -- every setup cell imports it
+    import autograder.kit  # noqa: F401 -- every setup cell imports it
+    import autograder.kit.assignments  # noqa: F401 -- every child reads its parts
 
     x = torch.linspace(0.1, 0.9, 6, dtype=torch.float64).reshape(2, 3)
     repr(x)

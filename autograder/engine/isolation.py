@@ -3,7 +3,8 @@
 **Outer: bubblewrap** (`bubblewrap_command`). The fork server, and so every child it forks,
 runs inside `bwrap`, a sandbox tool that Flatpak and many build systems rely on: it builds
 a new root holding only the system's `/usr`, Python, the installed packages and the
-`autograder` package, read-only, and one read-write *spool* folder for the working
+sandbox's part of the `autograder` package (the student kit and the engine's child side,
+never the references), read-only, and one read-write *spool* folder for the working
 directories; nothing else of the machine exists in there (no checkout, no home, no course,
 no gradebook, no socket of the host). It also gives the server its own pid, IPC, network
 and UTS namespaces, and dies with the grader (`--die-with-parent`): when the grader ends,
@@ -112,6 +113,14 @@ def bubblewrap_command(argv: list[str], info_fd: int) -> list[str]:
         command += ["--perms", "0755", "--dir", str(parent)]
     for path in kept:
         command += ["--ro-bind", str(path), str(path)]
+    # Of the grader's own package, only what the sandbox runs: the kit and the child's side
+    # of the engine. The references, the case generators and the known mistakes are not in
+    # its view at all (they may lie below a kept path: the folder is replaced first).
+    package = Path(autograder.__file__).resolve().parent
+    command += ["--perms", "0755", "--tmpfs", str(package)]
+    for path in SANDBOX_MODULES:
+        command += ["--ro-bind", str(package / path), str(package / path)]
+    command += ["--remount-ro", str(package)]
     for device in sorted(Path("/dev").glob("nvidia*")):  # CUDA, where there is a GPU
         command += ["--dev-bind", str(device), str(device)]
     command += ["--size", str(SPOOL_BYTES), "--tmpfs", str(SPOOL), "--info-fd", str(info_fd),
@@ -121,9 +130,15 @@ def bubblewrap_command(argv: list[str], info_fd: int) -> list[str]:
     return command
 
 
+# What the sandbox sees of the `autograder` package: the student kit, and the modules that
+# the fork server and its children run (none imports a grader module).
+SANDBOX_MODULES = ("__init__.py", "kit", "engine/__init__.py", "engine/child.py",
+                   "engine/forkserver.py", "engine/isolation.py", "engine/protocol.py")
+
+
 def kept_paths() -> list[Path]:
     """What the sandbox sees of the machine besides /usr: Python, the installed packages and
-    the `autograder` package, shallowest first."""
+    the `autograder` package (of which only SANDBOX_MODULES), shallowest first."""
     package = Path(autograder.__file__).resolve().parent
     return sorted({Path(sys.base_prefix).resolve(), Path(sys.prefix).resolve(), package},
                   key=lambda p: len(p.parts))

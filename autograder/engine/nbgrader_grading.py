@@ -23,9 +23,9 @@ from nbconvert.exporters import NotebookExporter
 from nbgrader.preprocessors import NbGraderPreprocessor
 
 from .. import assignments
-from ..figures import alt_text, as_image
-from ..grading import PartResult
-from ..messages import error_lines, wrap
+from ..kit.figures import alt_text, as_image
+from ..kit.grading import PartResult
+from ..kit.messages import error_lines, wrap
 from .launch import warm_up
 from .runner import grade_notebook, read_submission
 

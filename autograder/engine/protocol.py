@@ -41,8 +41,8 @@ import torch
 from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
-from ..diagnosis import Finding, known_mistake
-from ..parts import Case, Part
+from ..kit.diagnosis import Finding, known_mistake
+from ..kit.parts import Case, Part
 
 SUBMISSION = "submission.ipynb"
 REQUEST = "request.json"

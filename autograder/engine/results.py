@@ -8,8 +8,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..diagnosis import known_mistake
-from ..grading import PartResult
+from ..kit.diagnosis import known_mistake
+from ..kit.grading import PartResult
 from .course_config import skip_iri_grammar
 from .protocol import write_atomically
 

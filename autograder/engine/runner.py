@@ -38,7 +38,8 @@ from pathlib import Path
 import psutil
 
 from .. import assignments
-from ..grading import PartResult, failed, grade_outcomes
+from ..kit.grading import PartResult, failed, grade_outcomes
+from ..references import COMPUTED
 from .course_config import CourseConfig, CourseError, course_lock, load_course
 from .isolation import DEFAULT_LIMITS, Limits
 from .launch import ForkServer, default_launcher, warm_up
@@ -253,7 +254,8 @@ def grade_data(submission: Submission, assignment: str, *, seed: int | None = No
                         launcher or default_launcher())
         result.isolation = run.isolation
         result.parts = [failed(part, run.failures[part.id]) if part.id in run.failures
-                        else grade_outcomes(part, cases[part.id], run.outcomes[part.id])
+                        else grade_outcomes(part, cases[part.id], run.outcomes[part.id],
+                                            COMPUTED)
                         for part in graded.parts]
     result.seconds = time.monotonic() - start
     return result

@@ -24,9 +24,11 @@ from pathlib import Path
 
 import torch
 
-from ..diagnosis import Finding
-from ..parts import Assignment, Case
-from ..python_loops import UNREADABLE, calls_in_notebook, loops_in_notebook
+from ..kit import visible
+from ..kit.diagnosis import Finding
+from ..kit.parts import Assignment, Case
+from ..kit.python_loops import UNREADABLE, calls_in_notebook, loops_in_notebook
+from ..visible_data import examples_bytes
 from . import protocol
 from .child import code_cells, run_order
 from .isolation import FULL, Limits
@@ -87,6 +89,8 @@ def _launch(notebook: bytes, assignment: Assignment, cases: dict[str, list[Case]
     try:
         try:
             (workdir / protocol.SUBMISSION).write_bytes(notebook)
+            # The notebook's example data, as the release ships it, without its checks.
+            (workdir / visible.FILE).write_bytes(examples_bytes(assignment.name))
             protocol.write_request(workdir, assignment.name, cases, limits.to_json(),
                                    frozenset(p.id for p in parts if p.timed),
                                    protocol.timed_inputs_waiting(workdir))

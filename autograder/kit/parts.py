@@ -1,8 +1,9 @@
 """What a gradable part is, and how a student's return value becomes named tensors.
 
-A part is one stub in a notebook, worth points. It names the student's function, the
-values that function returns, the seeded inputs it is called on (visible and hidden
-cases), and the autograd reference those results are compared with.
+A part is one stub in a notebook, worth points. Here it says how the student's function is
+called and judged: its name, the values it returns, the tolerance and the facts checked
+beyond the reference. Its cases and its autograd reference are the grader's
+(`autograder.references`); the kit gets the visible ones as data.
 """
 
 from collections.abc import Callable, Mapping
@@ -12,7 +13,7 @@ from typing import Any
 import torch
 from torch.overrides import TorchFunctionMode
 
-from .diagnosis import Finding, KnownMistake
+from .diagnosis import Finding
 from .tolerances import Tolerance
 
 # The shape of a return value: a name for one tensor, or a tuple of such shapes.
@@ -52,8 +53,6 @@ class Part:
     function: str
     points: int
     returns: ReturnSpec
-    make_cases: Callable[[str, int], list[Case]]
-    reference: Callable[..., dict[str, torch.Tensor]]
     tolerance: Tolerance
     # Outputs judged as a change of one input (output - input), e.g. an updated weight.
     deltas: Mapping[str, str] = field(default_factory=dict)
@@ -79,18 +78,11 @@ class Part:
     # What a passing result adds to its message, from the first case's outputs: e.g. the
     # speed that was measured.
     passed_note: Callable[[Case, dict[str, torch.Tensor]], str] | None = None
-    # Wrong answers the grader can compute, tried in order on a wrong result to name the
-    # mistake (see diagnosis.KnownMistake); the generic patterns come after them.
-    mistakes: tuple[KnownMistake, ...] = ()
     # How to call the student's function (untrusted side): call(function, *case args)
     # returns what `returns` describes. By default function(*args). A part may set up
     # autograd state here (leaf parameters holding a stale .grad) and report, as tensors,
     # what the call did to it; it raises StudentError for a mistake it recognises.
     call: Callable[..., Any] | None = None
-
-    def cases(self, kind: str, seed: int) -> list[Case]:
-        """The seeded cases of this part; kind is "visible" or "hidden"."""
-        return self.make_cases(kind, seed)
 
     def output_names(self) -> list[str]:
         """The names of the tensors the student's function returns, in order."""
@@ -99,10 +91,12 @@ class Part:
 
 @dataclass(frozen=True)
 class Assignment:
-    """An assignment: its name (the nbgrader assignment id) and its parts in notebook order."""
+    """An assignment: its name (the nbgrader assignment id) and its parts in notebook order.
+    on_device: its cases live on the chosen device (`devices.chosen_device`), not the CPU."""
 
     name: str
     parts: tuple[Part, ...]
+    on_device: bool = False
 
     def part(self, part_id: str) -> Part:
         """The part whose id (the nbgrader grade id of its test cell) is part_id."""

@@ -6,9 +6,10 @@ tests hold a labelled corpus of wrong submissions to them.
 
 Mistakes are recognised in three ways, most specific first:
 
-1. `KnownMistake`: a wrong answer the grader can compute itself, such as the training loop
+1. `KnownMistake`: a wrong answer the grader computes itself, such as the training loop
    with the tutorial's `d_hidn.sum()`, or with the learning rate negated (gradient ascent).
-   When the student's outputs equal it, the diagnosis is certain.
+   When the student's outputs equal it, the diagnosis is certain. (The kit gets these
+   outputs for the visible cases as data; the grader computes them for the hidden ones.)
 2. Patterns between the student's tensor and the reference (`compare.compare`): an opposite
    sign, a constant ratio (2, N, 2/N, the learning rate), a transpose, all entries equal.
 3. The exception a function raised (`exception_finding`): a product of mismatched shapes
@@ -19,7 +20,7 @@ the message says plainly what is wrong (which output, how far off) and guesses n
 """
 
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
@@ -188,79 +189,24 @@ def name_ratio(ratio: float, scales: Scales, entries: int) -> tuple[str | None, 
     return None, ""
 
 
-# ---- known mistakes: wrong answers the grader can compute -------------------------------
+# ---- known mistakes: wrong answers the grader computes ---------------------------------
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class KnownMistake:
-    """A wrong answer the grader computes on a case, in the trusted process.
+    """A wrong answer the grader computes (in the trusted process, or once at release time for
+    the visible cases): the outputs of a student who made this mistake.
 
-    compute(reference, args) yields the outputs this mistake can produce on the case (a
-    family of mistakes yields several, a mistake that cannot show on this case none).
-    `reference` is the part's reference function, `args` the case's arguments."""
+    The kit holds only what it takes to recognise it: its name, the hint shown when the
+    student's outputs equal it, and how to compare them."""
 
     mistake: str
     hint: str
-    compute: Callable[[Callable, dict], Iterable[dict[str, torch.Tensor]]]
     # Outputs compared up to a constant factor: a loss history, where the mistake also
     # scales the losses the student records (a sum where the mean belongs).
     scaled: frozenset[str] = frozenset()
     # Compare the first epochs of the loss history only, and nothing else: a mistake that
     # makes training unstable also makes rounding differences grow without bound.
     first_epochs: int | None = None
-
-
-LOSSES = frozenset({"losses"})
-
-
-def rate_mistakes(usual_rates: tuple[float, ...] = ()) -> tuple[KnownMistake, ...]:
-    """The training loop run with another learning rate, for the mistakes that amount to
-    one: a sign error is a negative rate, a factor of 2 in the gradient doubles it, a mean
-    where the sum belongs divides it by N; a rate written into the loop replaces it.
-
-    The losses are compared up to a constant factor: a mistake in the scale of the loss
-    also scales the losses the student records."""
-    def scaled(factor_of: Callable[[Scales], list[float]]):
-        def compute(reference, args):
-            scales = Scales.of(args)
-            for rate in factor_of(scales):
-                if abs(rate - scales.learning_rate) > 1e-12:
-                    yield reference(*{**args, "learning_rate": rate}.values())
-        return compute
-
-    def explained(mistake: str):
-        return lambda s: [s.learning_rate * r for r, m, _ in s.explanations() if m == mistake]
-
-    return (
-        KnownMistake("sign", "The loss goes up: the updates climb the gradient instead of "
-                             "descending it. Check the sign of the error term or of the update.",
-                     scaled(lambda s: [-s.learning_rate]), LOSSES),
-        KnownMistake("wrong_learning_rate", "It trained with a learning rate fixed in the code, "
-                                            "not the learning_rate argument.",
-                     scaled(lambda s: list(usual_rates)), LOSSES),
-        KnownMistake("factor_of_2", "It trained as if the gradient were twice (or half) what it "
-                                    "is: look for the 2 of the square's derivative, or the 1/2 "
-                                    "of the loss.", scaled(explained("factor_of_2")), LOSSES),
-        KnownMistake("mean_vs_sum", "It trained as if the gradient were scaled by the batch "
-                                    "size: a mean where a sum belongs, or the other way round.",
-                     scaled(explained("mean_vs_sum")), LOSSES),
-        KnownMistake("learning_rate_scale", "It trained as if the learning rate were missing "
-                                            "from the update, or applied twice.",
-                     scaled(explained("learning_rate_scale")), LOSSES),
-    )
-
-
-def _loss_after_update(reference, args):
-    """The losses of epochs 2 .. n+1: each recorded after its epoch's update."""
-    key = next((name for name in ("epochs", "steps") if name in args), None)
-    if key is not None:
-        losses = reference(*{**args, key: args[key] + 1}.values())["losses"]
-        yield {"losses": losses[1:]}
-
-
-LOSS_AFTER_UPDATE = KnownMistake(
-    "loss_after_update", "Each loss was recorded after that epoch's update: record the loss of "
-                         "the forward pass that the update starts from, before the update.",
-    _loss_after_update)
 
 
 # ---- exceptions ----------------------------------------------------------------------------

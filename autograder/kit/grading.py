@@ -1,16 +1,20 @@
 """Run a student's function on a part's cases and judge each result against autograd.
 
 Two halves, kept apart on purpose: `call_student` runs untrusted code and returns plain
-tensors; `judge` computes the reference and the verdict and never runs student code. The
+tensors; `judge` compares them with what is expected and never runs student code. The
 notebook's test cells use both in one process; the sandboxed engine runs them in two.
+
+What is expected comes from `Expectations`: the grader computes it with autograd
+(`autograder.references.Computed`); the kit reads the visible cases' from the data that
+`make release` ships with the notebook (`visible.Shipped`).
 """
 
 import contextlib
 import io
-import threading
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import torch
 from torch.overrides import TorchFunctionMode
@@ -22,6 +26,17 @@ from .parts import Case, Part, StudentError, unpack
 from .tolerances import KNOWN_MISTAKE
 
 Outputs = dict[str, torch.Tensor]
+
+
+class Expectations(Protocol):
+    """What a case's outputs should be, and what the part's known mistakes give there."""
+
+    def reference(self, part: Part, case: Case) -> Outputs:
+        """The reference outputs (autograd's) of part on case."""
+
+    def mistakes(self, part: Part, case: Case) -> Iterable[tuple[KnownMistake, list[Outputs]]]:
+        """Each known mistake of part, in order, with the outputs it gives on case (lazily:
+        the first that matches ends the search)."""
 
 
 @dataclass
@@ -107,14 +122,14 @@ def _failing_operands(part: Part, function, case: Case) -> list[tuple[int, ...]]
     return recorder.shapes
 
 
-def judge(part: Part, case: Case, outputs: Outputs) -> Finding | None:
+def judge(part: Part, case: Case, outputs: Outputs, expected: Expectations) -> Finding | None:
     """None when every output matches the autograd reference; otherwise what is wrong,
     with the mistake named when a known wrong answer or a pattern shows it.
 
     The layout of every output (shape, dtype, device, length of a history) is checked
     before any values: a bias of the wrong shape says more than the losses it changed."""
     case_scales = Scales.of(dict(case.args))
-    references = cached_reference(part, case)
+    references = expected.reference(part, case)
     compared = [(name, *_judged(part, case, name, outputs[name], reference),
                  replace(case_scales, batch_sum=name in part.batch_sums))
                 for name, reference in references.items()]
@@ -124,12 +139,14 @@ def judge(part: Part, case: Case, outputs: Outputs) -> Finding | None:
         # A result that became NaN or inf may be a known mistake's (one that diverges); any
         # other wrong layout says more than a known mistake could.
         if finding and finding.mistake == "not_finite":
-            finding = _named(part, case, outputs, name, finding.message) or finding
+            finding = _named(part, case, outputs, name, finding.message, expected) \
+                or finding
         if finding:
             return replace(finding, output=name)
     for name, what, got, reference, scales in compared:
         if not matches(got, reference, part.tolerance):
-            finding = _named(part, case, outputs, name, wrong_by(what, got, reference)) \
+            finding = _named(part, case, outputs, name, wrong_by(what, got, reference),
+                             expected) \
                 or _swapped(part, name, outputs, references) \
                 or value_finding(what, got, reference, scales)
             return replace(finding, output=name)
@@ -182,20 +199,20 @@ def _epochs_finding(part: Part, case: Case, name: str, got: torch.Tensor,
                    "wrong_epochs")
 
 
-def _named(part: Part, case: Case, outputs: Outputs, wrong: str,
-           what_is_wrong: str) -> Finding | None:
+def _named(part: Part, case: Case, outputs: Outputs, wrong: str, what_is_wrong: str,
+           expected: Expectations) -> Finding | None:
     """A finding that names the known mistake the outputs are, if they are one."""
-    known = _known_mistake(part, case, outputs, wrong)
+    known = _known_mistake(part, case, outputs, wrong, expected)
     return Finding(f"{what_is_wrong} {known.hint}", known.mistake) if known else None
 
 
-def _known_mistake(part: Part, case: Case, outputs: Outputs, wrong: str) -> KnownMistake | None:
+def _known_mistake(part: Part, case: Case, outputs: Outputs, wrong: str,
+                   expected: Expectations) -> KnownMistake | None:
     """The first of the part's known mistakes that produces exactly the student's outputs,
     the wrong output `wrong` among them."""
-    reference = cached_reference(part, case)[wrong]
-    for known in part.mistakes:
-        if any(_agrees(part, case, known, outputs, candidate)
-               for candidate in _candidates(part, known, case)
+    reference = expected.reference(part, case)[wrong]
+    for known, candidates in expected.mistakes(part, case):
+        if any(_agrees(part, case, known, outputs, candidate) for candidate in candidates
                if _shows(candidate.get(wrong), reference)):
             return known
     return None
@@ -208,12 +225,6 @@ def _shows(value: torch.Tensor | None, reference: torch.Tensor) -> bool:
         value.shape != reference.shape or value.dtype != reference.dtype
         or not torch.isclose(value, reference, rtol=KNOWN_MISTAKE.rtol,
                              atol=KNOWN_MISTAKE.atol, equal_nan=True).all())
-
-
-def _candidates(part: Part, known: KnownMistake, case: Case) -> list[Outputs]:
-    """The outputs a known mistake produces on the case, computed once per distinct input."""
-    return _memo((known, *_fingerprints(case)),
-                 lambda: list(known.compute(part.reference, dict(case.args))))
 
 
 def _agrees(part: Part, case: Case, known: KnownMistake, outputs: Outputs,
@@ -259,44 +270,13 @@ def _scale(got: torch.Tensor, value: torch.Tensor) -> float:
     return ratio if ratio == ratio and ratio != 0 else 1.0
 
 
-def cached_reference(part: Part, case: Case) -> Outputs:
-    """The part's autograd reference on this case, computed once per distinct input."""
-    return _memo((part.reference.__module__, part.reference.__qualname__,
-                  *_fingerprints(case)), lambda: part.reference(*case.args.values()))
-
-
-def _memo(key: tuple, compute: Callable[[], object]):
-    """compute(), once per key: references and known mistakes are deterministic, so the
-    visible cases (the same for every submission) and a re-graded seed cost one computation
-    per process, however many students are graded."""
-    with _CACHE_LOCK:
-        value = _CACHE.get(key)
-    if value is None:
-        value = compute()
-        with _CACHE_LOCK:
-            _CACHE[key] = value
-            while len(_CACHE) > CACHE_SIZE:
-                _CACHE.pop(next(iter(_CACHE)))
-    return value
-
-
-def _fingerprints(case: Case) -> tuple:
-    return tuple((str(value.dtype), tuple(value.shape), value.cpu().numpy().tobytes())
-                 if isinstance(value, torch.Tensor) else repr(value)
-                 for value in case.args.values())
-
-
-CACHE_SIZE = 512
-_CACHE: dict[tuple, object] = {}
-_CACHE_LOCK = threading.Lock()
-
-
-def grade_part(part: Part, function, cases: list[Case]) -> PartResult:
+def grade_part(part: Part, function, cases: list[Case], expected: Expectations) -> PartResult:
     """Full points when every case passes, else 0 with the first problem found."""
     if not callable(function):
         return failed(part, Finding(f"{part.function} should be a function, but it is a "
                                     f"{type(function).__name__}.", "missing_function"))
-    return grade_outcomes(part, cases, (_attempt(part, function, case) for case in cases))
+    return grade_outcomes(part, cases, (_attempt(part, function, case) for case in cases),
+                          expected)
 
 
 def _attempt(part: Part, function, case: Case) -> Outputs | Finding:
@@ -306,8 +286,8 @@ def _attempt(part: Part, function, case: Case) -> Outputs | Finding:
         return error.finding()
 
 
-def grade_outcomes(part: Part, cases: list[Case],
-                   outcomes: Iterable[Outputs | Finding]) -> PartResult:
+def grade_outcomes(part: Part, cases: list[Case], outcomes: Iterable[Outputs | Finding],
+                   expected: Expectations) -> PartResult:
     """Judge each case's outcome (the student's outputs, or why there are none) in order.
 
     Full points when every case passes, else 0 with the first problem found. Outcomes may
@@ -316,35 +296,36 @@ def grade_outcomes(part: Part, cases: list[Case],
     """
     shown = None
     for case, outcome in zip(cases, outcomes, strict=False):
-        finding = outcome if isinstance(outcome, Finding) else judge(part, case, outcome)
+        finding = outcome if isinstance(outcome, Finding) \
+            else judge(part, case, outcome, expected)
         shown = shown or (case, outcome)
         if finding:
             return failed(part, Finding(f"{part.function} fails on {case.label}: "
                                         f"{finding.message}", finding.mistake),
-                          _figures(part, case, outcome, finding))
-    figures_shown = _figures(part, *shown, None) if shown else ()
+                          _figures(part, case, outcome, finding, expected))
+    figures_shown = _figures(part, *shown, None, expected) if shown else ()
     count = f"{len(cases)} case{'s' * (len(cases) != 1)}"
     measured = f" {part.passed_note(*shown)}" if part.passed_note and shown else ""
     return PartResult(part.id, part.points, part.points,
                       f"{part.function} is correct on {count}.{measured}", None, figures_shown)
 
 
-def _figures(part: Part, case: Case, outcome: Outputs | Finding,
-             finding: Finding | None) -> tuple[str, ...]:
+def _figures(part: Part, case: Case, outcome: Outputs | Finding, finding: Finding | None,
+             expected: Expectations) -> tuple[str, ...]:
     """The loss curve of a training part against the reference's, and for a wrong tensor a
     map of where it differs. No values are shown: the axes of a loss curve carry no scale."""
     if isinstance(outcome, Finding):
         return ()
-    expected = cached_reference(part, case)
+    reference = expected.reference(part, case)
     shown = []
-    for name in sorted(part.sequences & expected.keys()):
-        shown.append(figures.loss_curves(outcome[name], expected[name],
+    for name in sorted(part.sequences & reference.keys()):
+        shown.append(figures.loss_curves(outcome[name], reference[name],
                                          f"{part.function}: {name} per epoch", case.label))
     wrong = finding and finding.output
-    if wrong and wrong not in part.sequences and wrong in expected:
-        what, got, reference = _judged(part, case, wrong, outcome[wrong], expected[wrong])
-        if got.numel() > 1 and layout_problem(what, got, reference) is None:
-            shown.append(figures.error_map(got, reference, f"{part.function}: where {what} "
+    if wrong and wrong not in part.sequences and wrong in reference:
+        what, got, theirs = _judged(part, case, wrong, outcome[wrong], reference[wrong])
+        if got.numel() > 1 and layout_problem(what, got, theirs) is None:
+            shown.append(figures.error_map(got, theirs, f"{part.function}: where {what} "
                                            f"differs from autograd's", case.label))
     return tuple(shown)
 

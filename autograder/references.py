@@ -1,0 +1,107 @@
+"""The grader's side of a part: its seeded cases, its autograd reference, its known mistakes.
+
+Grader only: none of this is in the student kit. A `GradedPart` is the kit's `Part` (how
+the student's function is called and judged) with these added; `Computed` gives the kit's
+judge what to expect by computing it here, with autograd.
+"""
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, fields
+
+import torch
+
+from .kit.grading import Outputs, PartResult, grade_part
+from .kit.parts import Assignment, Case, Part
+from .known_mistakes import KnownMistake
+
+
+@dataclass(frozen=True, kw_only=True)
+class GradedPart(Part):
+    """A part as the grader knows it: make_cases(kind, seed) draws its seeded cases (kind
+    "visible" or "hidden"), reference(*args) gives autograd's outputs, and `mistakes` are the
+    wrong answers it computes, tried in order on a wrong result to name the mistake."""
+
+    make_cases: Callable[[str, int], list[Case]]
+    reference: Callable[..., Outputs]
+    mistakes: tuple[KnownMistake, ...] = ()
+
+    def cases(self, kind: str, seed: int) -> list[Case]:
+        """The seeded cases of this part; kind is "visible" or "hidden"."""
+        return self.make_cases(kind, seed)
+
+
+@dataclass(frozen=True)
+class Grading:
+    """What the grader adds to one of the kit's parts."""
+
+    make_cases: Callable[[str, int], list[Case]]
+    reference: Callable[..., Outputs]
+    mistakes: tuple[KnownMistake, ...] = ()
+
+
+def graded(spec: Assignment, gradings: dict[str, Grading]) -> Assignment:
+    """The kit's assignment with every part's cases, reference and mistakes added."""
+    if set(gradings) != {part.id for part in spec.parts}:
+        raise ValueError(f"{spec.name}: the parts graded ({sorted(gradings)}) are not the "
+                         f"parts of the kit ({[part.id for part in spec.parts]})")
+    parts = tuple(GradedPart(**{f.name: getattr(part, f.name) for f in fields(Part)},
+                             make_cases=gradings[part.id].make_cases,
+                             reference=gradings[part.id].reference,
+                             mistakes=gradings[part.id].mistakes) for part in spec.parts)
+    return Assignment(spec.name, parts, spec.on_device)
+
+
+class Computed:
+    """Expectations computed here with autograd, once per distinct input: the visible cases
+    (the same for every submission) and a re-graded seed cost one computation per process,
+    however many students are graded."""
+
+    def reference(self, part: GradedPart, case: Case) -> Outputs:
+        return cached_reference(part, case)
+
+    def mistakes(self, part: GradedPart, case: Case
+                 ) -> Iterable[tuple[KnownMistake, list[Outputs]]]:
+        for known in part.mistakes:
+            yield known, _memo((known, *_fingerprints(case)),
+                               lambda known=known: list(known.compute(part.reference,
+                                                                      dict(case.args))))
+
+
+COMPUTED = Computed()
+
+
+def cached_reference(part: GradedPart, case: Case) -> Outputs:
+    """The part's autograd reference on this case, computed once per distinct input."""
+    return _memo((part.reference.__module__, part.reference.__qualname__,
+                  *_fingerprints(case)), lambda: part.reference(*case.args.values()))
+
+
+def grade_with_references(part: GradedPart, function, cases: list[Case]) -> PartResult:
+    """grade_part against autograd's references computed here (tests and tools; the engine
+    judges what its sandbox returns with the same `COMPUTED`)."""
+    return grade_part(part, function, cases, COMPUTED)
+
+
+def _memo(key: tuple, compute: Callable[[], object]):
+    """compute(), once per key: references and known mistakes are deterministic."""
+    with _CACHE_LOCK:
+        value = _CACHE.get(key)
+    if value is None:
+        value = compute()
+        with _CACHE_LOCK:
+            _CACHE[key] = value
+            while len(_CACHE) > CACHE_SIZE:
+                _CACHE.pop(next(iter(_CACHE)))
+    return value
+
+
+def _fingerprints(case: Case) -> tuple:
+    return tuple((str(value.dtype), tuple(value.shape), value.cpu().numpy().tobytes())
+                 if isinstance(value, torch.Tensor) else repr(value)
+                 for value in case.args.values())
+
+
+CACHE_SIZE = 512
+_CACHE: dict[tuple, object] = {}
+_CACHE_LOCK = threading.Lock()

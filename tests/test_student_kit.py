@@ -1,0 +1,186 @@
+"""The student kit on its own: installed into a fresh virtualenv without the grader, it runs
+every release notebook, judges the visible cases as the grader does, and holds no
+reference, no hidden-case code and no hidden seed."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbgrader.utils import determine_grade, is_grade
+
+from autograder.assignments import get
+from autograder.course import REPO, assignment_names
+from autograder.kit import visible
+from autograder.kit.grading import grade_part
+from autograder.references import grade_with_references
+from autograder.submissions import defined_names, student_answers
+from autograder.visible_data import VISIBLE_SEED
+
+pytestmark = pytest.mark.slow
+
+# What only the grader has: a reference, a case generator, a known mistake's computation,
+# a seed of hidden cases. None of these names may be in the kit's installed files.
+GRADER_ONLY = ("def reference_", "make_cases", "HIDDEN_SEED", "_cases(kind", "def mistaken_",
+               "seeded_networks", "VISIBLE_SEED", "known_mistakes", "references",
+               "def random_data", "def leaky_data", "def one_input_data", "def _trained")
+
+
+@pytest.fixture(scope="module")
+def kit_python(tmp_path_factory) -> Path:
+    """The python of a fresh virtualenv holding torch, ipykernel and the kit alone."""
+    root = tmp_path_factory.mktemp("kit-venv")
+    subprocess.run([sys.executable, "-m", "venv", str(root / "venv")], check=True)
+    python = root / "venv" / "bin" / "python"
+    pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+           "-c", str(REPO / "constraints.txt")]
+    subprocess.run([*pip, "torch", "safetensors", "ipykernel"], check=True)
+    # Built from a copy, so that the build leaves nothing in the checkout.
+    shutil.copytree(REPO / "autograder" / "kit", root / "kit",
+                    ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info"))
+    subprocess.run([*pip, "--no-deps", str(root / "kit")], check=True)
+    return python
+
+
+def site_packages(python: Path) -> Path:
+    out = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()"
+                          "['purelib'])"], capture_output=True, text=True, check=True)
+    return Path(out.stdout.strip())
+
+
+def test_the_install_holds_the_kit_alone(kit_python):
+    installed = site_packages(kit_python) / "autograder"
+    files = sorted(p.relative_to(installed).as_posix() for p in installed.rglob("*.py"))
+    assert files and all(f.startswith("kit/") for f in files), files
+    assert not (installed / "__init__.py").exists()
+    for path in installed.rglob("*.py"):
+        text = path.read_text()
+        found = [name for name in GRADER_ONLY if name in text]
+        assert not found, f"{path.name} holds {found}"
+    for module in ("autograder.assignments", "autograder.references", "autograder.engine",
+                   "autograder.visible_data"):
+        done = subprocess.run([str(kit_python), "-c", f"import {module}"], capture_output=True,
+                              text=True)
+        assert done.returncode != 0 and "ModuleNotFoundError" in done.stderr, module
+    size = sum(p.stat().st_size for p in installed.rglob("*") if p.is_file())
+    print(f"\nthe kit's install: {len(files)} files, {size / 1024:.0f} KiB")
+
+
+def execute(notebook_path: Path, kit_python: Path, tmp_path: Path) -> nbformat.NotebookNode:
+    """Run a notebook in a kernel of the kit's virtualenv, from a copy of its folder."""
+    folder = tmp_path / notebook_path.parent.name
+    shutil.copytree(notebook_path.parent, folder)
+    spec = tmp_path / "jupyter" / "kernels" / "kit"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [str(kit_python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "kit", "language": "python"}))
+    os.environ["JUPYTER_PATH"] = str(tmp_path / "jupyter")
+    notebook = nbformat.read(folder / notebook_path.name, as_version=4)
+    NotebookClient(notebook, timeout=300, kernel_name="kit", allow_errors=True,
+                   resources={"metadata": {"path": str(folder)}}).execute()
+    return notebook
+
+
+def errors(notebook) -> list:
+    return [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs
+            if o.output_type == "error"]
+
+
+@pytest.mark.parametrize("assignment", assignment_names())
+def test_release_and_answer_key_run_in_the_kit(assignment, kit_python, tmp_path):
+    key = execute(REPO / "solutions" / assignment / f"{assignment}.ipynb", kit_python,
+                  tmp_path / "key")
+    assert errors(key) == []
+    grades = [determine_grade(c) for c in key.cells if is_grade(c) and c.cell_type == "code"]
+    assert grades and all(score == maximum for score, maximum in grades)
+    blank = execute(REPO / "assignments" / assignment / f"{assignment}.ipynb", kit_python,
+                    tmp_path / "blank")
+    assert {o.ename for o in errors(blank)} <= {"NotImplementedError", "WrongAnswer",
+                                                "NameError"}
+    assert any(o.ename == "WrongAnswer" for o in errors(blank))
+
+
+# Run in the kit's virtualenv: each submission's answer cells, then every check, on the
+# visible cases shipped with the release. Prints {student: {part: message}} as JSON.
+RUN_CHECKS = """
+import contextlib, io, json, sys
+from autograder.kit import checker, example
+from autograder.kit.notebook import WrongAnswer
+jobs = json.load(open(sys.argv[1]))
+verdicts = {}
+for job in jobs:
+    namespace = {"checker": checker, "example": example}
+    exec(job["setup"], namespace)
+    for code in job["answers"]:
+        exec(code, namespace)
+    check = checker(job["assignment"], job["folder"])
+    verdicts[job["student"]] = {}
+    for part_id, function in job["parts"]:
+        try:
+            with contextlib.redirect_stdout(io.StringIO()) as out:
+                check(part_id, namespace.get(function))
+            verdicts[job["student"]][part_id] = out.getvalue().strip()
+        except WrongAnswer as error:
+            verdicts[job["student"]][part_id] = "WrongAnswer: " + str(error)
+print(json.dumps(verdicts))
+"""
+
+
+def test_visible_checks_in_the_kit_say_what_the_grader_says(kit_python, tmp_path):
+    """On the labelled mistake corpus, each visible check in the kit's virtualenv passes or
+    fails with the message (and the diagnosis in it) that the grader gives on the same cases
+    with its own references."""
+    sys.path.insert(0, str(REPO / "bench"))
+    from seed_sweep import labelled_submissions
+
+    jobs, expected = [], {}
+    for assignment in assignment_names():
+        graded = get(assignment)
+        setup = "import torch\nfrom torch import nn, optim\n"
+        parts = [(p.id, p.function) for p in graded.parts if not p.timed]
+        for submission in labelled_submissions(assignment):
+            namespace = defined_names(assignment, submission.edits)
+            answers = student_answers(assignment, None, submission.edits)
+            student = f"{assignment}/{submission.student}"
+            jobs.append({"assignment": assignment, "student": student, "setup": setup,
+                         "answers": list(answers.values()), "parts": parts,
+                         "folder": str(REPO / "assignments" / assignment)})
+            expected[student] = {}
+            for part_id, function in parts:
+                part = graded.part(part_id)
+                result = grade_with_references(part, namespace.get(function),
+                                               part.cases("visible", VISIBLE_SEED))
+                expected[student][part_id] = f"✔ {result.message}" if result.passed \
+                    else f"WrongAnswer: {result.message}"
+    (tmp_path / "jobs.json").write_text(json.dumps(jobs))
+    (tmp_path / "run_checks.py").write_text(RUN_CHECKS)
+    done = subprocess.run([str(kit_python), str(tmp_path / "run_checks.py"),
+                           str(tmp_path / "jobs.json")], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = json.loads(done.stdout.strip().splitlines()[-1])
+    differing = {student: {part: (got[student][part], message)
+                           for part, message in parts.items() if got[student][part] != message}
+                 for student, parts in expected.items()}
+    assert {s: d for s, d in differing.items() if d} == {}
+    print(f"\n{len(jobs)} submissions, {sum(map(len, expected.values()))} checks: the same")
+
+
+@pytest.mark.parametrize("assignment", assignment_names())
+def test_shipped_expectations_are_the_graders(assignment):
+    """The release's file holds the visible cases as the grader draws them and what it
+    computes for them: judging against either gives the same verdict on the answer key."""
+    shipped = visible.read(REPO / "assignments" / assignment)
+    graded = get(assignment)
+    key = defined_names(assignment)
+    for part in graded.parts:
+        cases = part.cases("visible", VISIBLE_SEED)
+        assert [c.label for c in shipped.cases(part.id)] == [c.label for c in cases]
+        if not part.timed:
+            assert grade_part(part, key[part.function], shipped.cases(part.id), shipped).passed
