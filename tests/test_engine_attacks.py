@@ -482,7 +482,7 @@ from autograder.assignments.nn_from_scratch import reference_sigmoid
 def sigmoid_activation(z):
     return reference_sigmoid(z)["sigmoid_activation(z)"]
 """),)),
-    Attack("hidden_import_module", 8, "only the student kit", solved=None,
+    Attack("hidden_import_module", 8, "autograder.assignments", solved=None,
            assignment=SINGLE_NEURON, code=(("linear_answer", solutions(SINGLE_NEURON)[
                "linear_answer"] + """
 import importlib
@@ -491,15 +491,16 @@ def train_linear(x, y, weight, learning_rate, epochs):
     result = answers.reference_train_linear(x, y, weight, learning_rate, epochs)
     return result["losses"], result["weight"]
 """),)),
-    Attack("hidden_read_source", 8, "is not defined", solved=None, assignment=TWO_LAYER_NET,
+    Attack("hidden_read_source", 8, "No such file", solved=None, assignment=TWO_LAYER_NET,
            code=(("relu_grad_loop_answer", """
-import os, autograder.kit
-_grader = os.path.join(os.path.dirname(os.path.dirname(autograder.kit.__file__)),
+import importlib.util, os, autograder.kit
+_GRADER = os.path.join(os.path.dirname(os.path.dirname(autograder.kit.__file__)),
                        "assignments", "two_layer_net.py")
-_namespace = {"__name__": "autograder.assignments.two_layer_net",
-              "__package__": "autograder.assignments"}
-exec(open(_grader).read(), _namespace)
-relu_grad_loop = _namespace["reference_relu_grad"]
+def relu_grad_loop(h):
+    spec = importlib.util.spec_from_file_location("stolen", _GRADER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.reference_relu_grad(h)["relu_grad"]
 """),)),
     Attack("hidden_data_of_the_visible_checks", 12, "is correct", solved=None,
            assignment=AUTOGRAD_BASICS, code=(("softmax_cross_entropy_answer", """
