@@ -15,10 +15,22 @@ and, for every new submission there, does what `nbgrader collect`, `autograde`,
    autograded notebook with its timestamp, the gradebook's scores with nbgrader's late
    penalty as configured);
 3. **feedback**: nbgrader's `GenerateFeedback` for that student and assignment, then
-   `ExchangeReleaseFeedback`, both in-process through `NbGraderAPI`, so that the student's
-   ordinary `nbgrader fetch_feedback` (or the Assignments tab) returns it. The pages of
-   all the submissions recorded since the last pass are generated in one run (the other
-   students excluded): nbconvert compiles its templates once a run, half a page's cost.
+   `ExchangeReleaseFeedback`, both through `NbGraderAPI` in a feedback process, so that
+   the student's ordinary `nbgrader fetch_feedback` (or the Assignments tab) returns it.
+   Up to FEEDBACK_BATCH pages recorded since the last batch are generated in one run (the
+   other students excluded; each alone if that run fails), and the run's templates are
+   compiled once a process, not once a run (the pages are the same).
+
+**Processes.** The service's own process collects, hands the gradings to the sandbox,
+judges what comes back (in threads) and records it. FEEDBACK_PROCESSES feedback processes
+(multiprocessing's spawn, started and warmed up before the service says `serving`, a
+little less favoured by the scheduler than the gradings) generate and release the
+feedback, one batch each at a time. A page costs about 0.1 s of CPU in pure Python
+(nbconvert's templates and BeautifulSoup pass, nbgrader's gradebook queries): done on the
+service's own thread, it held the interpreter's lock for most of each submission's cost,
+and the gradings and records waited for it while the other core stood idle. A feedback
+process dies with the service (SIGKILL when its parent dies); only the service's process
+writes the journal, after a batch has come back.
 
 **Exactly once, restart-safe.** Each submission (an inbound folder, named
 `student+assignment+timestamp+random` by `nbgrader submit`) has a journal file in
@@ -43,29 +55,51 @@ Logs: one line per event on stdout, `2026-12-06T14:00:00.123Z event key=value ..
 queued (in inbound/ and not yet released) and the age of the oldest, and exits 0.
 """
 
+import contextlib
+import ctypes
 import html
 import json
+import multiprocessing
 import os
 import secrets
 import shutil
 import signal
 import sys
+import threading
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from .engine.course_config import CourseBusy, CourseConfig, CourseError, load_course
-from .engine.protocol import write_atomically
 
-POLL_SECONDS = 0.5
+POLL_SECONDS = 0.25
 RETRY_SECONDS = 30.0  # a course, an assignment or a grader that failed is tried again after
 JOURNAL = Path("results") / "service"  # in the course root (results/ is git-ignored)
 SECRET = "submission_secret.txt"
 TIMESTAMP = "timestamp.txt"
 COMPLETE_MODE = 0o777  # nbgrader submit's last step: the inbound folder made rwx for all
 DONE = ("released", "limited")
+FEEDBACK_NICE = 5  # the feedback process's niceness above the service's: gradings first
+FEEDBACK_PROCESSES = 2  # each a batch at a time: both cores when the gradings are done
+FEEDBACK_BATCH = 6  # pages a batch at most: a batch's pages all go out at its end
+FEEDBACK_START_SECONDS = 120  # its imports (nbconvert, nbgrader) on a busy machine
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """engine.protocol's, imported on first use (it imports torch, which the feedback
+    processes do not need)."""
+    from .engine.protocol import write_atomically as write
+
+    write(path, data)
 
 
 def log(event: str, **fields) -> None:
@@ -158,17 +192,30 @@ def exchange_inbound(course: CourseConfig) -> Path:
     return Path(Exchange(config=course.config).root) / course.course_id / "inbound"
 
 
-def pending(course: CourseConfig, journal: Journal, done: set[str]) -> list[Inbound]:
+def pending(course: CourseConfig, journal: Journal, done: set[str],
+            seen: dict[str, Inbound] | None = None, inbound: Path | None = None
+            ) -> list[Inbound]:
     """The complete submissions in inbound/ whose journal does not say they are done,
-    oldest first."""
-    inbound = exchange_inbound(course)
+    oldest first.
+
+    done and seen are the caller's memory between calls: names found done, and complete
+    submissions whose journal was read and found not done (the caller adds a name to done
+    when it writes that it is), so that a folder is parsed and its journal read once, not
+    at every poll."""
+    inbound = inbound or exchange_inbound(course)
+    seen = {} if seen is None else seen
     found = []
     try:
         entries = list(os.scandir(inbound))
     except OSError:
         return []
     for entry in entries:
-        if entry.name in done or not entry.is_dir(follow_symlinks=False):
+        if entry.name in done:
+            continue
+        if entry.name in seen:
+            found.append(seen[entry.name])
+            continue
+        if not entry.is_dir(follow_symlinks=False):
             continue
         submission = parse_inbound(Path(entry.path))
         if submission is None or not is_complete(submission.path):
@@ -177,6 +224,7 @@ def pending(course: CourseConfig, journal: Journal, done: set[str]) -> list[Inbo
         if state in DONE:
             done.add(submission.name)
             continue
+        seen[submission.name] = submission
         found.append(submission)
     return sorted(found, key=lambda s: (s.timestamp, s.name))
 
@@ -189,43 +237,43 @@ class Work:
 
     inbound: Inbound
     entry: dict
-    future: Future | None = None
+    future: Future | None = None  # its grading; None once recorded (or before it starts)
     submission: object = None  # runner.Submission, as collected
     reused: bool = False  # its result was written before a restart: not graded again
     started: float = field(default_factory=time.monotonic)
 
 
 class CourseService:
-    """The service for one course: its configuration, journal, nbgrader API and grading."""
+    """The service for one course: its configuration, journal, grading and feedback."""
 
-    def __init__(self, root: Path, pool: ThreadPoolExecutor, max_per_hour: int | None):
+    def __init__(self, root: Path, pool: ThreadPoolExecutor, feedback: "FeedbackProcess",
+                 max_per_hour: int | None):
+        from nbgrader.exchange.default import ExchangeCollect
+
         self.course = load_course(root)
         self.root = self.course.root
         self.journal = Journal(self.root)
-        self.pool, self.max_per_hour = pool, max_per_hour
+        self.pool, self.feedback, self.max_per_hour = pool, feedback, max_per_hour
         self.done: set[str] = set()
+        self.seen: dict[str, Inbound] = {}  # complete, journal read, not done (see pending)
         self.busy: dict[tuple[str, str], Work] = {}  # (student, assignment) -> in flight
         self.run = None  # the open runner.GradingRun (one assignment at a time)
         self.blocked: dict[str, float] = {}  # assignment -> when to try it again
-        self.graded: list[Work] = []  # recorded, their feedback not yet out
-        self.api = self._api()
+        self.graded: list[Work] = []  # recorded, their feedback not yet asked for
+        self.sending: dict[Future, tuple[list[Work], float]] = {}  # batches, when sent
+        self.collector = ExchangeCollect(coursedir=course_directory(self.course),
+                                         config=self.course.config)
         self.inbound = exchange_inbound(self.course)
         log("course", course=self.course.course_id, root=self.root, inbound=self.inbound)
-
-    def _api(self):
-        from nbgrader.apps import NbGraderAPI
-        from nbgrader.coursedir import CourseDirectory
-
-        coursedir = CourseDirectory(config=self.course.config)
-        coursedir.root = str(self.root)
-        return NbGraderAPI(coursedir=coursedir, config=self.course.config)
 
     # -- the loop's steps --
 
     def step(self) -> list[Future]:
-        """Start what can start now; the futures of the gradings in flight."""
+        """Start what can start now, gradings and feedback batches; the futures of those
+        in flight."""
         now = time.monotonic()
-        for submission in pending(self.course, self.journal, self.done):
+        for submission in pending(self.course, self.journal, self.done, self.seen,
+                                  self.inbound):
             if submission.key in self.busy or max(self.blocked.get(submission.assignment, 0),
                                                   self.blocked.get(submission.name, 0)) > now:
                 continue
@@ -242,7 +290,16 @@ class CourseService:
                     error=f"{type(error).__name__}: {error}")
                 self._block(submission.name, error)
         self.close_if_idle()
-        return [work.future for work in self.busy.values() if work.future is not None]
+        self.release_graded()
+        return [work.future for work in self.busy.values() if work.future is not None] \
+            + list(self.sending)
+
+    def take(self, finished: set[Future]) -> None:
+        """Record the gradings, and journal the feedback batches, that have finished."""
+        for future in [future for future in self.sending if future in finished]:
+            self.released_batch(future)
+        for work in [w for w in self.busy.values() if w.future in finished]:
+            self.finish(work.future)
 
     def start(self, submission: Inbound) -> None:
         entry = self.journal.read(submission.name) or {
@@ -317,6 +374,7 @@ class CourseService:
             del self.busy[work.inbound.key]
             self._block(assignment, error)
             return
+        work.future = None
         work.entry.update(state="graded", score=result.score, max_score=result.max_score,
                           graded=time.time(), note=result.note)
         self.journal.write(work.entry)
@@ -327,63 +385,70 @@ class CourseService:
         self.graded.append(work)
 
     def release_graded(self) -> None:
-        """Generate and release the feedback of every submission recorded since the last
-        call. Several of one assignment share one GenerateFeedback run (its HTML templates
-        are compiled once a run, most of its cost): every other student is excluded."""
-        waiting, self.graded = self.graded, []
-        for assignment in sorted({work.inbound.assignment for work in waiting}):
-            group = [work for work in waiting if work.inbound.assignment == assignment]
-            together = len(group) > 1 and self._generate(
-                assignment, {work.inbound.student for work in group})
-            for work in group:
-                self.release(work, generated=together)
+        """Send the feedback of the submissions recorded and not yet sent to the feedback
+        processes, oldest first, while one is free: a batch is at most FEEDBACK_BATCH
+        pages of one assignment, one GenerateFeedback run (every other student excluded)
+        then ReleaseFeedback for each. A batch's pages all go out when it ends: the cap
+        keeps the first pages from waiting for the last; a run's overhead is small (its
+        templates are compiled once a process)."""
+        while self.graded and len(self.sending) < self.feedback.processes:
+            assignment = self.graded[0].inbound.assignment
+            batch = [work for work in self.graded
+                     if work.inbound.assignment == assignment][:FEEDBACK_BATCH]
+            self.graded = [work for work in self.graded if all(work is not w for w in batch)]
+            future = self.feedback.submit(self.root, assignment,
+                                          [work.inbound.student for work in batch])
+            self.sending[future] = batch, time.monotonic()
 
-    def _generate(self, assignment: str, students: set[str]) -> bool:
-        """GenerateFeedback for these students only, in one run; whether it worked."""
-        autograded = replace(self.course, submitted_directory=self.course.autograded_directory)
-        others = set(autograded.students(assignment)) - students
-        self.api.coursedir.student_id_exclude = ",".join(sorted(others))
+    def released_batch(self, future: Future) -> None:
+        """The feedback batch came back: journal and log each submission it released."""
+        batch, sent = self.sending.pop(future)
         try:
-            return bool(self.api.generate_feedback(assignment).get("success"))
-        except Exception:  # each is generated on its own then, and says what failed
-            return False
-        finally:
-            self.api.coursedir.student_id_exclude = ""
+            faults, cpu = future.result()
+        except Exception as error:  # the feedback process died (the next batch starts
+            # another), or could not start
+            why = f"the feedback process failed: {type(error).__name__}: {error}"
+            faults, cpu = {work.inbound.student: why for work in batch}, 0.0
+        log("feedback-batch", course=self.course.course_id,
+            assignment=batch[0].inbound.assignment, submissions=len(batch),
+            seconds=time.monotonic() - sent, cpu=cpu)
+        for work in batch:
+            self.released(work, faults.get(work.inbound.student, "no answer"))
 
-    def release(self, work: Work, generated: bool = False) -> None:
-        """GenerateFeedback (unless generated) and ReleaseFeedback for this student and
-        assignment."""
+    def released(self, work: Work, fault: str | None) -> None:
         student, assignment = work.inbound.key
-        steps = [("release_feedback", self.api.release_feedback)]
-        if not generated:
-            steps.insert(0, ("generate_feedback", self.api.generate_feedback))
-        try:
-            for step, call in steps:
-                outcome = call(assignment, student)
-                if not outcome.get("success"):
-                    raise RuntimeError(f"{step} failed: "
-                                       f"{(outcome.get('error') or outcome.get('log'))[-500:]}")
-        except Exception as error:
+        if fault is not None:
             log("feedback-fault", course=self.course.course_id, student=student,
-                assignment=assignment, submission=work.inbound.name, error=error)
+                assignment=assignment, submission=work.inbound.name, error=fault)
             del self.busy[work.inbound.key]
-            self._block(assignment, error)
+            self._block(assignment, RuntimeError(fault))
             return
         work.entry.update(state="released", released=time.time())
         self.journal.write(work.entry)
-        self.done.add(work.inbound.name)
+        self._done(work.inbound.name)
         del self.busy[work.inbound.key]
         log("released", course=self.course.course_id, student=student, assignment=assignment,
             submission=work.inbound.name,
             after=time.time() - work.inbound.timestamp.replace(tzinfo=UTC).timestamp())
+
+    def drain(self) -> None:
+        """Release the feedback of everything recorded, waiting for it (when stopping)."""
+        self.release_graded()
+        while self.sending:
+            future = next(iter(self.sending))
+            future.exception()
+            self.released_batch(future)
+            self.release_graded()
+
+    def _done(self, name: str) -> None:
+        self.done.add(name)
+        self.seen.pop(name, None)
 
     # -- collect, the rate limit --
 
     def collect(self, submission: Inbound) -> None:
         """Copy the inbound folder to submitted/ as nbgrader collect does (its own copy),
         into a temporary folder that is then renamed into place."""
-        from nbgrader.exchange.default import ExchangeCollect
-
         dest = self.course.path(self.course.submitted_directory, submission.student,
                                 submission.assignment)
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -391,8 +456,7 @@ class CourseService:
         old = dest.parent / f".{dest.name}.replaced"
         for litter in (temporary, old):
             shutil.rmtree(litter, ignore_errors=True)
-        collector = ExchangeCollect(coursedir=self.api.coursedir, config=self.course.config)
-        collector.do_copy(str(submission.path), str(temporary))
+        self.collector.do_copy(str(submission.path), str(temporary))
         if dest.exists():
             dest.rename(old)
         temporary.rename(dest)
@@ -439,7 +503,7 @@ class CourseService:
             os.chmod(feedback / f"{name}.html", 0o644)
         entry.update(state="limited", released=time.time(), note=message)
         self.journal.write(entry)
-        self.done.add(submission.name)
+        self._done(submission.name)
         log("limited", course=self.course.course_id, student=submission.student,
             assignment=submission.assignment, submission=submission.name,
             max_per_hour=self.max_per_hour)
@@ -474,6 +538,200 @@ class CourseService:
             self.run = None
 
 
+# ---- the feedback process ------------------------------------------------------------------
+
+def course_directory(course: CourseConfig):
+    """nbgrader's CourseDirectory for a course, rooted where the course is."""
+    from nbgrader.coursedir import CourseDirectory
+
+    coursedir = CourseDirectory(config=course.config)
+    coursedir.root = str(course.root)
+    return coursedir
+
+
+class FeedbackProcess:
+    """The processes that generate and release feedback (see feedback_batch), started with
+    multiprocessing's spawn (the service's process has threads: no fork), and again if one
+    dies."""
+
+    def __init__(self, processes: int = 1):
+        self.processes = processes
+        self._pool: ProcessPoolExecutor | None = None
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                self.processes, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_feedback_process_start, initargs=(os.getpid(), FEEDBACK_NICE))
+        return self._pool
+
+    def warm_up(self, roots: list[Path]) -> list[Future]:
+        """Import nbgrader and nbconvert there and read the courses' configurations: one
+        task a process (the pool starts a process for each task while none is idle)."""
+        return [self._executor().submit(_feedback_warm_up, [str(root) for root in roots])
+                for _ in range(self.processes)]
+
+    def submit(self, root: Path, assignment: str, students: list[str]) -> Future:
+        """Send a batch (see feedback_batch). A pool whose process died is broken (its
+        batches failed, and are sent again later): new processes take its place."""
+        try:
+            return self._executor().submit(feedback_batch, str(root), assignment, students)
+        except BrokenProcessPool:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+            return self._executor().submit(feedback_batch, str(root), assignment, students)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+_FEEDBACK_COURSES: dict[str, tuple] = {}  # in the feedback process: root -> (course, api)
+
+
+def _feedback_process_start(parent: int, nice: int) -> None:
+    """The feedback process's start: it dies with the service (SIGKILL when its parent
+    dies; its parent asks it to stop otherwise, after the last batch), and gives way to
+    the gradings."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a ^C or a unit's SIGTERM to the group:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the service stops it when it is done
+    try:
+        armed = ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL) == 0  # DEATHSIG
+    except (OSError, AttributeError):
+        armed = False
+    if not armed:  # not Linux: look for the parent every second
+        threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+    if os.getppid() != parent:  # it died before the line above
+        os._exit(1)
+    os.nice(nice)
+
+
+def _exit_with(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
+
+
+def _feedback_course(root: str):
+    """A course's configuration and NbGraderAPI, in the feedback process; its feedback
+    exporter keeps its compiled templates from one run to the next (_keeping_templates)."""
+    if root not in _FEEDBACK_COURSES:
+        from nbgrader.apps import NbGraderAPI
+        from traitlets.config import Config
+        from traitlets.utils.importstring import import_item
+
+        course = load_course(Path(root))
+        config = Config(course.config)
+        exporter = config.GenerateFeedback.get("exporter_class")
+        if exporter is not None:
+            config.GenerateFeedback.exporter_class = _keeping_templates(
+                import_item(exporter) if isinstance(exporter, str) else exporter)
+        _FEEDBACK_COURSES[root] = course, NbGraderAPI(coursedir=course_directory(course),
+                                                      config=config)
+    return _FEEDBACK_COURSES[root]
+
+
+_COMPILED_TEMPLATES = None  # in the feedback process: jinja2's compiled templates, by source
+
+
+def _keeping_templates(exporter_class: type) -> type:
+    """The exporter class, its jinja2 environment given a bytecode cache held in memory:
+    each GenerateFeedback run makes a new exporter, whose new environment compiled every
+    template again (70 ms a run, most of a one-page run's overhead); jinja2 checks each
+    cached template against its source's checksum. The pages are the same."""
+    global _COMPILED_TEMPLATES
+    from jinja2 import BytecodeCache
+
+    if not hasattr(exporter_class, "_create_environment"):  # not a TemplateExporter
+        return exporter_class
+    if _COMPILED_TEMPLATES is None:
+        class Compiled(BytecodeCache):
+            def __init__(self):
+                self.code: dict[str, tuple[str, object]] = {}
+
+            def load_bytecode(self, bucket):
+                checksum, code = self.code.get(bucket.key, (None, None))
+                if checksum == bucket.checksum:
+                    bucket.code = code
+
+            def dump_bytecode(self, bucket):
+                self.code[bucket.key] = bucket.checksum, bucket.code
+
+        _COMPILED_TEMPLATES = Compiled()
+    cache = _COMPILED_TEMPLATES
+
+    class KeepingTemplates(exporter_class):
+        def _create_environment(self):
+            environment = super()._create_environment()
+            environment.bytecode_cache = cache
+            return environment
+
+    return KeepingTemplates
+
+
+def _feedback_warm_up(roots: list[str]) -> None:
+    """Import what a batch needs, the exporter and preprocessors that the courses name
+    included, before the first batch."""
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+    from nbgrader.converters import GenerateFeedback
+    from traitlets.config import Config
+
+    for root in roots:
+        _, api = _feedback_course(root)
+        converter = GenerateFeedback(coursedir=api.coursedir, parent=api)
+        config = Config()
+        config.HTMLExporter.template_name = "feedback"  # as NbGraderAPI.generate_feedback
+        converter.update_config(config)
+        page = new_notebook(cells=[new_markdown_cell("*warm-up* $x$"), new_code_cell("x = 1")])
+        exporter = converter.exporter_class(parent=converter, config=converter.config)
+        # A page of nothing: the exporter's own imports, before the first batch. Only a
+        # warm-up: if it fails, the first batch says what fails.
+        with contextlib.suppress(Exception):
+            exporter.from_notebook_node(page, {"nbgrader": {
+                "score": 0, "max_score": 0, "late_penalty": 0, "student": "",
+                "assignment": "", "notebook": ""}})
+
+
+def feedback_batch(root: str, assignment: str, students: list[str]
+                   ) -> tuple[dict[str, str | None], float]:
+    """In the feedback process: nbgrader's GenerateFeedback for these students of a course,
+    in one run (every other student excluded), then ReleaseFeedback for each; if the run
+    fails, each student's page is generated on its own, so that one page's fault is that
+    student's alone. ({student: None, or what failed}, the CPU seconds it took)."""
+    cpu = time.process_time()
+    course, api = _feedback_course(root)
+    together = len(students) > 1 and _generate(course, api, assignment, set(students))
+    faults: dict[str, str | None] = {}
+    for student in students:
+        steps = [("release_feedback", api.release_feedback)]
+        if not together:
+            steps.insert(0, ("generate_feedback", api.generate_feedback))
+        faults[student] = None
+        try:
+            for step, call in steps:
+                outcome = call(assignment, student)
+                if not outcome.get("success"):
+                    raise RuntimeError(f"{step} failed: "
+                                       f"{(outcome.get('error') or outcome.get('log'))[-500:]}")
+        except Exception as error:
+            faults[student] = str(error)
+    return faults, time.process_time() - cpu
+
+
+def _generate(course: CourseConfig, api, assignment: str, students: set[str]) -> bool:
+    """GenerateFeedback for these students only, in one run; whether it worked."""
+    autograded = replace(course, submitted_directory=course.autograded_directory)
+    others = set(autograded.students(assignment)) - students
+    api.coursedir.student_id_exclude = ",".join(sorted(others))
+    try:
+        return bool(api.generate_feedback(assignment).get("success"))
+    except Exception:  # each is generated on its own then, and says what failed
+        return False
+    finally:
+        api.coursedir.student_id_exclude = ""
+
+
 # ---- the service ---------------------------------------------------------------------------
 
 def serve(courses: list[Path], max_per_hour: int | None = None, jobs: int | None = None,
@@ -492,12 +750,25 @@ def serve(courses: list[Path], max_per_hour: int | None = None, jobs: int | None
     jobs = jobs or os.cpu_count() or 1
     warm_up()  # the fork server imports torch while this process imports nbgrader
     pool = ThreadPoolExecutor(jobs)
+    feedback = FeedbackProcess(FEEDBACK_PROCESSES)
     try:
+        warming = feedback.warm_up(courses)  # and the feedback processes nbconvert
         try:
-            services = [CourseService(root, pool, max_per_hour) for root in courses]
+            services = [CourseService(root, pool, feedback, max_per_hour) for root in courses]
         except CourseError as error:
             log("error", why=str(error))
             return 2
+        # What grading and recording need (torch, the gradebook's ORM) is imported before
+        # the first submission, not while it waits.
+        import nbgrader.api  # noqa: F401
+
+        from .engine import runner  # noqa: F401
+        try:
+            for future in warming:
+                future.result(timeout=FEEDBACK_START_SECONDS)
+        except Exception as error:  # each batch says so again, and is tried again later
+            log("feedback-fault", error=f"the feedback process did not start: "
+                                        f"{type(error).__name__}: {error}")
         log("serving", courses=len(services), jobs=jobs, max_per_hour=max_per_hour or "none",
             poll=poll)
         while not stopping:
@@ -507,25 +778,23 @@ def serve(courses: list[Path], max_per_hour: int | None = None, jobs: int | None
             if futures:
                 finished, _ = wait(futures, timeout=poll, return_when=FIRST_COMPLETED)
                 for service in services:
-                    for future in [f for f in finished if any(
-                            w.future is f for w in service.busy.values())]:
-                        service.finish(future)
-            elif not any(service.graded for service in services):
+                    service.take(finished)
+            else:
                 time.sleep(poll)
-            for service in services:
-                service.release_graded()
-        # Stopping: what is being graded is finished and recorded; nothing new starts.
+        # Stopping: what is being graded is finished and recorded, its feedback released;
+        # nothing new starts.
         for service in services:
             for work in list(service.busy.values()):
-                if work.future is not None and all(work is not w for w in service.graded):
+                if work.future is not None:
                     work.future.exception()
                     service.finish(work.future)
-            service.release_graded()
+            service.drain()
             service.close()
         log("stopped")
         return 0
     finally:
         pool.shutdown(cancel_futures=True)
+        feedback.close()
 
 
 def health(courses: list[Path]) -> int:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -62,9 +63,43 @@ class Service:
                               re.findall(r'(\w+)=("[^"]*"|\S+)', fields)})
         return found
 
+    def feedback_processes(self) -> set[int]:
+        """The service's feedback processes (multiprocessing's spawned children)."""
+        return {pid for pid in children(self.process.pid)
+                if b"multiprocessing" in Path(f"/proc/{pid}/cmdline").read_bytes()}
+
     def kill(self) -> None:
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=30)
+
+
+def children(parent: int) -> set[int]:
+    found = set()
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and int(
+                    (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                found.add(int(entry.name))
+        except (OSError, IndexError, ValueError):
+            pass
+    return found
+
+
+def alive(pids: set[int], seconds: float) -> set[int]:
+    """Those of pids still running (not a zombie) after up to `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        running = set()
+        for pid in pids:
+            try:
+                if (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+                        != "Z"):
+                    running.add(pid)
+            except OSError:
+                pass
+        if not running or time.monotonic() > deadline:
+            return running
+        time.sleep(0.1)
 
 
 def journal(course: Course) -> dict[str, dict]:
@@ -157,8 +192,10 @@ def served(tmp_path_factory):
             and len(service.events("graded")) <= graded_before:
         assert time.monotonic() < deadline, log.read_text()[-3000:]
         time.sleep(0.05)
+    feedback_processes = service.feedback_processes()
     service.kill()  # mid-burst: a submission collected, others in flight or yet to come
     killed_log = log.read_text()
+    orphans = alive(feedback_processes, 10)
     health = subprocess.run([sys.executable, "-m", "autograder", "serve", "--health",
                              "--course", str(course.root)], cwd=REPO, capture_output=True,
                             text=True, timeout=120)
@@ -176,7 +213,7 @@ def served(tmp_path_factory):
            "results_one": results_one,
            "round_two": round_two, "refetched": refetched, "killed_log": killed_log,
            "log": log.read_text(), "service": service, "health": health, "after": after,
-           "stopped": stopped}
+           "stopped": stopped, "feedback_processes": feedback_processes, "orphans": orphans}
 
 
 def test_each_student_fetches_their_own_feedback(served):
@@ -250,3 +287,96 @@ def test_health_and_logs(served):
         if line != "--- restarted ---":
             assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \w[\w-]*( |$)", line), \
                 line
+
+
+def test_the_feedback_processes_die_with_the_service(served):
+    assert served["feedback_processes"], "no feedback process was found"
+    assert not served["orphans"], served["orphans"]  # they had been killed with it
+    assert served["stopped"] == 0  # and the restarted one stopped its own on SIGTERM
+    assert not alive(served["service"].feedback_processes(), 0)
+
+
+def test_the_feedback_process_pages_are_nbgraders(served):
+    """The feedback process keeps its compiled templates between runs: the page is the
+    one nbgrader's own GenerateFeedback makes, byte for byte."""
+    from nbgrader.apps import NbGraderAPI
+
+    from autograder.engine.course_config import load_course
+    from autograder.service import _feedback_course, _generate, course_directory
+
+    course = load_course(served["course"].root)
+    page = course.root / "feedback" / "key" / ASSIGNMENT / f"{ASSIGNMENT}.html"
+    pages = []
+    kept = _feedback_course(str(course.root))[1]
+    plain = NbGraderAPI(coursedir=course_directory(course), config=course.config)
+    for api in (plain, kept, kept):  # the second run of `kept` reuses its templates
+        assert _generate(course, api, ASSIGNMENT, {"key", "cho"})
+        pages.append(page.read_bytes())
+    assert pages[0] == pages[1] == pages[2]
+    assert "✔" in pages[0].decode()
+
+
+class FakeFeedback:
+    """FeedbackProcess's interface: batches recorded, answered by the test."""
+
+    processes = 2
+
+    def __init__(self):
+        self.sent: list[tuple[str, list[str], Future]] = []
+
+    def submit(self, root, assignment, students):
+        future = Future()
+        self.sent.append((assignment, list(students), future))
+        return future
+
+
+def test_feedback_batches(tmp_path, capsys):
+    """At most FEEDBACK_BATCH pages a batch, one assignment a batch, oldest first, at
+    most one batch a feedback process; a page released is journaled once, a page that
+    failed leaves its submission graded, to be sent again."""
+    from autograder import service as served_module
+    from autograder.service import FEEDBACK_BATCH, CourseService, Inbound, Journal, Work
+
+    course = CourseService.__new__(CourseService)
+    course.course = type("Course", (), {"course_id": "c"})()
+    course.root, course.journal, course.feedback = tmp_path, Journal(tmp_path), FakeFeedback()
+    course.done, course.seen, course.busy, course.blocked = set(), {}, {}, {}
+    course.graded, course.sending, course.run = [], {}, None
+    stamp = datetime(2026, 12, 6, 12, 0)
+
+    def work(student, assignment):
+        inbound = Inbound(f"{student}+{assignment}+x+y", tmp_path, student, assignment, stamp)
+        entry = {"submission": inbound.name, "state": "graded"}
+        course.busy[inbound.key] = made = Work(inbound, entry)
+        return made
+
+    first = [work(f"s{index:02d}", "one") for index in range(FEEDBACK_BATCH + 2)]
+    other = work("t", "two")
+    course.graded = [first[0], other, *first[1:]]
+    course.release_graded()
+    sent = course.feedback.sent
+    assert [(assignment, len(students)) for assignment, students, _ in sent] == [
+        ("one", FEEDBACK_BATCH), ("two", 1)]  # then no third: both processes are busy
+    assert sent[0][1] == [w.inbound.student for w in first[:FEEDBACK_BATCH]]
+    assert course.graded == first[FEEDBACK_BATCH:]
+
+    faults = dict.fromkeys(sent[0][1])
+    faults["s01"] = "generate_feedback failed: boom"
+    sent[0][2].set_result((faults, 0.5))
+    course.take({sent[0][2]})
+    entries = {entry["submission"]: entry for entry in course.journal.entries()}
+    assert {w.inbound.name for w in first[:FEEDBACK_BATCH]} - {first[1].inbound.name} \
+        == set(entries) == course.done
+    assert all(entry["state"] == "released" for entry in entries.values())
+    assert first[1].inbound.key not in course.busy and "one" in course.blocked
+    log = capsys.readouterr().out
+    assert "feedback-batch course=c assignment=one submissions=6" in log
+    assert log.count(" released ") == FEEDBACK_BATCH - 1 and "feedback-fault" in log
+
+    course.release_graded()  # the one in flight and the rest of "one": two batches in all
+    assert [(assignment, len(students)) for assignment, students, _ in sent[2:]] == [
+        ("one", 2)]
+    sent[1][2].set_exception(served_module.BrokenProcessPool("it died"))
+    course.take({sent[1][2]})
+    assert other.inbound.key not in course.busy and "two" in course.blocked
+    assert "the feedback process failed: BrokenProcessPool" in capsys.readouterr().out
