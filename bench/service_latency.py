@@ -11,7 +11,11 @@ notebook, timestamp.txt, submission_secret.txt, then the folder made rwx for all
 `nbgrader submit` command itself costs 5 s of CPU a call, which would load the two cores
 more than the service does). Latency of a submission: from the moment its folder is
 complete to the moment its released feedback exists under the name `nbgrader
-fetch_feedback` looks for (polled every 20 ms). Prints p50, p95 and the maximum.
+fetch_feedback` looks for (polled every 20 ms). Prints p50, p95 and the maximum, the
+median of two stages (from the service's log), the feedback batches (size, CPU a page), and
+the CPU that the service's whole process tree (its feedback processes, the fork server and
+the sandboxes it waited for included) used from the first submission to the last feedback.
+`--keep` keeps the course and the service's log in the workdir.
 """
 
 import argparse
@@ -83,10 +87,39 @@ def stage_seconds(log: str) -> dict[str, list[float]]:
                                  if ("released", n) in at and ("graded", n) in at]}
 
 
+def tree_cpu_seconds(root: int) -> float:
+    """CPU seconds used so far by a process and all its descendants, those that ended and
+    were waited for included (the sandboxes: their fork server waits for each)."""
+    parents, used = {}, {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(fields[1])
+            used[int(entry.name)] = sum(int(value) for value in fields[11:15])
+    tree, grown = {root}, True
+    while grown:
+        found = {pid for pid, parent in parents.items() if parent in tree} - tree
+        tree |= found
+        grown = bool(found)
+    return sum(used.get(pid, 0) for pid in tree) / os.sysconf("SC_CLK_TCK")
+
+
+def feedback_batches(log: str) -> list[tuple[int, float, float]]:
+    """From the service's log: each feedback batch's size, seconds (sent to back) and CPU
+    seconds in the feedback process."""
+    return [(int(size), float(seconds), float(cpu)) for size, seconds, cpu in re.findall(
+        r" feedback-batch .*submissions=(\d+) seconds=([\d.]+) cpu=([\d.]+)", log)]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--workdir", type=Path, default=REPO / "build" / "service-latency")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the course and the service's log in the workdir")
     args = parser.parse_args()
     from nbgrader.utils import notebook_hash
 
@@ -114,6 +147,7 @@ def main() -> None:
         waiting: dict[str, str] = {}
         latency: dict[str, float] = {}
         load = os.getloadavg()[0]
+        cpu_before = tree_cpu_seconds(service.pid)
         start = time.monotonic()
         step = BURST_SECONDS / max(1, args.n - 1) if args.n > 1 else 0.0
         index = 0
@@ -134,18 +168,31 @@ def main() -> None:
                 sys.exit(f"not all feedback came back:\n{log.read_text()[-3000:]}")
             time.sleep(0.02)
         spread = max(submitted.values()) - min(submitted.values())
+        cpu = tree_cpu_seconds(service.pid) - cpu_before
     finally:
         service.terminate()
         service.wait(timeout=60)
     values = list(latency.values())
     stages = stage_seconds(log.read_text())
+    batches = feedback_batches(log.read_text())
     print(f"N={args.n} submissions over {spread:.1f} s on {os.cpu_count()} cores, "
           f"load average at the start: {load:.1f}")
     print(f"submit -> feedback ready to fetch: p50 {statistics.median(values):.2f} s, "
           f"p95 {percentile(values, 0.95):.2f} s, max {max(values):.2f} s")
     print("median seconds per stage: " + ", ".join(
         f"{stage} {statistics.median(times):.2f}" for stage, times in stages.items() if times))
-    shutil.rmtree(args.workdir, ignore_errors=True)
+    if batches:
+        pages = sum(size for size, _, _ in batches)
+        print(f"feedback: {len(batches)} batches of "
+              f"{statistics.median(size for size, _, _ in batches):g} (median) to "
+              f"{max(size for size, _, _ in batches)} pages, "
+              f"{sum(cpu for _, _, cpu in batches) / pages:.3f} s of CPU a page, "
+              f"{sum(seconds for _, seconds, _ in batches) / pages:.3f} s a page sent to back")
+    print(f"CPU from the first submission to the last feedback (the service, its processes "
+          f"and sandboxes): {cpu:.1f} s, {cpu / args.n:.3f} s a submission; load average at "
+          f"the end: {os.getloadavg()[0]:.1f}")
+    if not args.keep:
+        shutil.rmtree(args.workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":
