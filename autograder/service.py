@@ -365,9 +365,9 @@ class CourseService:
             self._block(assignment, error)
             return
         try:
-            self.run._record(result, work.submission, True)
+            self.run.record(result, work.submission, True)
         except Exception as error:  # the gradebook or a disk: try again later
-            self.run._rollback()
+            self.run.rollback()
             log("record-fault", course=self.course.course_id, student=student,
                 assignment=assignment, submission=work.inbound.name,
                 error=describe_fault(error))

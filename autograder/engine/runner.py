@@ -446,9 +446,9 @@ class GradingRun:
 
         def record(result: SubmissionResult, graded_now: bool) -> None:
             try:
-                self._record(result, submissions[result.student], graded_now)
+                self.record(result, submissions[result.student], graded_now)
             except Exception as error:  # the gradebook or a disk: the JSON result is kept
-                self._rollback()
+                self.rollback()
                 fault(result.student, f"graded {result.score:g}/{result.max_score:g} but not "
                                       f"recorded in full ({describe_fault(error)})")
                 return
@@ -503,8 +503,8 @@ class GradingRun:
             raise UngradedSubmissions(results, dict(sorted(faults.items())))
         return results
 
-    def _record(self, result: SubmissionResult, submission: Submission,
-                graded_now: bool) -> None:
+    def record(self, result: SubmissionResult, submission: Submission,
+               graded_now: bool) -> None:
         """Store a result: the JSON first (the graded work is kept whatever fails after
         it), then what derives from it, each written again only where it is missing."""
         student = result.student
@@ -523,7 +523,8 @@ class GradingRun:
             write_gradebook(result, self.book, student, self.assignment,
                             _parse_timestamp(submission.timestamp), self.late)
 
-    def _rollback(self) -> None:
+    def rollback(self) -> None:
+        """Undo the gradebook's uncommitted writes after a failed `record`."""
         if self.book is not None:
             self.book.db.rollback()
 
