@@ -6,6 +6,7 @@ judge what to expect by computing it here, with autograd.
 """
 
 import threading
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 
@@ -27,8 +28,18 @@ class GradedPart(Part):
     mistakes: tuple[KnownMistake, ...] = ()
 
     def cases(self, kind: str, seed: int) -> list[Case]:
-        """The seeded cases of this part; kind is "visible" or "hidden"."""
-        return self.make_cases(kind, seed)
+        """The seeded cases of this part; kind is "visible" or "hidden". A submission's
+        hidden cases come from a stream of this part's own (`part_seed`): the sandbox holds
+        every requested part's inputs at once, and one part's input must never be another
+        part's answer (sigmoid_delta's activations, drawn from sigmoid_activation's seed,
+        were its sigmoids)."""
+        return self.make_cases(kind, part_seed(seed, self.id) if kind == "hidden" else seed)
+
+
+def part_seed(seed: int, part_id: str) -> int:
+    """The seed of one part's hidden cases, from the submission's seed: the same for a
+    re-grade with that seed, unrelated between parts."""
+    return (seed * 1_000_003 + zlib.crc32(part_id.encode())) % (1 << 62)
 
 
 @dataclass(frozen=True)

@@ -46,3 +46,20 @@ def test_hidden_cases_differ_from_visible_and_are_seeded(assignment, part):
     first = next(iter(hidden[0].args.values()))
     assert torch.equal(first, next(iter(again[0].args.values())))
     assert not torch.equal(first, next(iter(other[0].args.values())))
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS.values(), ids=list(ASSIGNMENTS))
+@pytest.mark.parametrize("seed", [0, 1, 712_926_403])
+def test_no_part_s_hidden_input_holds_another_part_s_answer(assignment, seed):
+    """The sandbox holds every part's hidden inputs at once: none may be (close to) what
+    another part must return on its own hidden cases."""
+    inputs = [(part.id, value) for part in assignment.parts
+              for case in part.cases("hidden", seed) for value in case.args.values()
+              if isinstance(value, torch.Tensor) and value.is_floating_point()]
+    for part in assignment.parts:
+        for case in part.cases("hidden", seed):
+            for name, answer in part.reference(*case.args.values()).items():
+                leaked = [other for other, value in inputs if other != part.id
+                          and value.shape == answer.shape
+                          and torch.allclose(value, answer.to(value.dtype), rtol=1e-3)]
+                assert not leaked, f"{part.id}'s {name} is an input of {leaked}"
