@@ -253,10 +253,15 @@ def grade_data(submission: Submission, assignment: str, *, seed: int | None = No
         run = run_parts(submission.notebook, graded, cases, limits,
                         launcher or default_launcher())
         result.isolation = run.isolation
-        result.parts = [failed(part, run.failures[part.id]) if part.id in run.failures
-                        else grade_outcomes(part, cases[part.id], run.outcomes[part.id],
-                                            COMPUTED)
-                        for part in graded.parts]
+        result.parts, failing = [], {}
+        for part in graded.parts:  # in notebook order: a part's helpers come before it
+            verdict = failed(part, run.failures[part.id]) if part.id in run.failures \
+                else grade_outcomes(part, cases[part.id], run.outcomes[part.id], COMPUTED,
+                                    helpers_failed_with=frozenset(
+                                        failing[f] for f in part.builds_on if f in failing))
+            result.parts.append(verdict)
+            if not verdict.passed:
+                failing[part.function] = verdict.mistake
     result.seconds = time.monotonic() - start
     return result
 

@@ -29,7 +29,8 @@ def value_finding(what: str, got: torch.Tensor, expected: torch.Tensor,
     """What is wrong with got's values (its layout being right): how far off it is, and
     the mistake when a pattern shows it."""
     mistake, hint = _pattern(got, expected, scales)
-    return Finding(f"{wrong_by(what, got, expected)}{hint}", mistake)
+    plain = wrong_by(what, got, expected)
+    return Finding(f"{plain}{hint}", mistake, plain=plain if mistake else None)
 
 
 def wrong_by(what: str, got: torch.Tensor, expected: torch.Tensor) -> str:

@@ -104,6 +104,10 @@ class Finding:
     message: str
     mistake: str | None = None
     output: str | None = None
+    # For a name read from a pattern between the result and the reference alone (a ratio, a
+    # transpose): the message without it, for when a helper the part calls is wrong too,
+    # which can make the same pattern.
+    plain: str | None = None
 
     def __post_init__(self):
         if self.mistake is not None and self.mistake not in MISTAKES:

@@ -287,17 +287,24 @@ def _attempt(part: Part, function, case: Case) -> Outputs | Finding:
 
 
 def grade_outcomes(part: Part, cases: list[Case], outcomes: Iterable[Outputs | Finding],
-                   expected: Expectations) -> PartResult:
+                   expected: Expectations,
+                   helpers_failed_with: frozenset[str | None] = frozenset()) -> PartResult:
     """Judge each case's outcome (the student's outputs, or why there are none) in order.
 
     Full points when every case passes, else 0 with the first problem found. Outcomes may
     come lazily (a generator): nothing after the first failing case is asked for. The
     figures show the first failing case (or the first case, when all pass).
+    helpers_failed_with: the mistakes named in the failing parts of the student's functions
+    that this part calls. A pattern between result and reference (a ratio, say) that names
+    another mistake is stated, not named: the helper's own mistake can make it.
     """
     shown = None
     for case, outcome in zip(cases, outcomes, strict=False):
         finding = outcome if isinstance(outcome, Finding) \
             else judge(part, case, outcome, expected)
+        if finding and finding.plain and helpers_failed_with \
+                and finding.mistake not in helpers_failed_with:
+            finding = Finding(finding.plain, None, finding.output)
         shown = shown or (case, outcome)
         if finding:
             return failed(part, Finding(f"{part.function} fails on {case.label}: "
