@@ -29,7 +29,8 @@ pytestmark = pytest.mark.slow
 GRADER_ONLY = ("def reference_", "make_cases", "HIDDEN_SEED", "_cases(kind", "def mistaken_",
                "seeded_networks", "VISIBLE_SEED", "from ..known_mistakes", "from ..references",
                "import autograder.references", "def random_data", "def leaky_data",
-               "def one_input_data", "def _trained", "def pre_activations")
+               "def one_input_data", "def _trained", "def pre_activations",
+               "HIDDEN_TIMED_SHAPE", "TIMED_CALLS")
 
 
 @pytest.fixture(scope="module")
