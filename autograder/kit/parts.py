@@ -92,7 +92,8 @@ class Part:
 @dataclass(frozen=True)
 class Assignment:
     """An assignment: its name (the nbgrader assignment id) and its parts in notebook order.
-    on_device: its cases live on the chosen device (`devices.chosen_device`), not the CPU."""
+    on_device: its cases live on the chosen device, not the CPU (the device that
+    `assignments.two_layer_net.chosen_device` chooses)."""
 
     name: str
     parts: tuple[Part, ...]
