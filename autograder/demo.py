@@ -104,7 +104,8 @@ def write_submission(path: Path, student: Student, assignment: str) -> None:
 
 
 def grade_rows(course: Course, assignment: str, students: list[Student]) -> list[dict]:
-    """One row per student: their score per part, total, and a note."""
+    """One row per student: their score per part, total, and a note. Written answers (the
+    manually graded cells) are apart in "written": (the score a grader gave or None, most)."""
     from nbgrader.api import Gradebook, MissingEntry  # slow import, only needed here
 
     from .engine.course_config import load_course
@@ -113,7 +114,8 @@ def grade_rows(course: Course, assignment: str, students: list[Student]) -> list
     rows = []
     with Gradebook(settings.db_url, settings.course_id) as gradebook:
         for student in students:
-            row = {"student": student.id, "story": student.story, "scores": {}, "note": ""}
+            row = {"student": student.id, "story": student.story, "scores": {}, "written": {},
+                   "note": ""}
             autograded = course.notebook_of("autograded", student.id, assignment)
             try:
                 graded = gradebook.find_submission_notebook(assignment, assignment, student.id)
@@ -122,7 +124,10 @@ def grade_rows(course: Course, assignment: str, students: list[Student]) -> list
             if graded is None or not autograded.exists():
                 row["note"] = "nbgrader could not grade this notebook."
             else:
-                row["scores"] = {g.name: (g.score, g.max_score) for g in graded.grades}
+                row["scores"] = {g.name: (g.score, g.max_score) for g in graded.grades
+                                 if g.cell.cell_type == "code"}
+                row["written"] = {g.name: (g.manual_score, g.max_score) for g in graded.grades
+                                  if g.cell.cell_type == "markdown"}
                 row["note"] = nbformat.read(autograded, 4).metadata[METADATA].get("note", "")
                 if student.damage == DELETED_TEST_CELL:
                     row["note"] = "a deleted test cell was restored by nbgrader"
@@ -131,13 +136,14 @@ def grade_rows(course: Course, assignment: str, students: list[Student]) -> list
 
 
 def format_table(assignment: str, rows: list[dict], parts: list[str]) -> str:
-    """A plain-text grade table, one line per student and one column per part."""
+    """A plain-text grade table, one line per student and one column per part; a written
+    answer no one has graded yet shows "?", and the total counts the graded points."""
     header = ["student", *parts, "total", "note"]
     lines = []
     for row in rows:
-        scores = row["scores"]
-        cells = [f"{scores[p][0]:g}/{scores[p][1]:g}" if p in scores else "-" for p in parts]
-        earned = sum(score for score, _ in scores.values())
+        scores = {**row["scores"], **row["written"]}
+        cells = [_score(*scores[p]) if p in scores else "-" for p in parts]
+        earned = sum(score or 0 for score, _ in scores.values())
         possible = sum(maximum for _, maximum in scores.values())
         total = f"{earned:g}/{possible:g}" if scores else "0"
         lines.append([row["student"], *cells, total, row["note"] or row["story"]])
@@ -198,6 +204,10 @@ def print_class_reports(course: Course, assignments: list[str], workdir: Path) -
         report = ClassReport(assignment, results)
         page, table = write_report(report, workdir / "reports")
         print(f"{report.summary()}\n  report: {page}\n  csv:    {table}")
+
+
+def _score(score: float | None, most: float) -> str:
+    return f"{'?' if score is None else f'{score:g}'}/{most:g}"
 
 
 def _part_ids(course: Course, assignment: str) -> list[str]:

@@ -35,13 +35,16 @@ def _grade_id(cell) -> str | None:
     return cell.metadata.get("nbgrader", {}).get("grade_id")
 
 
-def solutions(assignment: str, root: Path = REPO) -> dict[str, str]:
-    """{answer cell id: its solution code} from the source notebook, without the markers."""
+def solutions(assignment: str, root: Path = REPO, cell_type: str | None = None
+              ) -> dict[str, str]:
+    """{answer cell id: its solution} from the source notebook, without the markers: code,
+    and the model answers of written questions (markdown), or only cells of cell_type."""
     source = nbformat.read(root / "source" / assignment / f"{assignment}.ipynb", as_version=4)
     return {_grade_id(cell): "\n".join(line for line in cell.source.splitlines()
                                        if line.strip() not in SOLUTION_MARKERS)
             for cell in source.cells
-            if cell.metadata.get("nbgrader", {}).get("solution")}
+            if cell.metadata.get("nbgrader", {}).get("solution")
+            and cell_type in (None, cell.cell_type)}
 
 
 def answered(release: Path, answers: dict[str, str]) -> nbformat.NotebookNode:
@@ -67,6 +70,8 @@ def defined_names(assignment: str, edits: tuple[Edit, ...] = ()) -> dict:
     """Run a student's answer cells (the answer key, then edited) in-process; the names
     they define. For tests and benchmarks of our own code only: never a student's."""
     namespace = {"torch": torch, "nn": torch.nn, "optim": torch.optim}
+    code_cells = solutions(assignment, cell_type="code")
     for cell, code in student_answers(assignment, None, edits).items():
-        exec_cell(code, f"<{assignment} {cell}>", namespace)
+        if cell in code_cells:
+            exec_cell(code, f"<{assignment} {cell}>", namespace)
     return namespace

@@ -43,6 +43,7 @@ def wrong(student: str, mistake: str, edit: tuple[Edit, ...], *parts: str,
 # ---- nn_from_scratch ------------------------------------------------------------------------
 
 STEP, TRAIN = "train_step_answer", "train_answer"
+CHECK, FIT = "gradient_check_answer", "learn_2d_answer"
 UPDATES = ("w2 = w2 + ", "b2 = b2 + ", "w1 = w1 + ", "b1 = b1 + ")
 
 
@@ -53,11 +54,14 @@ def every_update(old: str, new: str) -> tuple[Edit, ...]:
 
 def nn_wrong(student: str, mistake: str, edit: tuple[Edit, ...], *, train: str | None = "same",
              first: str = "train_step", **also: str | None) -> Wrong:
-    """A mistake made in `first` (train_step by default), which train inherits."""
-    fails = {first: mistake, **also}
+    """A mistake made in `first` (train_step by default), which train inherits, and fit
+    (learn_2d) too, without a name of its own unless `also` gives one."""
+    fails = {first: mistake}
     if train is not None and first != "train":
         fails["train"] = mistake if train == "same" else train
-    return Wrong(student, mistake, edit, fails)
+        if first != "learn_2d":
+            fails["learn_2d"] = None
+    return Wrong(student, mistake, edit, {**fails, **also})
 
 
 NN_FROM_SCRATCH = [
@@ -78,9 +82,11 @@ NN_FROM_SCRATCH = [
              every_update("learning_rate", "+ learning_rate * learning_rate")),
     nn_wrong("transposed_w1_in_forward", "transposed", edits(
         "forward_answer", ("torch.mm(X, w1)", "torch.mm(X, w1.t())")), first="forward",
-             train_step="transposed", train="transposed"),
+             gradient_check="transposed", train_step="transposed", train="transposed",
+             learn_2d="transposed"),
     nn_wrong("transposed_w1_update", "transposed", edits(STEP, ("torch.mm(X.t(), d_hidn)",
-                                                                "torch.mm(d_hidn.t(), X)"))),
+                                                                "torch.mm(d_hidn.t(), X)")),
+             learn_2d="transposed"),
     nn_wrong("b1_summed_over_units", "bias_wrong_axis", edits(STEP, (
         "d_hidn.sum(0, keepdim=True)", "d_hidn.sum(1, keepdim=True)"))),
     nn_wrong("b2_summed_over_outputs", "bias_wrong_axis", edits(STEP, (
@@ -95,9 +101,12 @@ NN_FROM_SCRATCH = [
     nn_wrong("torch_sigmoid_of_activation", "sigmoid_twice", edits("sigmoid_delta_answer", (
         "return a * (1 - a)", "return torch.sigmoid(a) * (1 - torch.sigmoid(a))")),
              first="sigmoid_delta", train_step="sigmoid_twice"),
+    # On two moons, at learning rate 2, the slope taken at z makes the training diverge.
     nn_wrong("delta_at_z2", "delta_of_z", edits(STEP, ("sigmoid_delta(output)",
-                                                       "sigmoid_delta(z2)"))),
-    nn_wrong("delta_at_z1", "delta_of_z", edits(STEP, ("sigmoid_delta(a1)", "sigmoid_delta(z1)"))),
+                                                       "sigmoid_delta(z2)")),
+             learn_2d="not_finite"),
+    nn_wrong("delta_at_z1", "delta_of_z", edits(STEP, ("sigmoid_delta(a1)", "sigmoid_delta(z1)")),
+             learn_2d="not_finite"),
     nn_wrong("fixed_500_epochs", "wrong_epochs", edits(TRAIN, ("range(epochs)", "range(500)")),
              first="train"),
     nn_wrong("one_epoch_too_many", "wrong_epochs",
@@ -110,13 +119,14 @@ NN_FROM_SCRATCH = [
         "train_step(X, y, w1, b1, w2, b2, 0.5)")), first="train"),
     nn_wrong("float32_sigmoid", "float32", edits("sigmoid_activation_answer", (
         "torch.exp(-z)", "torch.exp(-z.float())")), first="sigmoid_activation",
-             forward="float32", train_step="float32", train="float32"),
+             forward="float32", gradient_check="float32", train_step="float32",
+             train="float32", learn_2d="float32"),
     # Converted back to float64, the rounding shows as float32's in the sigmoid and the
     # activations; the later parts only inherit an error, which names nothing there.
     Wrong("float32_arithmetic", "float32", edits("sigmoid_activation_answer", (
         "return 1 / (1 + torch.exp(-z))", "return (1 / (1 + torch.exp(-z.float()))).double()")),
-          {"sigmoid_activation": "float32", "forward": "float32", "train_step": None,
-           "train": None}),
+          {"sigmoid_activation": "float32", "forward": "float32", "gradient_check": None,
+           "train_step": None, "train": None, "learn_2d": None}),
     nn_wrong("loss_after_the_step", "loss_after_update", edits(TRAIN, (
         "        output = forward(X, w1, b1, w2, b2)[3]\n"
         "        losses.append(0.5 * ((y - output) ** 2).sum().item())\n"
@@ -139,6 +149,53 @@ NN_FROM_SCRATCH = [
     nn_wrong("mean_squared_losses_recorded", "mean_vs_sum", edits(TRAIN, (
         "losses.append(0.5 * ((y - output) ** 2).sum().item())",
         "losses.append(((y - output) ** 2).mean().item())")), first="train"),
+    # The gradient check (Part 4).
+    nn_wrong("forward_difference", "one_sided_difference", edits(CHECK, (
+        "p.view(-1)[i] = start - h", "p.view(-1)[i] = start"), (
+        "(up - down) / (2 * h)", "(up - down) / h")), first="gradient_check", train=None),
+    nn_wrong("minus_side_at_p", "one_sided_difference", edits(CHECK, (
+        "p.view(-1)[i] = start - h", "p.view(-1)[i] = start")), first="gradient_check",
+             train=None),
+    nn_wrong("divided_by_h", "factor_of_2", edits(CHECK, (
+        "(up - down) / (2 * h)", "(up - down) / h")), first="gradient_check", train=None),
+    nn_wrong("entry_left_at_minus_h", "perturbation_kept", edits(CHECK, (
+        "            p.view(-1)[i] = start  # put it back before the next entry\n", "")),
+             first="gradient_check", train=None),
+    nn_wrong("in_place_steps_never_undone", "perturbation_kept", edits(CHECK, (
+        "p.view(-1)[i] = start + h", "p.view(-1)[i] += h"), (
+        "p.view(-1)[i] = start - h", "p.view(-1)[i] -= 2 * h"), (
+        "            p.view(-1)[i] = start  # put it back before the next entry\n", "")),
+             first="gradient_check", train=None),
+    # Mini-batches on two moons (Part 7).
+    nn_wrong("whole_batches_only", "last_batch_dropped", edits(FIT, (
+        "range(0, len(X), batch_size)", "range(0, len(X) - batch_size + 1, batch_size)")),
+             first="learn_2d", train=None),
+    nn_wrong("floor_division_batches", "last_batch_dropped", edits(FIT, (
+        "        for start in range(0, len(X), batch_size):\n"
+        "            rows = slice(start, start + batch_size)\n",
+        "        for batch in range(len(X) // batch_size):\n"
+        "            rows = slice(batch * batch_size, (batch + 1) * batch_size)\n")),
+             first="learn_2d", train=None),
+    nn_wrong("one_step_per_epoch", "full_batch", edits(FIT, (
+        "        for start in range(0, len(X), batch_size):\n"
+        "            rows = slice(start, start + batch_size)\n"
+        "            w1, b1, w2, b2 = train_step(X[rows], y[rows], w1, b1, w2, b2, "
+        "learning_rate)\n",
+        "        w1, b1, w2, b2 = train_step(X, y, w1, b1, w2, b2, learning_rate)\n")),
+             first="learn_2d", train=None),
+    nn_wrong("the_whole_set_as_one_batch", "full_batch", edits(FIT, (
+        "range(0, len(X), batch_size)", "range(0, len(X), len(X))"), (
+        "slice(start, start + batch_size)", "slice(start, start + len(X))")),
+             first="learn_2d", train=None),
+    nn_wrong("fit_losses_after_the_epoch", "loss_after_update", edits(FIT, (
+        "        train_losses.append(loss(X, y, w1, b1, w2, b2).item() / len(X))\n"
+        "        val_losses.append(loss(X_val, y_val, w1, b1, w2, b2).item() / len(X_val))\n",
+        ""), (
+        "learning_rate)\n    return",
+        "learning_rate)\n"
+        "        train_losses.append(loss(X, y, w1, b1, w2, b2).item() / len(X))\n"
+        "        val_losses.append(loss(X_val, y_val, w1, b1, w2, b2).item() / len(X_val))\n"
+        "    return")), first="learn_2d", train=None),
 ]
 
 
@@ -498,16 +555,25 @@ UNNAMED: dict[str, list[Wrong]] = {
     "nn_from_scratch": [
         unnamed("z1_for_the_hidden_activation", edits(STEP, (
             "w2 + learning_rate * torch.mm(a1.t(), d_outp)",
-            "w2 + learning_rate * torch.mm(z1.t(), d_outp)")), "train_step", "train"),
+            "w2 + learning_rate * torch.mm(z1.t(), d_outp)")), "train_step", "train",
+                "learn_2d"),
         unnamed("no_activation_between_layers", edits("forward_answer", (
             "z2 = torch.mm(a1, w2) + b2", "z2 = torch.mm(z1, w2) + b2")),
-                "forward", "train_step", "train"),
+                "forward", "gradient_check", "train_step", "train", "learn_2d"),
         unnamed("parameters_never_fed_back", edits(TRAIN, (
             "        w1, b1, w2, b2 = train_step(X, y, w1, b1, w2, b2, learning_rate)\n",
             "        new_w1, new_b1, new_w2, new_b2 = train_step(X, y, w1, b1, w2, b2, "
             "learning_rate)\n"), (
             "    return losses, (w1, b1, w2, b2)",
             "    return losses, (new_w1, new_b1, new_w2, new_b2)")), "train"),
+        unnamed("precedence_in_the_denominator", edits(CHECK, (
+            "(up - down) / (2 * h)", "(up - down) / 2 * h")), "gradient_check"),
+        unnamed("validation_loss_of_the_training_set", edits(FIT, (
+            "val_losses.append(loss(X_val, y_val, w1, b1, w2, b2).item() / len(X_val))",
+            "val_losses.append(loss(X, y, w1, b1, w2, b2).item() / len(X))")), "learn_2d"),
+        unnamed("every_step_on_the_whole_set", edits(FIT, (
+            "train_step(X[rows], y[rows], w1, b1, w2, b2, learning_rate)",
+            "train_step(X, y, w1, b1, w2, b2, learning_rate)")), "learn_2d"),
     ],
     "single_neuron": [
         unnamed("error_from_z", edits("relu_backprop_answer", (

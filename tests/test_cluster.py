@@ -25,7 +25,9 @@ SIGN = Edit("train_step_answer", "(y - output) * sigmoid_delta", "(output - y) *
 # Ends the sandboxed process in every part that calls it: a student's own failure, graded
 # once with a message, never retried as if a worker had been lost.
 EXIT = Edit("sigmoid_delta_answer", "    return a * (1 - a)", "    import os\n    os._exit(3)")
-KINDS = {"correct": ((SLOW,), 10), "sign": ((SLOW, SIGN), 4), "exits": ((SLOW, EXIT), 3)}
+# The points of each kind out of 15: a sign error costs train_step, train and learn_2d (9); an
+# exit in sigmoid_delta costs those and sigmoid_delta (10).
+KINDS = {"correct": ((SLOW,), 15), "sign": ((SLOW, SIGN), 6), "exits": ((SLOW, EXIT), 5)}
 STUDENTS = {f"s{index}": kind for index, kind in enumerate(list(KINDS) * 3)}
 
 

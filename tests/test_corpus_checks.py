@@ -102,6 +102,9 @@ def test_transposed_only_when_a_transpose_fixes_the_operands():
                          "non-singleton dimension 1")
     assert exception_finding("f", error, {}, [(4, 7), (7, 4)]).mistake == "transposed"
     assert exception_finding("f", error, {}, [(4, 7), (3, 4)]).mistake is None
+    # (4, 1) transposed broadcasts with (16, 1) only into a (16, 4) no code meant
+    assert exception_finding("f", error, {}, [(4, 1), (16, 1)]).mistake is None
+    assert exception_finding("f", error, {}, [(7, 1), (4, 7)]).mistake == "transposed"
     assert exception_finding("f", error, {}).mistake is None  # operands unknown
 
 

@@ -280,7 +280,7 @@ def test_grade_json_prints_one_object_and_reproduces_with_its_seed(tmp_path):
     assert [p["id"] for p in first["parts"]] == [p.id for p in nn.ASSIGNMENT.parts]
     assert all(p["score"] == p["max_score"] > 0 and p["message"] for p in first["parts"])
     gradescope = json.loads((tmp_path / "results.json").read_text())
-    assert gradescope["score"] == 10 and len(gradescope["tests"]) == 5
+    assert gradescope["score"] == 15 and len(gradescope["tests"]) == 7
     again = json.loads(grade_command(str(SOLUTION), "--assignment", "nn_from_scratch", "--json",
                                      "--seed", str(first["seed"])))
     assert again["seed"] == first["seed"] and again["parts"] == first["parts"]

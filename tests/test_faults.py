@@ -37,7 +37,7 @@ SLOW = Edit("train_answer", "    losses = []",
             "    import time\n    time.sleep(1)\n    losses = []")
 SLOW_CELLS = Edit("sigmoid_activation_answer", "def sigmoid_activation(z):",
                   "import time\ntime.sleep(20)\n\n\ndef sigmoid_activation(z):")
-EXPECTED = {"ada": 10, "ben": 4, "cho": 4, "eve": 0, "fay": 0, "sam": 10}
+EXPECTED = {"ada": 15, "ben": 4, "cho": 6, "eve": 0, "fay": 0, "sam": 15}
 TIMESTAMP = "2026-12-01 10:00:00.000000 UTC"
 ROOT_LINE = "c.CourseDirectory.root = "
 
@@ -273,7 +273,7 @@ def test_two_runs_at_once_one_grades_and_the_other_says_who(course, fault_free):
     assert f"waiting for the grading run that holds this course: pid {first.pid}" in err
     assert all("already graded" in line for line in out.splitlines()), out
     records = stored(course)
-    assert records.pop("slowpoke")["json"][0] == 10
+    assert records.pop("slowpoke")["json"][0] == 15
     assert records == fault_free
 
 
@@ -411,7 +411,7 @@ def test_bad_files_are_refused_with_a_note_and_the_class_is_graded(course, fault
         REPO / "solutions" / ASSIGNMENT / NOTEBOOK, 4).cells}
     leaked = (course / "autograded" / "keylink" / ASSIGNMENT / NOTEBOOK).read_text()
     assert not [code for code in key_code if len(code) > 80 and json.dumps(code) in leaked]
-    assert records["oldformat"]["json"][0] == 10
+    assert records["oldformat"]["json"][0] == 15
     assert "oddcells" in records and nbformat.reads(
         (course / "autograded/oddcells" / ASSIGNMENT / NOTEBOOK).read_text(), as_version=4)
     assert records["ada.gradescope"]["json"][0] == records["ada.gradescope"]["gradescope"] == 4
@@ -460,9 +460,9 @@ def test_a_gradebook_error_keeps_the_graded_work(course, fault_free, monkeypatch
     with pytest.raises(runner.UngradedSubmissions) as raised:
         runner.grade_assignment(course, ASSIGNMENT)
     assert list(raised.value.faults) == ["cho"]
-    assert "graded 4/10 but not recorded in full" in raised.value.faults["cho"]
+    assert "graded 6/15 but not recorded in full" in raised.value.faults["cho"]
     records = stored(course)
-    assert "gradebook" not in records["cho"] and records["cho"]["json"][0] == 4
+    assert "gradebook" not in records["cho"] and records["cho"]["json"][0] == 6
     monkeypatch.setattr(runner, "write_gradebook", real)
     runner.grade_assignment(course, ASSIGNMENT)
     assert stored(course) == fault_free
@@ -482,7 +482,7 @@ def test_late_penalties_and_feedback_release_work_on_the_engines_grades(course):
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "backprop-lab") as gradebook:
         ada = gradebook.find_submission(ASSIGNMENT, "ada")
         ben = gradebook.find_submission(ASSIGNMENT, "ben")
-        assert (ada.score, ada.late_submission_penalty) == (10, 10)  # exported: 0
+        assert (ada.score, ada.late_submission_penalty) == (15, 15)  # exported: 0
         assert (ben.score, ben.late_submission_penalty) == (4, 0)
     for student in EXPECTED:
         assert (course / "autograded" / student / ASSIGNMENT / "timestamp.txt").read_text() \

@@ -19,7 +19,7 @@ from autograder.course import REPO, assignment_names
 from autograder.kit import visible
 from autograder.kit.grading import grade_part
 from autograder.references import grade_with_references
-from autograder.submissions import defined_names, student_answers
+from autograder.submissions import defined_names, solutions, student_answers
 from autograder.visible_data import VISIBLE_SEED
 
 pytestmark = pytest.mark.slow
@@ -41,7 +41,7 @@ def kit_python(tmp_path_factory) -> Path:
     python = root / "venv" / "bin" / "python"
     pip = [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
            "-c", str(REPO / "constraints.txt")]
-    subprocess.run([*pip, "torch", "numpy", "safetensors", "ipykernel"], check=True)
+    subprocess.run([*pip, "torch", "numpy", "safetensors", "matplotlib", "ipykernel"], check=True)
     # Built from a copy, so that the build leaves nothing in the checkout.
     shutil.copytree(REPO / "autograder" / "kit", root / "kit",
                     ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info"))
@@ -148,9 +148,12 @@ def test_visible_checks_in_the_kit_say_what_the_grader_says(kit_python, tmp_path
         graded = get(assignment)
         setup = "import torch\nfrom torch import nn, optim\n"
         parts = [(p.id, p.function) for p in graded.parts if not p.timed]
+        code = solutions(assignment, cell_type="code")  # not the written answers
         for submission in labelled_submissions(assignment):
             namespace = defined_names(assignment, submission.edits)
-            answers = student_answers(assignment, None, submission.edits)
+            answers = {cell: text for cell, text in
+                       student_answers(assignment, None, submission.edits).items()
+                       if cell in code}
             student = f"{assignment}/{submission.student}"
             jobs.append({"assignment": assignment, "student": student, "setup": setup,
                          "answers": list(answers.values()), "parts": parts,

@@ -9,6 +9,7 @@ adds the deltas (`w += ...`), which is gradient descent on exactly that function
 import torch
 
 from ..kit.assignments import nn_from_scratch as spec
+from ..kit.datasets import random_parameters, two_moons
 from ..kit.parts import Case
 from ..known_mistakes import LOSS_AFTER_UPDATE, KnownMistake, rate_mistakes
 from ..references import Grading, graded
@@ -93,6 +94,12 @@ def _gradients(X, y, params):
     return loss.detach(), torch.autograd.grad(loss, params)
 
 
+def reference_gradients(X, y, w1, b1, w2, b2, h):
+    """autograd's gradient of the loss, which central differences with step h approximate."""
+    _, grads = _gradients(X, y, (w1, b1, w2, b2))
+    return dict(zip(spec.GRADIENTS, grads, strict=True))
+
+
 def reference_train_step(X, y, w1, b1, w2, b2, learning_rate):
     """One step of gradient descent: each parameter moves by -learning_rate * its gradient."""
     params = (w1, b1, w2, b2)
@@ -111,6 +118,35 @@ def reference_train(X, y, w1, b1, w2, b2, learning_rate, epochs):
         losses.append(loss)
     result = dict(zip(("w1", "b1", "w2", "b2"), params, strict=True))
     return {"losses": torch.stack(losses), **result}
+
+
+def mean_loss(X, y, params) -> torch.Tensor:
+    """The loss per example, so that sets of different sizes compare."""
+    return loss_function(y, reference_forward(X, *params)["output"]) / len(y)
+
+
+def reference_fit(X, y, X_val, y_val, w1, b1, w2, b2, learning_rate, epochs, batch_size):
+    """Mini-batch gradient descent over the rows in order: each epoch records the mean loss
+    on the training and validation sets, then takes one step per slice of batch_size rows
+    (the last one smaller when batch_size does not divide the rows)."""
+    return _fit(X, y, X_val, y_val, (w1, b1, w2, b2), learning_rate, epochs, batch_size)
+
+
+def _every_start(rows: int, batch_size: int) -> range:
+    return range(0, rows, batch_size)
+
+
+def _fit(X, y, X_val, y_val, params, learning_rate, epochs, batch_size, starts=_every_start):
+    train_losses, val_losses = [], []
+    for _ in range(epochs):
+        train_losses.append(mean_loss(X, y, params))
+        val_losses.append(mean_loss(X_val, y_val, params))
+        for start in starts(len(X), batch_size):
+            rows = slice(start, start + batch_size)
+            _, grads = _gradients(X[rows], y[rows], params)
+            params = [p - learning_rate * g for p, g in zip(params, grads, strict=True)]
+    return {"train_losses": torch.stack(train_losses), "val_losses": torch.stack(val_losses),
+            **dict(zip(_PARAMETERS, params, strict=True))}
 
 
 # ---- known mistakes: the wrong answers the diagnosis recognises -------------------------
@@ -183,6 +219,85 @@ _TRAIN_MISTAKES = (
     LOSS_AFTER_UPDATE,
     *rate_mistakes(usual_rates=(LEARNING_RATE, 0.5, 0.3)),
 )
+
+
+def finite_differences(X, y, params, h, *, central=True, denominator=2, restore=True):
+    """The grader's own finite differences of the loss, entry by entry, with a mistake: a
+    one-sided difference (central=False), another denominator (times h), or the perturbed
+    entry left at p - h (restore=False)."""
+    params = [p.clone() for p in params]
+    gradients = []
+    for p in params:
+        gradient, entries = torch.zeros_like(p), p.view(-1)
+        for i in range(p.numel()):
+            start = entries[i].item()
+            entries[i] = start + h
+            up = loss_function(y, reference_forward(X, *params)["output"])
+            entries[i] = start - h if central else start
+            down = loss_function(y, reference_forward(X, *params)["output"])
+            gradient.view(-1)[i] = (up - down) / (denominator * h)
+            if restore:
+                entries[i] = start
+        gradients.append(gradient)
+    return dict(zip(spec.GRADIENTS, gradients, strict=True))
+
+
+def _differences(*variants):
+    def compute(_reference, args):
+        X, y, w1, b1, w2, b2, h = args.values()
+        for variant in variants:
+            yield finite_differences(X, y, (w1, b1, w2, b2), h, **variant)
+    return compute
+
+
+_GRADIENT_CHECK_MISTAKES = (
+    KnownMistake("one_sided_difference",
+                 "It compares the loss at p + h with the loss at p itself, a one-sided "
+                 "difference whose error is about h/2 times the curvature: evaluate the loss at "
+                 "p + h and at p - h and divide by 2h. (If you wrote p_plus = p, it is the same "
+                 "tensor as p: change a clone.)",
+                 _differences({"central": False, "denominator": 1},
+                              {"central": False, "denominator": 2})),
+    KnownMistake("factor_of_2", "L(p + h) - L(p - h) was divided by h: the two points are 2h "
+                                "apart, so divide by 2h.",
+                 _differences({"denominator": 1})),
+    KnownMistake("perturbation_kept", "Each entry was left at p - h after its difference, so "
+                                      "every later difference is taken at a shifted point: "
+                                      "put the entry back to its value before the next one.",
+                 _differences({"restore": False})),
+)
+
+
+def _last_batch_dropped(_reference, args):
+    X, y, X_val, y_val, w1, b1, w2, b2, rate, epochs, batch_size = args.values()
+    yield _fit(X, y, X_val, y_val, (w1, b1, w2, b2), rate, epochs, batch_size,
+               starts=lambda rows, size: range(0, rows - size + 1, size))
+
+
+def _full_batch(_reference, args):
+    X, y, X_val, y_val, w1, b1, w2, b2, rate, epochs, _batch_size = args.values()
+    yield _fit(X, y, X_val, y_val, (w1, b1, w2, b2), rate, epochs, batch_size=len(X))
+
+
+def _fit_losses_after_epoch(reference, args):
+    """The losses of epochs 2 .. n+1: each recorded after its epoch's updates."""
+    longer = reference(*{**args, "epochs": args["epochs"] + 1}.values())
+    yield {"train_losses": longer["train_losses"][1:], "val_losses": longer["val_losses"][1:]}
+
+
+_FIT_MISTAKES = (
+    KnownMistake("last_batch_dropped",
+                 "The last, smaller mini-batch of each epoch was left out (a loop such as "
+                 "range(len(X) // batch_size)): when batch_size does not divide the rows, the "
+                 "rows after the last full batch never train. Use range(0, len(X), batch_size).",
+                 _last_batch_dropped),
+    KnownMistake("full_batch", "It took one step per epoch on the whole training set: take one "
+                               "step per mini-batch, X[start:start + batch_size].",
+                 _full_batch),
+    KnownMistake("loss_after_update", "Each epoch's losses were recorded after its updates: "
+                                      "record them before the epoch's first step, as train "
+                                      "does.", _fit_losses_after_epoch),
+)
 _SIGMOID_DELTA_MISTAKES = (
     KnownMistake("sigmoid_twice", _SIGMOID_AGAIN_HINT,
                  lambda _reference, args: [{"sigmoid_delta(a)": _slope_of_sigmoid_again(
@@ -252,13 +367,64 @@ def _train_cases(kind, seed):
             in zip(seeded_networks(kind, seed), settings, strict=True)]
 
 
+# The finite-difference step of each network's gradient check. The hidden ones are large
+# enough that a one-sided difference (error about h/2 times the curvature) fails.
+_VISIBLE_STEPS = [1e-6, 1e-4, 1e-3]
+_HIDDEN_STEPS = [1e-3, 1e-4, 1e-3, 1e-4]
+
+
+def _gradient_check_cases(kind, seed):
+    steps = _VISIBLE_STEPS if kind == "visible" else _HIDDEN_STEPS
+    return [Case(f"{label}, h = {h:g}",
+                 {"X": X, "y": y, "w1": w1, "b1": b1, "w2": w2, "b2": b2, "h": h})
+            for (label, (X, y, w1, b1, w2, b2)), h in zip(seeded_networks(kind, seed), steps,
+                                                          strict=True)]
+
+
+# The two-moons runs: (training points, validation points, hidden units, learning rate,
+# epochs, batch size, the accuracy each class must reach on 400 held-out points). The
+# notebook's own run comes first; a batch size that does not divide the rows and a batch of
+# one follow. Hidden runs are short (every submission pays for them twice); the per-class bar
+# they set, 0.6, is below the worst a correct run reached over 1000 seeds (test_nn_references
+# and `make sweep` check it); an untrained or inverted boundary scores 0 on one class.
+_VISIBLE_MOONS = [(200, 200, 8, 1.0, 100, 20, 0.9), (30, 12, 3, 0.5, 4, 8, 0.0),
+                  (10, 6, 4, 0.3, 2, 1, 0.0)]
+_HIDDEN_MOONS = [(100, 60, 8, 2.0, 50, 16, 0.6), (27, 9, 5, 0.7, 3, 4, 0.0)]
+MOONS_NOISE = 0.15
+
+
+def moons_case(kind: str, seed: int, n_train: int, n_val: int, hidden: int, rate: float,
+               epochs: int, batch_size: int, min_accuracy: float) -> Case:
+    """One run of `fit` on two moons drawn from seed .. seed + 3: the training, validation
+    and held-out points and the start parameters."""
+    X, y = two_moons(n_train, MOONS_NOISE, seed)
+    X_val, y_val = two_moons(n_val, MOONS_NOISE, seed + 1)
+    w1, b1, w2, b2 = random_parameters(2, hidden, 1, seed + 2)
+    X_test, y_test = two_moons(400, MOONS_NOISE, seed + 3)
+    label = (f"two moons: {n_train} points, a 2-{hidden}-1 network, batches of {batch_size}, "
+             f"learning rate {rate}, {epochs} epochs")
+    return Case(label if kind == "visible" else f"a hidden case ({label})",
+                {"X": X, "y": y, "X_val": X_val, "y_val": y_val, "w1": w1, "b1": b1, "w2": w2,
+                 "b2": b2, "learning_rate": rate, "epochs": epochs, "batch_size": batch_size},
+                {"X_test": X_test, "y_test": y_test,
+                 "min_accuracy": torch.tensor(min_accuracy, dtype=torch.float64)})
+
+
+def _learn_2d_cases(kind, seed):
+    runs = _VISIBLE_MOONS if kind == "visible" else _HIDDEN_MOONS
+    return [moons_case(kind, seed + 4 * index, *run) for index, run in enumerate(runs)]
+
+
 ASSIGNMENT = graded(spec.ASSIGNMENT, {
     "sigmoid_activation": Grading(_sigmoid_cases, reference_sigmoid),
     "forward": Grading(_forward_cases, reference_forward),
     "sigmoid_delta": Grading(_sigmoid_delta_cases, reference_sigmoid_delta,
                              _SIGMOID_DELTA_MISTAKES),
+    "gradient_check": Grading(_gradient_check_cases, reference_gradients,
+                              _GRADIENT_CHECK_MISTAKES),
     "train_step": Grading(_train_step_cases, reference_train_step, _STEP_MISTAKES),
     "train": Grading(_train_cases, reference_train, _TRAIN_MISTAKES),
+    "learn_2d": Grading(_learn_2d_cases, reference_fit, _FIT_MISTAKES),
 })
 
 # The data the notebook's cells load with `example(name)`, shipped with the release.

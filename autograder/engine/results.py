@@ -118,7 +118,8 @@ def write_gradebook(result: SubmissionResult, gradebook, student: str, notebook_
 
     The points must agree with the test cells' points in the gradebook (nbgrader took them
     from the source notebook); a mismatch raises ValueError rather than store a wrong grade.
-    Manual scores a grader already gave are kept, as `nbgrader autograde` keeps them.
+    Manual scores a grader already gave are kept, as `nbgrader autograde` keeps them, and
+    the cells the grader does not grade (written answers) are marked as needing a person.
     gradebook: an open one (see open_gradebook). late: nbgrader's AssignLatePenalties
     preprocessor, configured by the course (see CourseConfig.late_penalty), or None.
     """
@@ -141,6 +142,10 @@ def write_gradebook(result: SubmissionResult, gradebook, student: str, notebook_
                 f"{grade.max_score:g} in the gradebook: release the assignment again.")
         grade.auto_score = part.score
         grade.needs_manual_grade = grade.manual_score is not None
+    graded_here = {part.part_id for part in result.parts}
+    for name, grade in grades.items():
+        if name not in graded_here:  # a written answer: a person grades it (as nbgrader says)
+            grade.needs_manual_grade = True
     if late is not None:
         _assign_late_penalty(gradebook, submission, notebook, student, late)
     gradebook.db.commit()

@@ -63,7 +63,13 @@ MISTAKES: dict[str, Mistake] = {
     "wrong_epochs": Mistake("the wrong number of epochs"),
     "loss_after_update": Mistake("the loss recorded after the update, not before it"),
     "wrong_learning_rate": Mistake("the wrong learning rate (a fixed one, not the argument)"),
-    "not_learned": Mistake("the trained model did not learn the true map"),
+    "not_learned": Mistake("the trained model did not learn the true map (or to separate the "
+                           "classes)"),
+    "last_batch_dropped": Mistake("the last, smaller mini-batch of each epoch left out"),
+    "full_batch": Mistake("one step per epoch on the whole set where mini-batches were asked"),
+    # Gradient checking.
+    "one_sided_difference": Mistake("a one-sided difference where the central one was asked"),
+    "perturbation_kept": Mistake("a perturbed entry not put back before the next difference"),
     "not_dead": Mistake("a 'dead' ReLU start that still learns"),
     # Autograd.
     "missing_zero_grad": Mistake("zero_grad missing: gradients pile up (2x, 3x)"),
@@ -274,7 +280,7 @@ def _broadcast_finding(message: str, operands: list[tuple[int, ...]] | None) -> 
     if len(shapes) == 2:
         first, second = shapes
         shown = f"Shapes {first} and {second} were combined entry by entry"
-        if _broadcasts(first[::-1], second) or _broadcasts(first, second[::-1]):
+        if _fits(first[::-1], second) or _fits(first, second[::-1]):
             return Finding(f"{message}. {shown}: one of them looks transposed (with the other "
                            f"one's axes in the other order they would fit): check the order "
                            f"of each product's factors and each .t().", "transposed")
@@ -284,9 +290,12 @@ def _broadcast_finding(message: str, operands: list[tuple[int, ...]] | None) -> 
                    f"check each sum's axis and each product's shapes.")
 
 
-def _broadcasts(first: tuple[int, ...], second: tuple[int, ...]) -> bool:
+def _fits(first: tuple[int, ...], second: tuple[int, ...]) -> bool:
+    """Evidence of a transpose: these shapes broadcast to one of them. (16, 1) and (1, 4)
+    also broadcast, to (16, 4), but that is an outer product no code meant (a bias with one
+    row per example, say, that met a smaller batch)."""
     try:
-        torch.broadcast_shapes(first, second)
+        shape = tuple(torch.broadcast_shapes(first, second))
     except RuntimeError:
         return False
-    return True
+    return shape in (first, second)
