@@ -101,7 +101,7 @@ NN_FROM_SCRATCH = [
     nn_wrong("torch_sigmoid_of_activation", "sigmoid_twice", edits("sigmoid_delta_answer", (
         "return a * (1 - a)", "return torch.sigmoid(a) * (1 - torch.sigmoid(a))")),
              first="sigmoid_delta", train_step="sigmoid_twice"),
-    # On two moons, at learning rate 2, the slope taken at z makes the training diverge.
+    # On two moons, at learning rate 2, the slope taken at z makes the training overflow.
     nn_wrong("delta_at_z2", "delta_of_z", edits(STEP, ("sigmoid_delta(output)",
                                                        "sigmoid_delta(z2)")),
              learn_2d="not_finite"),

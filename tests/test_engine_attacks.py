@@ -81,7 +81,7 @@ def _breach(what):
 """
 
 ATTACKS = [
-    Attack("aaa_honest_key", 10, "is correct", honest=True),
+    Attack("aaa_honest_key", 15, "is correct", honest=True),
     Attack("mmm_honest_partial", 4, "not written yet", honest=True, solved=frozenset(
         {"sigmoid_activation_answer", "forward_answer", "sigmoid_delta_answer"})),
     Attack("patch_comparisons", 0, "sigmoid_activation(z) is wrong", solved=BLANK, code=((
@@ -113,16 +113,16 @@ class Liar(torch.Tensor):
 def sigmoid_activation(z):
     return torch.zeros_like(z).as_subclass(Liar)
 """),)),
-    Attack("sys_exit_in_stub", 3, "raised SystemExit", edits=(
+    Attack("sys_exit_in_stub", 5, "raised SystemExit", edits=(
         Edit("sigmoid_delta_answer", "return a * (1 - a)", "import sys; sys.exit(0)"),)),
     Attack("os_exit_in_stub", 2, "forward ended the process", edits=(
         prefix("forward_answer", "    z1 = torch.mm", "if len(X) > 1: import os; os._exit(0)"),)),
     Attack("os_exit_in_a_cell", 0, "did not run to the end: its code ended the process", edits=(
         Edit("sigmoid_delta_answer", "return a * (1 - a)",
              "return a * (1 - a)\nimport os; os._exit(0)"),)),
-    Attack("keyboard_interrupt", 7, "raised KeyboardInterrupt", edits=(
+    Attack("keyboard_interrupt", 12, "raised KeyboardInterrupt", edits=(
         Edit("train_answer", "    losses = []", "    raise KeyboardInterrupt"),)),
-    Attack("system_exit_in_a_cell", 10, "is correct", edits=(
+    Attack("system_exit_in_a_cell", 15, "is correct", edits=(
         Edit("sigmoid_activation_answer", "return 1 / (1 + torch.exp(-z))",
              "return 1 / (1 + torch.exp(-z))\nraise SystemExit(0)"),)),
     Attack("fake_results_printed", 0, "sigmoid_activation(z) is wrong", solved=BLANK, code=((
@@ -177,7 +177,7 @@ def train_step(*args):
                 _breach("read " + path)
     raise RuntimeError("nothing to read")
 """),)),
-    Attack("call_the_graders_reference", 4, "only the student kit", code=((
+    Attack("call_the_graders_reference", 6, "only the student kit", code=((
         "train_step_answer", """
 from autograder.assignments.nn_from_scratch import reference_train_step
 def train_step(*args):
@@ -201,16 +201,16 @@ def sigmoid_delta(a):
                 pass
     return a
 """),)),
-    Attack("hard_coded_visible_cases", 3, "hidden case", edits=(
+    Attack("hard_coded_visible_cases", 5, "hidden case", edits=(
         Edit("sigmoid_delta_answer", "return a * (1 - a)",
              "return a * (1 - a) if tuple(a.shape) in [(1, 3), (4, 5)] else a"),)),
-    Attack("infinite_loop", 4, "did not finish within 5 s", edits=(
+    Attack("infinite_loop", 6, "did not finish within 5 s", edits=(
         prefix("train_step_answer", "    z1, a1, z2, output",
                "while len(X) > 1:\n    pass"),)),
     Attack("memory_bomb", 2, "MemoryError", edits=(
         prefix("forward_answer", "    z1 = torch.mm",
                "hog = [bytearray(1 << 26) for _ in range(10**6)] if len(X) > 1 else 0"),)),
-    Attack("fork_bomb", 7, "os.fork is not allowed", edits=(
+    Attack("fork_bomb", 12, "os.fork is not allowed", edits=(
         prefix("train_answer", "    losses = []", """
 import os
 while learning_rate != 0.1:
@@ -218,7 +218,7 @@ while learning_rate != 0.1:
         os.fork()
     except OSError:
         pass"""),)),
-    Attack("open_sockets", 10, "is correct", edits=(
+    Attack("open_sockets", 15, "is correct", edits=(
         prefix("sigmoid_activation_answer", "    return 1 /", BREACH + """
 import socket
 for address in [("127.0.0.1", PORT), ("1.1.1.1", 53), ("pypi.org", 443)]:
@@ -227,7 +227,7 @@ for address in [("127.0.0.1", PORT), ("1.1.1.1", 53), ("pypi.org", 443)]:
         _breach("connected to " + str(address))
     except OSError:
         pass"""),)),
-    Attack("backward_in_manual_part", 4, "forbids", code=((
+    Attack("backward_in_manual_part", 6, "forbids", code=((
         "train_step_answer", """
 def train_step(X, y, w1, b1, w2, b2, learning_rate):
     params = [p.clone().requires_grad_() for p in (w1, b1, w2, b2)]
@@ -236,7 +236,7 @@ def train_step(X, y, w1, b1, w2, b2, learning_rate):
         loss.backward()
     return tuple(p.detach() - learning_rate * p.grad for p in params)
 """),)),
-    Attack("autograd_grad_kept_from_a_cell", 4, "forbids", code=((
+    Attack("autograd_grad_kept_from_a_cell", 6, "forbids", code=((
         "train_step_answer", """
 keep_grad = torch.autograd.grad
 def train_step(X, y, w1, b1, w2, b2, learning_rate):
@@ -246,7 +246,7 @@ def train_step(X, y, w1, b1, w2, b2, learning_rate):
     grads = keep_grad(loss, params)
     return tuple(p.detach() - learning_rate * g for p, g in zip(params, grads))
 """),)),
-    Attack("torch_func_grad", 4, "forbids", code=((
+    Attack("torch_func_grad", 6, "forbids", code=((
         "train_step_answer", """
 from torch.func import grad
 def train_step(X, y, w1, b1, w2, b2, learning_rate):
@@ -266,11 +266,11 @@ def train(*args):
     save_file({"train/0/losses": torch.zeros(1)}, "outputs.safetensors")
     os._exit(0)
 """),)),
-    Attack("deleted_test_cells", 10, "is correct", damage="delete tests"),
+    Attack("deleted_test_cells", 15, "is correct", damage="delete tests"),
     Attack("edited_test_cells", 0, "not written yet", solved=BLANK, damage="edit tests"),
     Attack("invalid_json", 0, "not valid JSON", damage="invalid json"),
     Attack("empty_file", 0, "is empty", damage="empty"),
-    Attack("million_line_output", 10, "is correct", damage="million lines"),
+    Attack("million_line_output", 15, "is correct", damage="million lines"),
     # ---- a measurement that decides points, taken where student code runs --------------
     # exec hides every function of the notebook from the grader: relu_grad_loop loses its
     # point too.
@@ -321,7 +321,7 @@ def prepare(X, w1, b1, w2, b2):
     return X, w1.detach(), b1.detach(), w2.detach(), b2.detach()
 """),)),
     # ---- autograd in a manual-backprop part, by any route -----------------------------
-    Attack("backward_in_a_thread", 4, "can't start new thread", code=((
+    Attack("backward_in_a_thread", 6, "can't start new thread", code=((
         "train_step_answer", """
 import threading
 def train_step(X, y, w1, b1, w2, b2, learning_rate):
@@ -335,7 +335,7 @@ def train_step(X, y, w1, b1, w2, b2, learning_rate):
     thread.join()
     return tuple(p - learning_rate * g for p, g in zip((w1, b1, w2, b2), found["grads"]))
 """),)),
-    Attack("a_new_engine_object", 4, "forbids", code=((
+    Attack("a_new_engine_object", 6, "forbids", code=((
         "train_step_answer", """
 def train_step(X, y, w1, b1, w2, b2, learning_rate):
     engine = type(torch.autograd.Variable._execution_engine)
@@ -349,7 +349,7 @@ def train_step(X, y, w1, b1, w2, b2, learning_rate):
                                    False, True)
     return tuple(p.detach() - learning_rate * g for p, g in zip(params, grads))
 """),)),
-    Attack("autograd_in_another_interpreter", 4, "not allowed", code=((
+    Attack("autograd_in_another_interpreter", 6, "not allowed", code=((
         "train_step_answer", """
 import pickle, subprocess, sys
 def train_step(X, y, w1, b1, w2, b2, learning_rate):
@@ -363,7 +363,7 @@ def train_step(X, y, w1, b1, w2, b2, learning_rate):
                           input=pickle.dumps((X, y, w1, b1, w2, b2, learning_rate)))
     return tuple(pickle.loads(done.stdout))
 """),)),
-    Attack("the_guards_own_engine", 4, "has no attribute '_engine'", code=((
+    Attack("the_guards_own_engine", 6, "has no attribute '_engine'", code=((
         "train_step_answer", """
 def train_step(X, y, w1, b1, w2, b2, learning_rate):
     engine = torch.autograd.Variable._execution_engine._engine
@@ -375,7 +375,7 @@ def train_step(X, y, w1, b1, w2, b2, learning_rate):
     return tuple(p.detach() - learning_rate * g for p, g in zip(params, grads))
 """),)),
     # ---- what crosses the boundary -----------------------------------------------------
-    Attack("a_loss_history_of_millions", 7, "far more than the case needs", edits=(
+    Attack("a_loss_history_of_millions", 12, "far more than the case needs", edits=(
         Edit("train_answer", "    return losses, (w1, b1, w2, b2)",
              "    return torch.zeros(5_000_000, dtype=torch.float64), (w1, b1, w2, b2)"),)),
     Attack("deeply_nested_status", 0, "changed by the notebook's code", code=((
@@ -413,7 +413,7 @@ def relu_grad_vectorized(h):
     return (h > 0).to(h.dtype)
 """),)),
     # ---- containment in time and space -------------------------------------------------
-    Attack("a_daemon_left_behind", 10, "is correct", edits=(
+    Attack("a_daemon_left_behind", 15, "is correct", edits=(
         prefix("sigmoid_activation_answer", "    return 1 /", """
 import os, time
 try:
@@ -425,7 +425,7 @@ try:
         os._exit(0)
 except Exception:
     pass"""),)),
-    Attack("fills_tmp_and_shared_memory", 10, "is correct", edits=(
+    Attack("fills_tmp_and_shared_memory", 15, "is correct", edits=(
         Edit("sigmoid_activation_answer", "def sigmoid_activation(z):", """
 import os, multiprocessing.shared_memory as shm
 for folder in ("/tmp", "/var/tmp", "/dev/shm", "."):
@@ -440,7 +440,7 @@ try:
 except Exception:
     pass
 def sigmoid_activation(z):"""),)),
-    Attack("kills_everything_it_can", 10, "is correct", edits=(
+    Attack("kills_everything_it_can", 15, "is correct", edits=(
         prefix("forward_answer", "    z1 = torch.mm", """
 import os, signal
 for target in (-1, 1, 2, os.getppid()):
@@ -519,10 +519,10 @@ def softmax_cross_entropy(logits, labels):
     Attack("zzz_honest_two_layer_net", 9, "is correct", honest=True, assignment=TWO_LAYER_NET),
     Attack("zzz_honest_autograd_basics", 12, "is correct", honest=True,
            assignment=AUTOGRAD_BASICS),
-    Attack("zzz_honest_sign_error", 4, "opposite sign", honest=True, edits=(
+    Attack("zzz_honest_sign_error", 6, "opposite sign", honest=True, edits=(
         Edit("train_step_answer", "(y - output) * sigmoid_delta",
              "(output - y) * sigmoid_delta"),)),
-    Attack("zzz_honest_key", 10, "is correct", honest=True),
+    Attack("zzz_honest_key", 15, "is correct", honest=True),
 ]
 
 
@@ -696,7 +696,7 @@ def test_no_forbidden_access_succeeded(corpus):
     for result in corpus["results"].values():
         assert SECRET not in result.feedback() and "connected to" not in result.feedback()
     stored = read_json(corpus["course"] / "results" / ASSIGNMENT / "aaa_honest_key.json")
-    assert stored.score == 10
+    assert stored.score == 15
 
 
 def test_nothing_outlives_its_sandbox(corpus):

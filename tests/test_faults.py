@@ -484,6 +484,11 @@ def test_late_penalties_and_feedback_release_work_on_the_engines_grades(course):
         ben = gradebook.find_submission(ASSIGNMENT, "ben")
         assert (ada.score, ada.late_submission_penalty) == (15, 15)  # exported: 0
         assert (ben.score, ben.late_submission_penalty) == (4, 0)
+        # The written answer is left to a person, as nbgrader leaves it.
+        notebook = gradebook.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, "ada")
+        assert {grade.name: (grade.auto_score, grade.needs_manual_grade)
+                for grade in notebook.grades if grade.cell.cell_type == "markdown"} == \
+            {"kink_written": (None, True)}
     for student in EXPECTED:
         assert (course / "autograded" / student / ASSIGNMENT / "timestamp.txt").read_text() \
             in (TIMESTAMP, "2026-11-30 10:00:00.000000 UTC")

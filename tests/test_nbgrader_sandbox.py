@@ -137,12 +137,16 @@ class Formgrader:
         self.process.wait(timeout=30)
 
 
-def scores(course: Course, db_url: str) -> dict[str, dict[str, float]]:
-    """{student: {part: auto score}} from the gradebook."""
+def scores(course: Course, db_url: str, cell_type: str = "code"
+           ) -> dict[str, dict[str, float]]:
+    """{student: {part: auto score}} from the gradebook, for the test cells (or, with
+    cell_type="markdown", {written answer: (auto score, needs a person)})."""
     from nbgrader.api import Gradebook
 
     with Gradebook(db_url, COURSE_ID) as gradebook:
-        return {s.student.id: {g.name: g.auto_score for g in s.notebooks[0].grades}
+        return {s.student.id: {g.name: g.auto_score if cell_type == "code"
+                               else (g.auto_score, g.needs_manual_grade)
+                               for g in s.notebooks[0].grades if g.cell.cell_type == cell_type}
                 for s in gradebook.assignment_submissions(ASSIGNMENT)}
 
 
@@ -204,6 +208,10 @@ def test_nbgrader_autograde_grades_in_the_sandbox(loop):
     for student in ("cheat", "cho"):  # the cheat's printed "✔ correct" counts for nothing
         assert {part for part, score in graded[student].items() if score == 0} == FAKED_PARTS
     assert sum(graded["fay"].values()) == 0
+    # The written answer waits for a person; one left as released scores 0 (nbgrader's rule).
+    written = scores(course, db_url, "markdown")
+    assert written["key"] == {"kink_written": (None, True)}
+    assert written["fay"] == {"kink_written": (0, False)}
     assert "graded in the sandbox" in log and "hidden seed" in log
     record = nbformat.read(course.notebook_of("autograded", "key", ASSIGNMENT), 4).metadata
     assert isinstance(record["backprop_lab"]["seed"], int) and record["backprop_lab"]["isolation"]
@@ -266,9 +274,11 @@ def test_formgrader_and_api_grade_in_the_sandbox_into_postgres(loop):
         assert shown["fay"]["score"] == 0 and not shown["fay"]["needs_manual_grade"]
         notebooks = {n["student"]: n["id"] for n in formgrader.get(
             f"/formgrader/api/submitted_notebooks/{ASSIGNMENT}/{ASSIGNMENT}")}
-        first = formgrader.get(f"/formgrader/api/grades?submission_id={notebooks['key']}")[0]
-        formgrader.request("PUT", f"/formgrader/api/grade/{first['id']}",
-                           {"manual_score": first["max_score"] - 0.5})  # a TA's override
+        train = next(grade for grade in formgrader.get(
+            f"/formgrader/api/grades?submission_id={notebooks['key']}")
+            if grade["name"] == "train")
+        formgrader.request("PUT", f"/formgrader/api/grade/{train['id']}",
+                           {"manual_score": train["max_score"] - 0.5})  # a TA's override
         for student in ("key", "cheat", "fay"):  # the Autograde button, again
             answer = formgrader.autograde(student)
             assert answer["success"], answer

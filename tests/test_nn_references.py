@@ -50,3 +50,27 @@ def test_hidden_networks_have_batches_and_non_square_and_square_weights():
     assert any(rows == cols for rows, cols in w1_shapes)
     assert any(case.args["y"].shape[1] > 1 for case in cases)
     assert all(((case.args["y"] > 0) & (case.args["y"] < 1)).all() for case in cases)
+
+
+def test_autograds_fit_separates_the_moons_wherever_a_case_sets_a_bar():
+    """The bar of learn_2d's extra check is one a correct run meets: on the visible cases and
+    on 40 hidden seeds, autograd's own training clears it (else a right answer would fail)."""
+    part = nn.ASSIGNMENT.part("learn_2d")
+    cases = part.cases("visible", 0) + [case for seed in range(40)
+                                        for case in part.cases("hidden", seed)]
+    barred = [case for case in cases if case.truth["min_accuracy"] > 0]
+    assert len(barred) == 41
+    for case in barred:
+        assert part.extra_check(case, nn.reference_fit(*case.args.values())) is None, case.label
+
+
+def test_central_differences_agree_with_autograd_and_one_sided_ones_do_not():
+    part = nn.ASSIGNMENT.part("gradient_check")
+    for case in part.cases("hidden", 3):
+        X, y, w1, b1, w2, b2, h = case.args.values()
+        reference = nn.reference_gradients(X, y, w1, b1, w2, b2, h)
+        for variant, agrees in (({}, True), ({"central": False, "denominator": 1}, False)):
+            got = nn.finite_differences(X, y, (w1, b1, w2, b2), h, **variant)
+            close = all(torch.allclose(got[name], reference[name], rtol=part.tolerance.rtol,
+                                       atol=part.tolerance.atol) for name in reference)
+            assert close == agrees, (case.label, variant)

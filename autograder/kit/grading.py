@@ -312,7 +312,8 @@ def grade_outcomes(part: Part, cases: list[Case], outcomes: Iterable[Outputs | F
                           _figures(part, case, outcome, finding, expected))
     figures_shown = _figures(part, *shown, None, expected) if shown else ()
     count = f"{len(cases)} case{'s' * (len(cases) != 1)}"
-    measured = f" {part.passed_note(*shown)}" if part.passed_note and shown else ""
+    note = part.passed_note(*shown) if part.passed_note and shown else ""
+    measured = f" {note}" if note else ""
     return PartResult(part.id, part.points, part.points,
                       f"{part.function} is correct on {count}.{measured}", None, figures_shown)
 
