@@ -116,7 +116,8 @@ def stored(root: Path, results: Path | None = None) -> dict[str, dict]:
             except MissingEntry:
                 continue
             records.setdefault(student.id, {})["gradebook"] = (
-                notebook.score, {grade.name: grade.auto_score for grade in notebook.grades})
+                notebook.score, {grade.name: grade.auto_score for grade in notebook.grades
+                                 if grade.cell.cell_type == "code"})  # not written answers
     return records
 
 
