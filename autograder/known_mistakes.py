@@ -73,11 +73,13 @@ def rate_mistakes(usual_rates: tuple[float, ...] = ()) -> tuple[KnownMistake, ..
 
 
 def _loss_after_update(reference, args):
-    """The losses of epochs 2 .. n+1: each recorded after its epoch's update."""
+    """The loss histories of epochs 2 .. n+1: each loss recorded after its epoch's update
+    (every 1-D output with one entry per epoch is a history)."""
     key = next((name for name in ("epochs", "steps") if name in args), None)
     if key is not None:
-        losses = reference(*{**args, key: args[key] + 1}.values())["losses"]
-        yield {"losses": losses[1:]}
+        longer = reference(*{**args, key: args[key] + 1}.values())
+        yield {name: value[1:] for name, value in longer.items()
+               if value.dim() == 1 and len(value) == args[key] + 1}
 
 
 LOSS_AFTER_UPDATE = KnownMistake(

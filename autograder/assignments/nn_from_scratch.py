@@ -280,12 +280,6 @@ def _full_batch(_reference, args):
     yield _fit(X, y, X_val, y_val, (w1, b1, w2, b2), rate, epochs, batch_size=len(X))
 
 
-def _fit_losses_after_epoch(reference, args):
-    """The losses of epochs 2 .. n+1: each recorded after its epoch's updates."""
-    longer = reference(*{**args, "epochs": args["epochs"] + 1}.values())
-    yield {"train_losses": longer["train_losses"][1:], "val_losses": longer["val_losses"][1:]}
-
-
 _FIT_MISTAKES = (
     KnownMistake("last_batch_dropped",
                  "The last, smaller mini-batch of each epoch was left out (a loop such as "
@@ -295,9 +289,7 @@ _FIT_MISTAKES = (
     KnownMistake("full_batch", "It took one step per epoch on the whole training set: take one "
                                "step per mini-batch, X[start:start + batch_size].",
                  _full_batch),
-    KnownMistake("loss_after_update", "Each epoch's losses were recorded after its updates: "
-                                      "record them before the epoch's first step, as train "
-                                      "does.", _fit_losses_after_epoch),
+    LOSS_AFTER_UPDATE,
 )
 _SIGMOID_DELTA_MISTAKES = (
     KnownMistake("sigmoid_twice", _SIGMOID_AGAIN_HINT,
