@@ -1,6 +1,8 @@
 """two_layer_net: its references against independent PyTorch code, the mistakes its checks
 must name, the timing check, and the device the results end on."""
 
+import json
+
 import pytest
 import torch
 from conftest import HIDDEN_SEED, solution_functions
@@ -157,3 +159,23 @@ def test_patching_the_clock_does_not_buy_the_speed_points(monkeypatch):
     part = tln.ASSIGNMENT.part("speed")
     result = grade_with_references(part, slow_but_lying, part.cases("hidden", HIDDEN_SEED))
     assert result.score == 0, result.message
+
+
+def test_a_global_hides_only_the_names_it_declares():
+    """A `global` elsewhere in the notebook (a call counter, say) leaves the function's
+    source readable; a `global` naming the function, which may rebind it, does not."""
+    from autograder.kit.python_loops import loops_in_notebook
+
+    def notebook(*cells: str) -> bytes:
+        return json.dumps({"cells": [{"source": cell} for cell in cells]}).encode()
+
+    def sources(nb: dict) -> list[str]:
+        return [cell["source"] for cell in nb["cells"]]
+
+    vectorized = "def relu_grad(h):\n    return (h > 0).to(h.dtype)\n"
+    counter = "CALLS = 0\ndef fit():\n    global CALLS\n    CALLS += 1\n"
+    rebinding = "def swap():\n    global relu_grad\n    relu_grad = len\n"
+    assert loops_in_notebook(notebook(vectorized, counter), "relu_grad", sources) == 0
+    assert loops_in_notebook(notebook(vectorized, rebinding), "relu_grad", sources) is None
+    calling = "def outer(h):\n    return relu_grad(h)\n"
+    assert loops_in_notebook(notebook(vectorized, calling, rebinding), "outer", sources) is None

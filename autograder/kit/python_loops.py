@@ -54,9 +54,10 @@ def _resolved(notebook: bytes, function: str, code_cells
 
     The last top-level binding of a name wins, as when the cells run in order: a `def`, or
     `name = other_name` (followed); any other binding (a lambda, a call, a `def` inside a
-    block, a `global` statement) hides the function, and so does code that binds names out
-    of the source's sight (exec, eval, compile, globals, vars, setattr) anywhere; and
-    more than CODE_BYTES_READ of code is not read at all.
+    block) hides the function, and so does a `global` statement that names it or a name it
+    calls (a function may rebind it whenever it runs), or code that binds names out of the
+    source's sight (exec, eval, compile, globals, vars, setattr) anywhere; and more than
+    CODE_BYTES_READ of code is not read at all.
     code_cells: notebook dict -> the sources of the cells that run (see engine.child).
     """
     from IPython.core.inputtransformer2 import TransformerManager
@@ -70,22 +71,29 @@ def _resolved(notebook: bytes, function: str, code_cells
         return None
     if sum(len(source) for source in cells) > CODE_BYTES_READ:
         return None
+    declared_global: set[str] = set()
     for source in cells:
         try:
             tree = ast.parse(to_python(source))
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             continue
-        if any(isinstance(node, ast.Call) and getattr(node.func, "id", None) in HIDING
-               or isinstance(node, ast.Global) for node in ast.walk(tree)):
-            return None
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) in HIDING:
+                return None
+            if isinstance(node, ast.Global):
+                declared_global.update(node.names)
         for statement in tree.body:
             _bind(statement, definitions, bound)
+    bound.update(dict.fromkeys(declared_global))
     name, seen = function, set()
     while name in bound and bound[name] != name and name not in seen:
         seen.add(name)
         name = bound[name]
     if name is None or name not in definitions or bound.get(name) != name:
         return None
+    helpers = _helpers(name, definitions)
+    if declared_global & helpers.union(*(_called_names(definitions[h]) for h in helpers)):
+        return None  # a name the function calls may be rebound when some function runs
     return name, definitions
 
 
