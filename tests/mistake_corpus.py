@@ -187,6 +187,10 @@ NN_FROM_SCRATCH = [
         "range(0, len(X), batch_size)", "range(0, len(X), len(X))"), (
         "slice(start, start + batch_size)", "slice(start, start + len(X))")),
              first="learn_2d", train=None),
+    nn_wrong("fit_losses_without_the_half", "factor_of_2", edits(FIT, (
+        "train_losses.append(loss(X, y, w1, b1, w2, b2).item() / len(X))",
+        "train_losses.append(((y - forward(X, w1, b1, w2, b2)[3]) ** 2).mean().item())")),
+             first="learn_2d", train=None),
     nn_wrong("fit_losses_after_the_epoch", "loss_after_update", edits(FIT, (
         "        train_losses.append(loss(X, y, w1, b1, w2, b2).item() / len(X))\n"
         "        val_losses.append(loss(X_val, y_val, w1, b1, w2, b2).item() / len(X_val))\n",

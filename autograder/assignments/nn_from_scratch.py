@@ -259,8 +259,9 @@ _GRADIENT_CHECK_MISTAKES = (
                  "tensor as p: change a clone.)",
                  _differences({"central": False, "denominator": 1},
                               {"central": False, "denominator": 2})),
-    KnownMistake("factor_of_2", "L(p + h) - L(p - h) was divided by h: the two points are 2h "
-                                "apart, so divide by 2h.",
+    KnownMistake("factor_of_2", "Every gradient is twice autograd's: L(p + h) - L(p - h) "
+                                "divided by h (the two points are 2h apart: divide by 2h), or a "
+                                "loss without the 1/2 of 0.5 * sum((y - output)**2).",
                  _differences({"denominator": 1})),
     KnownMistake("perturbation_kept", "Each entry was left at p - h after its difference, so "
                                       "every later difference is taken at a shifted point: "
@@ -360,10 +361,11 @@ def _train_cases(kind, seed):
             in zip(seeded_networks(kind, seed), settings, strict=True)]
 
 
-# The finite-difference step of each network's gradient check. The hidden ones are large
-# enough that a one-sided difference (error about h/2 times the curvature) fails.
+# The finite-difference step of each network's gradient check. At 5e-4 a one-sided
+# difference (error about h/2 times the curvature) fails, and a central one (h**2/6 times the
+# third derivative) stays well inside FINITE_DIFFERENCE (see there).
 _VISIBLE_STEPS = [1e-6, 1e-4, 1e-3]
-_HIDDEN_STEPS = [1e-3, 1e-4, 1e-3, 1e-4]
+_HIDDEN_STEPS = [5e-4, 1e-4, 5e-4, 1e-4]
 
 
 def _gradient_check_cases(kind, seed):
@@ -375,35 +377,43 @@ def _gradient_check_cases(kind, seed):
 
 
 # The two-moons runs: (training points, validation points, hidden units, learning rate,
-# epochs, batch size, the accuracy each class must reach on 400 held-out points). The
-# notebook's own run comes first; a batch size that does not divide the rows and a batch of
-# one follow. Hidden runs are short (every submission pays for them twice). The first is
-# short enough that a wrong loop is named from it: over 50 epochs a step on the whole set
-# (batch-size times larger) can turn training chaotic, and rounding then hides the mistake.
-# The per-class bar of the second, 0.6, is below the worst a correct run reached over 1000
-# seeds (0.715; test_nn_references checks 40); an untrained or inverted boundary scores 0
-# on one class.
-_VISIBLE_MOONS = [(200, 200, 8, 1.0, 100, 20, 0.9), (30, 12, 3, 0.5, 4, 8, 0.0),
-                  (10, 6, 4, 0.3, 2, 1, 0.0)]
-_HIDDEN_MOONS = [(27, 9, 5, 2.0, 3, 4, 0.0), (100, 60, 8, 2.0, 50, 16, 0.6)]
+# epochs, batch size, whether the run is long enough to learn: the grader then classifies 400
+# held-out points with the trained parameters). The notebook's own run comes first; a batch
+# size that does not divide the rows and a batch of one follow. Hidden runs are short (every
+# submission pays for them twice). The short one comes first, so that a wrong loop is named
+# there: a step on the whole set is batch-size times larger and can turn a long run chaotic,
+# where rounding hides which mistake it was. The long one uses learning rate 1.0: at 2.0 the
+# loss oscillates and rounding differences between two correct implementations grew past
+# TRAINING on 1 seed in 1500; at 1.0 they stayed below 2e-5 of it over 1500 seeds.
+_VISIBLE_MOONS = [(200, 200, 8, 1.0, 100, 20, True), (30, 12, 3, 0.5, 4, 8, False),
+                  (10, 6, 4, 0.3, 2, 1, False)]
+_HIDDEN_MOONS = [(27, 9, 5, 1.5, 3, 4, False), (100, 60, 8, 1.0, 50, 16, True)]
+# The accuracy each class must reach on the notebook's run, which the notebook shows (98%
+# there). A hidden run only reports its accuracy: its outputs already equal autograd's, so a
+# bar could fail only correct work (autograd's own worst class over 1000 seeds: 73%).
+NOTEBOOK_RUN_BAR = 0.9
 MOONS_NOISE = 0.15
 
 
 def moons_case(kind: str, seed: int, n_train: int, n_val: int, hidden: int, rate: float,
-               epochs: int, batch_size: int, min_accuracy: float) -> Case:
-    """One run of `fit` on two moons drawn from seed .. seed + 3: the training, validation
-    and held-out points and the start parameters."""
+               epochs: int, batch_size: int, learns: bool) -> Case:
+    """One run of `fit` on two moons drawn from seed .. seed + 3: the training and validation
+    points, the start parameters and, for a run long enough to learn, held-out points."""
     X, y = two_moons(n_train, MOONS_NOISE, seed)
     X_val, y_val = two_moons(n_val, MOONS_NOISE, seed + 1)
     w1, b1, w2, b2 = random_parameters(2, hidden, 1, seed + 2)
-    X_test, y_test = two_moons(400, MOONS_NOISE, seed + 3)
+    truth = {}
+    if learns:
+        X_test, y_test = two_moons(400, MOONS_NOISE, seed + 3)
+        bar = NOTEBOOK_RUN_BAR if kind == "visible" else 0.0
+        truth = {"X_test": X_test, "y_test": y_test,
+                 "min_accuracy": torch.tensor(bar, dtype=torch.float64)}
     label = (f"two moons: {n_train} points, a 2-{hidden}-1 network, batches of {batch_size}, "
              f"learning rate {rate}, {epochs} epochs")
     return Case(label if kind == "visible" else f"a hidden case ({label})",
                 {"X": X, "y": y, "X_val": X_val, "y_val": y_val, "w1": w1, "b1": b1, "w2": w2,
                  "b2": b2, "learning_rate": rate, "epochs": epochs, "batch_size": batch_size},
-                {"X_test": X_test, "y_test": y_test,
-                 "min_accuracy": torch.tensor(min_accuracy, dtype=torch.float64)})
+                truth)
 
 
 def _learn_2d_cases(kind, seed):

@@ -298,7 +298,7 @@ def grade_outcomes(part: Part, cases: list[Case], outcomes: Iterable[Outputs | F
     that this part calls. A pattern between result and reference (a ratio, say) that names
     another mistake is stated, not named: the helper's own mistake can make it.
     """
-    shown = None
+    shown, passed = None, []
     for case, outcome in zip(cases, outcomes, strict=False):
         finding = outcome if isinstance(outcome, Finding) \
             else judge(part, case, outcome, expected)
@@ -306,13 +306,16 @@ def grade_outcomes(part: Part, cases: list[Case], outcomes: Iterable[Outputs | F
                 and finding.mistake not in helpers_failed_with:
             finding = Finding(finding.plain, None, finding.output)
         shown = shown or (case, outcome)
+        passed.append((case, outcome))
         if finding:
             return failed(part, Finding(f"{part.function} fails on {case.label}: "
                                         f"{finding.message}", finding.mistake),
                           _figures(part, case, outcome, finding, expected))
     figures_shown = _figures(part, *shown, None, expected) if shown else ()
     count = f"{len(cases)} case{'s' * (len(cases) != 1)}"
-    note = part.passed_note(*shown) if part.passed_note and shown else ""
+    notes = (part.passed_note(*case_outcome) for case_outcome in passed) \
+        if part.passed_note else ()
+    note = next((note for note in notes if note), "")
     measured = f" {note}" if note else ""
     return PartResult(part.id, part.points, part.points,
                       f"{part.function} is correct on {count}.{measured}", None, figures_shown)

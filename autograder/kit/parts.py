@@ -75,8 +75,8 @@ class Part:
     # code): (case, outputs) -> None when it holds, else what is wrong. E.g. "the weight
     # learned the true map", "the gradient is exactly zero".
     extra_check: Callable[[Case, dict[str, torch.Tensor]], Finding | None] | None = None
-    # What a passing result adds to its message, from the first case's outputs (or "" for
-    # nothing): e.g. the speed that was measured.
+    # What a passing result adds to its message: the first note that a case's outputs give
+    # ("" gives none), e.g. the speed that was measured.
     passed_note: Callable[[Case, dict[str, torch.Tensor]], str] | None = None
     # How to call the student's function (untrusted side): call(function, *case args)
     # returns what `returns` describes. By default function(*args). A part may set up
