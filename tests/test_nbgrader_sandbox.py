@@ -42,7 +42,7 @@ ON_TIME = {
     "fay": Student("fay", "a notebook that is not JSON", damage=INVALID_JSON),
 }
 LATE = Student("late", "the answer key, after the due date", answer_key=True)
-FAKED_PARTS = {"train_step", "train"}  # what the sign error breaks and the cheat fakes
+FAKED_PARTS = {"train_step", "train", "learn_2d"}  # what the sign error breaks, the cheat fakes
 
 
 def free_port() -> int:

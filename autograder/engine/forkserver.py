@@ -42,7 +42,6 @@ import time
 from pathlib import Path
 
 import torch  # noqa: F401 -- imported once here, so that no child pays for it
-import torch._dynamo  # noqa: F401 -- an optimizer's first step imports it (1 s a child)
 
 from . import child, protocol
 from .isolation import CLONE_NEWPID, MS_NODEV, MS_NOSUID
