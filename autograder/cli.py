@@ -61,8 +61,12 @@ def main(argv: list[str] | None = None) -> int:
                        help="an nbgrader course root (repeat for several; default: the "
                             "current directory)")
     serve.add_argument("--max-per-hour", type=int, default=None, metavar="N",
-                       help="grade at most N submissions per student per assignment per "
-                            "hour; the others get a message instead (default: no limit)")
+                       help="grade at most N submissions per account per hour; the others "
+                            "get a message instead (default: no limit)")
+    serve.add_argument("--identity", choices=("owner", "folder-name"), default="owner",
+                       help="who submitted: the inbound folder's owner, a unix account "
+                            "(default); folder-name trusts the folder's name, for a course "
+                            "simulated by one unix user only")
     serve.add_argument("--jobs", type=int, default=None,
                        help="submissions graded at once (default: one per CPU core)")
     serve.add_argument("--health", action="store_true",

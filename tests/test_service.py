@@ -50,7 +50,7 @@ class Service:
         with open(log, "a") as out, open(log.with_suffix(".err"), "a") as err:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "autograder", "serve", "--course", str(course.root),
-                 "--max-per-hour", str(MAX_PER_HOUR)],
+                 "--max-per-hour", str(MAX_PER_HOUR), "--identity", "folder-name"],
                 cwd=REPO, env=env, stdout=out, stderr=err)
 
     def events(self, name: str) -> list[dict]:
@@ -105,7 +105,8 @@ def alive(pids: set[int], seconds: float) -> set[int]:
 
 def journal(course: Course) -> dict[str, dict]:
     folder = course.root / "results" / "service"
-    return {path.name[:-5]: json.loads(path.read_text()) for path in folder.glob("*.json")}
+    entries = (json.loads(path.read_text()) for path in folder.glob("*.json"))
+    return {entry["submission"]: entry for entry in entries}
 
 
 def inbound(course: Course) -> list[Path]:
@@ -163,6 +164,10 @@ def served(tmp_path_factory):
     course.configure("c.LateSubmissionPlugin.penalty_method = 'zero'")
     course.run("generate_assignment", ASSIGNMENT, "--force")
     course.run("release_assignment", ASSIGNMENT, "--force")
+    from nbgrader.api import Gradebook
+    with Gradebook(f"sqlite:///{course.root / 'gradebook.db'}", "backprop-lab") as book:
+        for student in FIRST:  # the roster: only its students are graded
+            book.update_or_create_student(student)
     log = workdir / "service.log"
     service = Service(course, log)  # it warms up while the students fetch and submit
     course.fetch({ASSIGNMENT: list(FIRST)})
@@ -178,7 +183,6 @@ def served(tmp_path_factory):
 
     # Round 2, after the due date: cho fixes the sign error, key submits twice more (the
     # third in the hour is over the limit of 2), all at once.
-    from nbgrader.api import Gradebook
     with Gradebook(f"sqlite:///{course.root / 'gradebook.db'}", "backprop-lab") as book:
         book.update_or_create_assignment(ASSIGNMENT, duedate=datetime.now(UTC).replace(
             tzinfo=None))
@@ -259,7 +263,7 @@ def test_killed_mid_burst_every_submission_graded_and_released_once(served):
     # The gradebook holds each student's latest graded submission; round 2 is late: zero.
     book = gradebook(course)
     latest = {}
-    for entry in sorted(entries.values(), key=lambda e: e["timestamp"]):
+    for entry in sorted(entries.values(), key=lambda e: e["time"]):
         if entry["state"] == "released":
             latest[entry["student"]] = entry
     assert {student: raw for student, (raw, _) in book.items()} == {
@@ -303,7 +307,7 @@ def test_the_feedback_process_pages_are_nbgraders(served):
     from nbgrader.apps import NbGraderAPI
 
     from autograder.engine.course_config import load_course
-    from autograder.service import _feedback_course, _generate, course_directory
+    from autograder.service.feedback import _feedback_course, _generate, course_directory
 
     course = load_course(served["course"].root)
     page = course.root / "feedback" / "key" / ASSIGNMENT / f"{ASSIGNMENT}.html"
@@ -318,7 +322,7 @@ def test_the_feedback_process_pages_are_nbgraders(served):
 
 
 class FakeFeedback:
-    """FeedbackProcess's interface: batches recorded, answered by the test."""
+    """FeedbackProcesses' interface: batches recorded, answered by the test."""
 
     processes = 2
 
@@ -335,20 +339,25 @@ def test_feedback_batches(tmp_path, capsys):
     """At most FEEDBACK_BATCH pages a batch, one assignment a batch, oldest first, at
     most one batch a feedback process; a page released is journaled once, a page that
     failed leaves its submission graded, to be sent again."""
-    from autograder import service as served_module
-    from autograder.service import FEEDBACK_BATCH, CourseService, Inbound, Journal, Work
+    from autograder.service.course import CourseService, Work
+    from autograder.service.feedback import FEEDBACK_BATCH, BrokenProcessPool
+    from autograder.service.inbound import Inbound
+    from autograder.service.journal import Journal
 
     course = CourseService.__new__(CourseService)
     course.course = type("Course", (), {"course_id": "c"})()
     course.root, course.journal, course.feedback = tmp_path, Journal(tmp_path), FakeFeedback()
-    course.done, course.seen, course.busy, course.blocked = set(), {}, {}, {}
+    course.waiting, course.busy, course.blocked = {}, {}, {}
     course.graded, course.sending, course.run = [], {}, None
-    stamp = datetime(2026, 12, 6, 12, 0)
 
     def work(student, assignment):
-        inbound = Inbound(f"{student}+{assignment}+x+y", tmp_path, student, assignment, stamp)
-        entry = {"submission": inbound.name, "state": "graded"}
-        course.busy[inbound.key] = made = Work(inbound, entry)
+        inbound = Inbound(f"{student}+{assignment}+x+y", tmp_path, student, assignment,
+                          student, 0, 1.8e9, "x")
+        entry = {"submission": inbound.name, "state": "collected", "time": 1.8e9}
+        course.journal.write(entry)
+        entry = {**entry, "state": "graded"}
+        course.journal.write(entry)
+        course.busy[inbound.account] = made = Work(inbound, entry, "recorded")
         return made
 
     first = [work(f"s{index:02d}", "one") for index in range(FEEDBACK_BATCH + 2)]
@@ -365,11 +374,12 @@ def test_feedback_batches(tmp_path, capsys):
     faults["s01"] = "generate_feedback failed: boom"
     sent[0][2].set_result((faults, 0.5))
     course.take({sent[0][2]})
-    entries = {entry["submission"]: entry for entry in course.journal.entries()}
-    assert {w.inbound.name for w in first[:FEEDBACK_BATCH]} - {first[1].inbound.name} \
-        == set(entries) == course.done
-    assert all(entry["state"] == "released" for entry in entries.values())
-    assert first[1].inbound.key not in course.busy and "one" in course.blocked
+    released = {name for name, entry in course.journal.entries.items()
+                if entry["state"] == "released"}
+    assert released == {w.inbound.name for w in first[:FEEDBACK_BATCH]} \
+        - {first[1].inbound.name}
+    assert first[1].inbound.account not in course.busy \
+        and first[1].inbound.name in course.waiting and first[1].inbound.name in course.blocked
     log = capsys.readouterr().out
     assert "feedback-batch course=c assignment=one submissions=6" in log
     assert log.count(" released ") == FEEDBACK_BATCH - 1 and "feedback-fault" in log
@@ -377,7 +387,7 @@ def test_feedback_batches(tmp_path, capsys):
     course.release_graded()  # the one in flight and the rest of "one": two batches in all
     assert [(assignment, len(students)) for assignment, students, _ in sent[2:]] == [
         ("one", 2)]
-    sent[1][2].set_exception(served_module.BrokenProcessPool("it died"))
+    sent[1][2].set_exception(BrokenProcessPool("it died"))
     course.take({sent[1][2]})
-    assert other.inbound.key not in course.busy and "two" in course.blocked
+    assert other.inbound.account not in course.busy and other.inbound.name in course.blocked
     assert "the feedback process failed: BrokenProcessPool" in capsys.readouterr().out

@@ -1,0 +1,155 @@
+"""The exchange's inbound/ folder, read as hostile input.
+
+Everything in inbound/ was written by students: the folder's name (`student+assignment+
+time+random`, as `nbgrader submit` names it), its files, its timestamp.txt. So:
+
+* **who** submitted comes from the folder's owner (a uid the student cannot choose), never
+  from its name: the name must agree with the owner's account, and a folder named after
+  someone else is refused and counted against the account that wrote it (`--identity
+  owner`, the default, for courses whose students are unix accounts). `--identity
+  folder-name` trusts the name; it is for a course simulated by one unix user (the demo,
+  the bench), where every folder has the same owner.
+* **when** comes from the folder's ctime (which no user can set or move back; a change of
+  the folder changes it), never from the name or timestamp.txt (the student's claim, kept
+  beside it); the copy then takes the latest ctime of everything it copied (see collect).
+* **names** follow one rule (`student_ids`), the assignment must be one the course grades,
+  and the student must be on the course's roster (the gradebook's students) before
+  anything is made for them.
+"""
+
+import os
+import pwd
+import stat
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ..student_ids import is_student_id, shown, student_id_problem
+
+SECRET = "submission_secret.txt"
+TIMESTAMP = "timestamp.txt"
+COMPLETE_MODE = 0o777  # nbgrader submit's last step: the inbound folder made rwx for all
+IDENTITIES = ("owner", "folder-name")
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One submission folder in inbound/, as first seen."""
+
+    name: str  # the folder's name, as the student wrote it
+    path: Path
+    student: str  # the student it names
+    assignment: str
+    account: str  # who wrote it: the owner's account (or the name, with folder-name identity)
+    uid: int
+    seen_time: float  # the folder's ctime when first seen (UTC seconds): the trusted time
+    claimed: str  # the time in the folder's name: the student's claim
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.student, self.assignment
+
+    @property
+    def when(self) -> datetime:
+        return datetime.fromtimestamp(self.seen_time, UTC).replace(tzinfo=None)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A folder the service will not grade, and why (logged; nothing is released for it,
+    since its name may be someone else's)."""
+
+    name: str
+    account: str
+    reason: str  # a word: impersonation, bad-name, unknown-assignment, not-on-roster
+    why: str
+
+
+def account_of(uid: int) -> str | None:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return None
+
+
+def examine(entry: os.DirEntry, identity: str, assignments: set[str],
+            on_roster) -> Inbound | Refusal | None:
+    """What a complete folder in inbound/ is: a submission, a refusal, or None while it is
+    not complete (nbgrader submit writes the secret, then makes the folder rwx for all)."""
+    try:
+        info = entry.stat(follow_symlinks=False)
+    except OSError:
+        return None
+    owner = account_of(info.st_uid) or f"uid {info.st_uid}"
+    if not stat.S_ISDIR(info.st_mode):
+        return Refusal(entry.name, owner, "not-a-folder",
+                       f"{_kind(info.st_mode)} where a submission folder should be")
+    if info.st_mode & 0o777 != COMPLETE_MODE or not _has_secret(entry.path):
+        return None
+    parts = entry.name.rsplit("+", 3)
+    if len(parts) != 4:
+        return Refusal(entry.name, owner, "bad-name", "the folder's name is not nbgrader's "
+                       "student+assignment+time+random")
+    student, assignment, claimed = parts[0], parts[1], parts[2]
+    account = student if identity == "folder-name" else owner
+    problem = student_id_problem(student)
+    if problem:
+        return Refusal(entry.name, account, "bad-name",
+                       f"the student id {shown(student)!r} is refused: {problem}")
+    if identity == "owner" and owner != student:
+        return Refusal(entry.name, account, "impersonation",
+                       f"the folder names student {student} but account {owner} wrote it")
+    if assignment not in assignments:
+        return Refusal(entry.name, account, "unknown-assignment",
+                       f"{shown(assignment)!r} is not an assignment this course grades")
+    if not on_roster(student):
+        return Refusal(entry.name, account, "not-on-roster",
+                       f"{student} is not a student of this course (its gradebook)")
+    return Inbound(entry.name, Path(entry.path), student, assignment, account, info.st_uid,
+                   info.st_ctime, claimed)
+
+
+def _has_secret(folder: str) -> bool:
+    try:
+        info = os.stat(os.path.join(folder, SECRET), follow_symlinks=False)
+    except OSError:
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_size > 0
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a link"
+    if stat.S_ISREG(mode):
+        return "a file"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "an odd entry"
+
+
+class Roster:
+    """The course's students, as its gradebook lists them; read again at most every
+    REFRESH_SECONDS, when a name is not on it (a flood of made-up names costs one query)."""
+
+    REFRESH_SECONDS = 10.0
+
+    def __init__(self, db_url: str, course_id: str):
+        self.db_url, self.course_id = db_url, course_id
+        self.students: set[str] = set()
+        self.read_at = float("-inf")
+
+    def __contains__(self, student: str) -> bool:
+        if student not in self.students and \
+                time.monotonic() - self.read_at > self.REFRESH_SECONDS and is_student_id(student):
+            self.refresh()
+        return student in self.students
+
+    def refresh(self) -> None:
+        from nbgrader.api import Gradebook
+
+        with Gradebook(self.db_url, self.course_id) as book:
+            self.students = {student.id for student in book.students}
+        self.read_at = time.monotonic()
