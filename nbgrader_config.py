@@ -60,6 +60,16 @@ c.GenerateFeedback.preprocessors = ["nbgrader.preprocessors.GetGrades",
 # Its maths renders offline: MathJax from this machine, not a CDN.
 c.GenerateFeedback.exporter_class = "autograder.feedback.OfflineFeedbackExporter"
 
+# Every notebook page (nbgrader's feedback, the grading service's, the formgrader's
+# submission page) shows what a student wrote or submitted as inert HTML: markdown and
+# text/html outputs sanitised, scripts and other output types dropped, the formgrader's
+# strings escaped (autograder/pages.py). The feedback page also carries a
+# Content-Security-Policy (autograder/feedback.py).
+c.HTMLExporter.preprocessors = ["autograder.pages.SanitizeStudentContent"]
+c.HTMLExporter.filters = {"markdown2html": "autograder.pages.markdown2html"}
+# `nbgrader export` writes no cell that a spreadsheet would run as a formula.
+c.ExportApp.plugin_class = "autograder.export.SafeCsvExportPlugin"
+
 # The answer key is the source notebook without its outputs: not executed, so that it is
 # byte-for-byte reproducible (tests execute it and check that it scores full marks).
 c.GenerateSolution.preprocessors = ["nbgrader.preprocessors.IncludeHeaderFooter",

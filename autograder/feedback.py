@@ -8,8 +8,17 @@ deleted the setup cell, say) is cut down here to its type and message.
 
 The page loads MathJax from this machine (the `jupyter-server-mathjax` package), never
 from a CDN, so that its maths renders offline.
+
+What a student wrote is made inert before it reaches the page (autograder.pages, set in
+nbgrader_config.py for every notebook page); the notebook's name, which nbgrader's feedback
+template prints as it is, is escaped here. As a second layer, the page carries a
+Content-Security-Policy: no script runs but the MathJax loader and what it loads, and
+nothing is loaded from elsewhere, framed, sent by a form, or re-based.
 """
 
+import base64
+import hashlib
+import html
 import importlib.util
 import json
 import re
@@ -45,7 +54,16 @@ class OfflineFeedbackExporter(HTMLExporter):
     It renders as nbconvert's HTMLExporter does, but adds the keyboard focus of the cells
     (and an alt text to an image without one) as text, where nbconvert parses and rewrites
     the whole page with BeautifulSoup: that pass was 40 % of a page's cost, and the grading
-    service renders a page per submission."""
+    service renders a page per submission. The notebook's name is escaped for the template,
+    and the page gets its Content-Security-Policy."""
+
+    def _preprocess(self, nb, resources):
+        nb, resources = super()._preprocess(nb, resources)
+        if isinstance(resources.get("nbgrader", {}).get("notebook"), str):
+            # A copy: nbgrader's converter keeps the dict, and reads the name as it is.
+            resources["nbgrader"] = {**resources["nbgrader"],
+                                     "notebook": html.escape(resources["nbgrader"]["notebook"])}
+        return nb, resources
 
     def from_notebook_node(self, nb, resources=None, **kw):
         language = nb.metadata.get("language_info", {})
@@ -59,10 +77,15 @@ class OfflineFeedbackExporter(HTMLExporter):
         page = _FOCUSABLE.sub(r'\g<0> tabindex="0"', page)
         page = _IMAGE_WITHOUT_ALT.sub(
             '<img alt="No description has been provided for this image"', page)
-        if MATHJAX_CDN not in page:
-            raise RuntimeError("the feedback template no longer loads MathJax as "
-                               "autograder.feedback.MATHJAX_CDN says; update it")
-        return page.replace(MATHJAX_CDN, mathjax_loader()), resources
+        if MATHJAX_CDN not in page or not _MATHJAX_CONFIG_BLOCK.search(page):
+            raise RuntimeError("the feedback template no longer loads and configures MathJax "
+                               "as autograder.feedback.MATHJAX_CDN says; update it")
+        loader = mathjax_loader()
+        # Its configuration is in the loader: MathJax would run the block with eval, which
+        # the CSP forbids (MathJax then stops at any such block a page holds).
+        page = _MATHJAX_CONFIG_BLOCK.sub("", page.replace(MATHJAX_CDN, loader), count=1)
+        page = page.replace("<head>", f"<head>\n{content_security_policy(loader)}", 1)
+        return page, resources
 
 
 # What nbconvert makes focusable: each cell's input and each output (the class attribute of
@@ -70,6 +93,20 @@ class OfflineFeedbackExporter(HTMLExporter):
 _FOCUSABLE = re.compile(r'<div class="(?:[^"]* )?(?:jp-Cell-inputWrapper|jp-OutputArea-output)'
                         r'(?: [^"]*)?"(?![^>]*tabindex)')
 _IMAGE_WITHOUT_ALT = re.compile(r"<img(?![^>]*\balt=)")
+# The configuration nbconvert's mathjax macro writes after loading MathJax, in the head.
+_MATHJAX_CONFIG_BLOCK = re.compile(r'<script type="text/x-mathjax-config">.*?</script>', re.S)
+
+
+def content_security_policy(loader: str) -> str:
+    """The page's CSP meta tag: scripts are the loader (by its hash) and those it adds
+    ('strict-dynamic': MathJax's own files); styles, fonts and images from the page itself,
+    this machine (a page opened as a file) or data: URLs; nothing else."""
+    script = loader.split(">", 1)[1].rsplit("</script>", 1)[0]
+    digest = base64.b64encode(hashlib.sha256(script.encode()).digest()).decode()
+    policy = (f"default-src 'none'; script-src 'sha256-{digest}' 'strict-dynamic'; "
+              "style-src 'self' file: 'unsafe-inline'; font-src 'self' file: data:; "
+              "img-src 'self' file: data:; base-uri 'none'; form-action 'none'")
+    return f'<meta http-equiv="Content-Security-Policy" content="{policy}">'
 
 
 def mathjax_loader() -> str:
@@ -82,14 +119,26 @@ def mathjax_loader() -> str:
     on_disk = (Path(spec.submodule_search_locations[0]) / "static" / "MathJax.js").as_uri()
     return f"""<script>
 (function () {{
-  // The configuration and the only fonts (STIX-Web) that the package ships.
+  // The configuration and the only fonts (STIX-Web) that the package ships; then what
+  // nbconvert's mathjax macro configures ($...$ inline, AMS numbering).
   var config = "?config=TeX-AMS-MML_HTMLorMML-full,Safe";
-  window.MathJax = {{"HTML-CSS": {{availableFonts: [], imageFont: null, preferredFont: null,
-                                 webFont: "STIX-Web"}}, SVG: {{font: "STIX-Web"}}}};
+  window.MathJax = {{
+    "HTML-CSS": {{availableFonts: [], imageFont: null, preferredFont: null,
+                  webFont: "STIX-Web"}},
+    SVG: {{font: "STIX-Web"}},
+    TeX: {{equationNumbers: {{autoNumber: "AMS", useLabelIds: true}}}},
+    tex2jax: {{inlineMath: [["$", "$"], ["\\\\(", "\\\\)"]],
+               displayMath: [["$$", "$$"], ["\\\\[", "\\\\]"]],
+               processEscapes: true, processEnvironments: true}},
+    displayAlign: "center", messageStyle: "none",
+    CommonHTML: {{linebreaks: {{automatic: true}}}}
+  }};
   var server = window.location.pathname.match(
       /^(.*?\\/)(files|view|tree|lab|notebooks|edit|formgrader)\\//);
   var source = window.location.protocol !== "file:" && server
       ? server[1] + "static/jupyter_server_mathjax/MathJax.js" : {json.dumps(on_disk)};
-  document.write('<script src="' + source + config + '"><\\/script>');
+  var script = document.createElement("script");  // trusted by the CSP's 'strict-dynamic'
+  script.src = source + config;
+  document.head.appendChild(script);
 }})();
 </script>"""

@@ -8,9 +8,7 @@ part, the most common diagnosed mistakes, and the students who need help. The CS
 row per student: the score of each part and the mistake diagnosed there.
 """
 
-import csv
 import html
-import io
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -18,6 +16,7 @@ from pathlib import Path
 
 from .engine.protocol import write_atomically
 from .engine.results import SubmissionResult, read_json
+from .inert_csv import inert_rows
 from .kit import figures
 from .kit.diagnosis import MISTAKES
 
@@ -106,22 +105,21 @@ class ClassReport:
         return "\n".join(lines)
 
     def csv(self) -> str:
-        """One row per student: totals, then each part's score and diagnosed mistake."""
+        """One row per student: totals, then each part's score and diagnosed mistake; no
+        cell is a formula to a spreadsheet (a student id that starts with "=", say)."""
         parts = self.part_ids()
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["student", "score", "max_score", "needs_help", "note",
+        rows = [["student", "score", "max_score", "needs_help", "note",
                          *(f"{part}{column}" for part in parts
-                           for column in (" score", " mistake"))])
+                           for column in (" score", " mistake"))]]
         helped = {result.student for result in self.needing_help()}
         for result in self.results:
             by_id = {part.part_id: part for part in result.parts}
-            writer.writerow([result.student, f"{result.score:g}", f"{result.max_score:g}",
+            rows.append([result.student, f"{result.score:g}", f"{result.max_score:g}",
                              "yes" if result.student in helped else "no", result.note,
                              *(value for part in parts for value in (
                                  f"{by_id[part].score:g}" if part in by_id else "",
                                  by_id[part].mistake or "" if part in by_id else ""))])
-        return out.getvalue()
+        return inert_rows(rows)
 
     def html(self) -> str:
         """A self-contained page: the plots (SVG) and the tables."""

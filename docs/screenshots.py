@@ -77,6 +77,21 @@ class Browser:
             if message.get("id") == self.next_id:
                 return message.get("result", {})
 
+    def evaluate(self, expression: str):
+        """The value of a JavaScript expression in the page."""
+        reply = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        return reply.get("result", {}).get("value")
+
+    def open(self, url: str, ready: str = "true", timeout: float = 20) -> None:
+        """Go to url and wait until it has loaded and the expression ready is true (the
+        page's own scripts, MathJax say, have done their work)."""
+        self.call("Page.navigate", url=url)
+        deadline = time.monotonic() + timeout
+        while not self.evaluate(f"document.readyState === 'complete' && !!({ready})"):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{url} was not ready ({ready}) after {timeout} s")
+            time.sleep(0.1)
+
     def screenshot(self, page: Path, target: Path, start_at_text: str | None) -> None:
         """The page from the element showing start_at_text (or its top), WIDTH wide and at
         most HEIGHT high."""

@@ -1,0 +1,145 @@
+"""Student-controlled text in the notebook pages that staff and students open, made inert.
+
+A student writes the markdown of the cells they answer in (written answers included), can
+put any output in the notebook file they submit, and where nbgrader takes their id from a
+folder name, chooses its characters. nbconvert renders all of it into the page as it is
+(`HTMLExporter.sanitize_html` is off by default, and nbgrader's feedback and formgrader
+templates ignore it for markdown cells), so a `<script>` in a written answer ran in the
+instructor's logged-in formgrader. `nbgrader_config.py` makes every notebook page (nbgrader's
+feedback, the grading service's, the formgrader's submission page) go through:
+
+* `markdown2html`, the templates' markdown filter: nbconvert's own rendering (attachments,
+  heading anchors, maths left as TeX for MathJax), then `sanitize_html`.
+* `SanitizeStudentContent`, a preprocessor: each output keeps only the types that cannot
+  run code (text/html sanitised; JavaScript, widgets and any other type dropped), and the
+  strings that the formgrader's template prints into its page unescaped are escaped.
+
+`sanitize_html` keeps the tags and attributes that markdown makes, links to http(s), mailto
+or a place in the page, and images from data: URLs or beside the page; anything else shows
+as text. Our own content passes unchanged: verdicts are text, figures are data: images,
+and MathJax's Safe extension (the feedback's MathJax configuration) refuses links and
+styles inside formulas.
+"""
+
+import html
+import re
+import urllib.parse
+from functools import cache
+
+import bleach
+import nbformat
+from bleach.css_sanitizer import CSSSanitizer
+from jinja2 import pass_context
+from nbconvert.preprocessors import Preprocessor
+
+TAGS = frozenset({
+    "a", "abbr", "b", "blockquote", "br", "caption", "code", "dd", "del", "div", "dl", "dt",
+    "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "img", "kbd", "li", "ol", "p", "pre",
+    "s", "samp", "small", "span", "strong", "sub", "sup", "table", "tbody", "td", "tfoot",
+    "th", "thead", "tr", "u", "ul", "var"})
+ATTRIBUTES = {
+    "a": ["href", "title", "class"],  # class: nbconvert's heading anchors ("anchor-link")
+    "img": ["src", "alt", "title", "width", "height"],
+    "th": ["style", "colspan", "rowspan"], "td": ["style", "colspan", "rowspan"],
+    **{f"h{level}": ["id"] for level in range(1, 7)},  # the anchors' targets
+    **{tag: ["class"] for tag in ("code", "div", "pre", "span")},  # syntax highlighting
+}
+LINK_SCHEMES = {"http", "https", "mailto"}
+DATA_IMAGE = re.compile(r"data:image/(png|jpeg|gif|webp|svg\+xml)[;,]", re.IGNORECASE)
+# Markdown tables align their columns with style="text-align: ..."; no other style.
+_CSS = CSSSanitizer(allowed_css_properties=["text-align"])
+# The strings the formgrader's submission page (nbgrader's SubmissionHandler and its
+# formgrade template) prints without escaping: the student id comes from a folder name.
+FORMGRADER_STRINGS = ("student", "first_name", "last_name", "assignment_id", "notebook_id",
+                      "notebook_path")
+SAFE_OUTPUT_TYPES = frozenset({"text/plain", "text/html", "text/markdown", "text/latex",
+                               "image/png", "image/jpeg", "image/svg+xml"})
+
+
+def _allowed_attribute(tag: str, name: str, value: str) -> bool:
+    if name not in ATTRIBUTES.get(tag, ()):
+        return False
+    if name == "href":
+        return _scheme(value) in LINK_SCHEMES | {""}
+    if name == "src":
+        return bool(DATA_IMAGE.match(value.strip())) or (
+            _scheme(value) == "" and not value.strip().startswith(("/", "\\")))
+    return True
+
+
+def _scheme(url: str) -> str:
+    """The URL's scheme as a browser reads it ("" for a relative URL); control characters
+    and spaces, which browsers skip, are left out first."""
+    cleaned = re.sub(r"[\x00-\x20\x7f]", "", html.unescape(url))
+    return urllib.parse.urlsplit(cleaned).scheme.lower()
+
+
+@cache
+def _cleaner() -> bleach.Cleaner:
+    # bleach checks the scheme of href and src again; data: passes it only as an image
+    # source (_allowed_attribute).
+    return bleach.Cleaner(tags=TAGS, attributes=_allowed_attribute,
+                          protocols=LINK_SCHEMES | {"data"}, strip=False,
+                          strip_comments=True, css_sanitizer=_CSS)
+
+
+def sanitize_html(fragment: str) -> str:
+    """The HTML fragment with only the tags and attributes that cannot run code, load from
+    elsewhere or restyle the page; everything else escaped, so that it shows as text."""
+    return _cleaner().clean(fragment)
+
+
+@cache
+def _markdown_exporter():
+    from nbconvert.exporters import HTMLExporter
+
+    return HTMLExporter()
+
+
+@pass_context
+def markdown2html(context, source: str) -> str:
+    """nbconvert's markdown filter (HTMLExporter.markdown2html), sanitised."""
+    return sanitize_html(_markdown_exporter().markdown2html(context, source))
+
+
+class SanitizeStudentContent(Preprocessor):
+    """Every output keeps only what cannot run code; the page's own strings are escaped."""
+
+    def preprocess(self, nb, resources):
+        nb.metadata.pop("widgets", None)  # it makes the page load the widget manager's code
+        for key in FORMGRADER_STRINGS:
+            if isinstance(resources.get(key), str):
+                resources[key] = html.escape(resources[key])
+        return super().preprocess(nb, resources)
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "code":
+            cell.execution_count = (cell.get("execution_count")
+                                    if type(cell.get("execution_count")) is int else None)
+            cell.outputs = [safe for safe in map(safe_output, cell.get("outputs", [])) if safe]
+        return cell, resources
+
+
+def safe_output(output) -> nbformat.NotebookNode | None:
+    """The output rebuilt from what cannot run code (None if nothing is left): streams and
+    errors (the templates escape them), and display data of SAFE_OUTPUT_TYPES, text/html
+    sanitised. No metadata: it names files that the page would load."""
+    kind = output.get("output_type")
+    if kind == "stream":
+        name = "stderr" if output.get("name") == "stderr" else "stdout"
+        return nbformat.v4.new_output("stream", name=name, text=_text(output.get("text", "")))
+    if kind == "error":
+        return nbformat.v4.new_output(
+            "error", ename=str(output.get("ename", "")), evalue=str(output.get("evalue", "")),
+            traceback=[str(line) for line in output.get("traceback", [])])
+    if kind not in ("display_data", "execute_result"):
+        return None
+    data = {mime: _text(value) for mime, value in output.get("data", {}).items()
+            if mime in SAFE_OUTPUT_TYPES}
+    if "text/html" in data:
+        data["text/html"] = sanitize_html(data["text/html"])
+    return nbformat.v4.new_output(kind, data=data) if data else None
+
+
+def _text(value) -> str:
+    return "".join(map(str, value)) if isinstance(value, list) else str(value)
