@@ -28,6 +28,10 @@ c.GenerateSolution.post_convert_hook = _after_generate_assignment
 # the engine (SandboxedExecute) where nbgrader would execute the notebook in the student's
 # own kernel. nbgrader's own steps around it are unchanged. Named by path, so that only
 # autograde imports torch.
+# Only the roster's students are graded (`nbgrader db student add` or `import`): a folder in
+# submitted/ under any other name, which a student may have written into the exchange, never
+# becomes a student (whose id would reach the formgrader's pages and the exports).
+c.Autograde.create_student = False
 c.Autograde.exporter_class = "autograder.engine.nbgrader_grading.SubmissionExporter"
 c.Autograde.autograde_preprocessors = [
     "autograder.engine.nbgrader_grading.SandboxedExecute",

@@ -100,13 +100,27 @@ class Course:
         return nbgrader(*args, f"--course={COURSE_ID}", f"--Exchange.root={self.exchange}",
                         f"--Exchange.cache={home / '.nbgrader-cache'}", cwd=home)
 
+    def enroll(self, students) -> None:
+        """Put students on the course's roster (its gradebook), as `nbgrader db student
+        add` does: only the roster's students are graded."""
+        from nbgrader.api import Gradebook
+
+        from .engine.course_config import load_course
+
+        settings = load_course(self.root)
+        with Gradebook(settings.db_url, settings.course_id) as book:
+            for student in students:
+                book.update_or_create_student(student)
+
     def fetch(self, assignments: dict[str, list[str]]) -> None:
-        """Each student fetches, in one command, the released assignments they take
-        ({assignment: students}); students in parallel."""
+        """Each student of the simulated class is enrolled, then fetches, in one command,
+        the released assignments they take ({assignment: students}); students in
+        parallel."""
         taking: dict[str, list[str]] = {}
         for assignment, students in assignments.items():
             for student in students:
                 taking.setdefault(student, []).append(assignment)
+        self.enroll(taking)
         self._each(list(taking), lambda s: self._student_run(s, "fetch_assignment", *taking[s]))
 
     def submit(self, assignments: dict[str, list[str]]) -> None:

@@ -83,6 +83,7 @@ def prepare(workdir: Path, count: int) -> tuple[Course, dict[str, str]]:
     course.run("generate_assignment", ASSIGNMENT, "--force")
     release = course.root / "assignments" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     kinds = write_submissions(course.root / "submitted", release, count)
+    course.enroll(kinds)  # the roster: nbgrader's autograde grades its students only
     return course, kinds
 
 

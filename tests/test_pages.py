@@ -157,6 +157,7 @@ def course(tmp_path_factory, loopback):
     notebook.cells.insert(1, nbformat.v4.new_markdown_cell(payloads))  # a cell of their own
     notebook.metadata["title"] = f"</title><script>{flag('title')}</script>"
     nbformat.write(notebook, submitted)
+    course.enroll([HOSTILE.id])  # the instructor's roster holds the id as it is
     course.run("autograde", ASSIGNMENT, "--force")
     autograded = course.notebook_of("autograded", HOSTILE.id, ASSIGNMENT)
     notebook = nbformat.read(autograded, as_version=4)

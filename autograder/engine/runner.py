@@ -40,6 +40,7 @@ import psutil
 from .. import assignments
 from ..kit.grading import PartResult, failed, grade_outcomes
 from ..references import COMPUTED
+from ..student_ids import shown, student_id_problem
 from .course_config import CourseConfig, CourseError, course_lock, load_course
 from .isolation import DEFAULT_LIMITS, Limits
 from .launch import ForkServer, default_launcher, warm_up
@@ -467,6 +468,10 @@ class GradingRun:
                 on_fault(student, why)
 
         for student in self.students:
+            problem = student_id_problem(student)
+            if problem:  # a folder a student named: never a path, page or gradebook row
+                fault(shown(student), f"not graded: the student id is refused ({problem})")
+                continue
             try:
                 submission = submissions[student] = self.layout.read(
                     student, self.limits.notebook_bytes)

@@ -113,7 +113,7 @@ class CourseService:
         self.journal.write({"submission": refusal.name, "course": self.course.course_id,
                             "account": refusal.account, "state": "refused",
                             "reason": refusal.reason, "note": refusal.why,
-                            "time": time.time()})
+                            "time": refusal.seen_time})
         log("refused", course=self.course.course_id, account=refusal.account,
             reason=refusal.reason, submission=refusal.name, why=refusal.why)
 

@@ -64,6 +64,7 @@ class Refusal:
     account: str
     reason: str  # a word: impersonation, bad-name, unknown-assignment, not-on-roster
     why: str
+    seen_time: float  # the folder's ctime (UTC seconds)
 
 
 def account_of(uid: int) -> str | None:
@@ -82,29 +83,33 @@ def examine(entry: os.DirEntry, identity: str, assignments: set[str],
     except OSError:
         return None
     owner = account_of(info.st_uid) or f"uid {info.st_uid}"
+
+    def refused(account: str, reason: str, why: str) -> Refusal:
+        return Refusal(entry.name, account, reason, why, info.st_ctime)
+
     if not stat.S_ISDIR(info.st_mode):
-        return Refusal(entry.name, owner, "not-a-folder",
+        return refused(owner, "not-a-folder",
                        f"{_kind(info.st_mode)} where a submission folder should be")
     if info.st_mode & 0o777 != COMPLETE_MODE or not _has_secret(entry.path):
         return None
     parts = entry.name.rsplit("+", 3)
     if len(parts) != 4:
-        return Refusal(entry.name, owner, "bad-name", "the folder's name is not nbgrader's "
+        return refused(owner, "bad-name", "the folder's name is not nbgrader's "
                        "student+assignment+time+random")
     student, assignment, claimed = parts[0], parts[1], parts[2]
     account = student if identity == "folder-name" else owner
     problem = student_id_problem(student)
     if problem:
-        return Refusal(entry.name, account, "bad-name",
+        return refused(account, "bad-name",
                        f"the student id {shown(student)!r} is refused: {problem}")
     if identity == "owner" and owner != student:
-        return Refusal(entry.name, account, "impersonation",
+        return refused(account, "impersonation",
                        f"the folder names student {student} but account {owner} wrote it")
     if assignment not in assignments:
-        return Refusal(entry.name, account, "unknown-assignment",
+        return refused(account, "unknown-assignment",
                        f"{shown(assignment)!r} is not an assignment this course grades")
     if not on_roster(student):
-        return Refusal(entry.name, account, "not-on-roster",
+        return refused(account, "not-on-roster",
                        f"{student} is not a student of this course (its gradebook)")
     return Inbound(entry.name, Path(entry.path), student, assignment, account, info.st_uid,
                    info.st_ctime, claimed)
