@@ -4,20 +4,23 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test lint release bench sweep screenshots constraints clean
+.PHONY: demo test lint release bench sweep screenshots constraints clean preflight
 N ?= 100
 SEEDS ?= 100
 
-$(BIN)/activate: pyproject.toml constraints.txt
+preflight:  ## the Python version, venv and bubblewrap, said (or installed) before anything else
+	@$(PYTHON) autograder/preflight.py
+
+$(BIN)/activate: pyproject.toml constraints.txt | preflight
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(BIN)/activate
 
-demo: $(BIN)/activate  ## a simulated class through the whole nbgrader cycle
+demo: preflight $(BIN)/activate  ## a simulated class through the whole nbgrader cycle
 	$(BIN)/python -m autograder demo
 
-test: $(BIN)/activate  ## lint, then the test suite on every core (a test file per worker)
+test: preflight $(BIN)/activate  ## lint, then the test suite on every core (a test file per worker)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -n auto --dist loadfile
 

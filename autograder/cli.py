@@ -175,7 +175,7 @@ def _grade_assignment(args) -> int:
         return 2
     with run:
         if not args.scheduler:
-            print(_isolation(), file=sys.stderr)
+            print(isolation_line(), file=sys.stderr)
         if not run.students:
             print(f"0 submissions found in {run.submissions_glob}")
             return 0
@@ -206,7 +206,7 @@ def _grade_assignment(args) -> int:
     return 0
 
 
-def _isolation() -> str:
+def isolation_line() -> str:
     """One line: what isolation this machine gives the students' code."""
     from .engine.isolation import degraded_because
 

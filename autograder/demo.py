@@ -157,20 +157,40 @@ def format_table(assignment: str, rows: list[dict], parts: list[str]) -> str:
 
 def run_demo(workdir: Path) -> list[dict]:
     """Run the whole cycle for every assignment in ROSTER; print and return the grade rows."""
+    from .cli import isolation_line
+    from .engine.sandbox import GraderError
+
+    try:
+        print(isolation_line(), flush=True)
+    except GraderError as error:  # as root without bubblewrap: nothing could be graded
+        raise SystemExit(f"demo: {error}") from None
     course = Course.scaffold(workdir, list(ROSTER))
     class_lists = {assignment: [s.id for s in students] for assignment, students in ROSTER.items()}
+    submissions = sum(len(students) for students in class_lists.values())
+    steps = iter(range(1, 9))
+
+    def step(text: str) -> None:
+        print(f"[{next(steps)}/8] {text}", flush=True)
+
+    step(f"nbgrader generate_assignment: {len(ROSTER)} assignments")
     course.run("generate_assignment", ALL, "--force")
+    step(f"nbgrader release_assignment: {len(ROSTER)} assignments")
     for assignment in ROSTER:
         course.run("release_assignment", assignment, "--force")
+    step(f"{len({s for students in class_lists.values() for s in students})} students enrol, "
+         f"fetch, fill in and submit {submissions} notebooks")
     course.fetch(class_lists)
     for assignment, students in ROSTER.items():
         for student in students:
             write_submission(course.student_home(student.id) / assignment / f"{assignment}.ipynb",
                              student, assignment)
     course.submit(class_lists)
+    step(f"nbgrader collect: {submissions} submissions")
     for assignment in ROSTER:
         course.run("collect", assignment)
+    step(f"nbgrader autograde: {submissions} notebooks, each in the sandbox (isolation above)")
     course.run("autograde", ALL, "--force")  # in the sandbox; an unreadable notebook gets 0
+    step(f"nbgrader generate_feedback: {submissions} pages")
     course.run("generate_feedback", ALL, "--force")
     all_rows, tables = [], []
     for assignment, students in ROSTER.items():
@@ -178,9 +198,10 @@ def run_demo(workdir: Path) -> list[dict]:
         tables.append(format_table(assignment, rows, _part_ids(course, assignment)))
         all_rows += [{**row, "assignment": assignment} for row in rows]
     grades_csv = workdir / "grades.csv"
+    step("nbgrader export, and the class reports (the engine grades the class again)")
     course.run("export", f"--to={grades_csv}")
     print_class_reports(course, list(ROSTER), workdir)
-    print("\nGrades (nbgrader autograde, in the sandbox):")
+    print("\nGrades (nbgrader autograde, in the sandbox: isolation as the first line says):")
     print("\n\n".join(tables))
     print(f"\nGrades exported to {grades_csv}")
     print("Feedback for each student:")

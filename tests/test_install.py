@@ -1,0 +1,78 @@
+"""A new user's install: every pin installs on the oldest Python the project claims, and
+the preflight says in one line what is missing and what runs without it."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from importlib.metadata import PackageNotFoundError, distribution
+
+import pytest
+from packaging.specifiers import SpecifierSet
+
+from autograder import preflight
+from autograder.course import REPO
+
+
+def pins() -> dict[str, str]:
+    lines = (REPO / "constraints.txt").read_text().splitlines()
+    return dict(line.split("==", 1) for line in lines if "==" in line
+                and not line.startswith("#"))
+
+
+def test_every_pin_supports_the_oldest_claimed_python():
+    """pip refuses a release whose Requires-Python excludes the interpreter (soupsieve 4.1.2
+    needs 3.11.5: Debian 12's python3 is 3.11.2, and pip gave up after 20 minutes)."""
+    oldest = ".".join(map(str, preflight.oldest_python())) + ".0"
+    refused, checked = [], 0
+    for name, version in pins().items():
+        try:
+            found = distribution(name)
+        except PackageNotFoundError:
+            continue
+        checked += 1
+        needs = found.metadata.get("Requires-Python")
+        if found.version.split("+")[0] != version:
+            refused.append(f"{name}: {found.version} installed, {version} pinned (make "
+                           f"builds .venv again when constraints.txt changes)")
+        elif needs and not SpecifierSet(needs).contains(oldest):
+            refused.append(f"{name}=={version} needs Python {needs}")
+    assert checked > 50 and not refused, refused
+
+
+def test_the_oldest_python_is_the_one_pyproject_claims():
+    claimed = re.search(r'requires-python = ">=(\d+)\.(\d+)"',
+                        (REPO / "pyproject.toml").read_text())
+    assert preflight.oldest_python() == (int(claimed[1]), int(claimed[2]))
+
+
+def test_an_old_python_is_named_in_one_line():
+    problem = preflight.python_problem((3, 10, 12), (3, 11))
+    assert "Python 3.10.12" in problem and "3.11 or newer" in problem and "\n" not in problem
+    assert preflight.python_problem((3, 11, 2), (3, 11)) is None
+
+
+def run_preflight(**user) -> list[str]:
+    done = subprocess.run([sys.executable, str(REPO / "autograder" / "preflight.py")],
+                          capture_output=True, text=True, timeout=120, **user)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.splitlines()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="runs the preflight as another user: needs root")
+def test_preflight_says_what_runs_as_an_ordinary_user_and_as_root():
+    python = "/usr/bin/python3"  # readable by every user, unlike a venv under /root
+    if not os.path.exists(python):
+        pytest.skip("no system python3 to run as another user")
+    done = subprocess.run([python, str(REPO / "autograder" / "preflight.py")],
+                          capture_output=True, text=True, timeout=120, user="nobody",
+                          cwd="/")
+    if done.returncode and "Permission denied" in done.stderr:
+        pytest.skip("the checkout is not readable by other users")
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("preflight: not root, so grading runs in a DEGRADED sandbox")
+    as_root = run_preflight()
+    expected = "fully isolated" if shutil.which("bwrap") else "bubblewrap is missing"
+    assert expected in as_root[0]
+    assert all(line.startswith("preflight: ") for line in lines + as_root)
