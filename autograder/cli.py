@@ -217,12 +217,24 @@ def isolation_line() -> str:
            "and can read what this user can read and reach the network"
 
 
+def written_points(course: Path, assignment: str):
+    """The written answers' points from the course's gradebook, or none without one."""
+    from .engine.course_config import CourseError
+    from .report import read_written
+
+    try:
+        return read_written(course, assignment)
+    except (CourseError, OSError):
+        return {}
+
+
 def _report(args, parser) -> int:
     from .report import ClassReport, NoResults, read_results, write_report
 
     results = (args.results or args.course / "results") / args.assignment
     try:
-        report = ClassReport(args.assignment, read_results(results), args.help_below)
+        report = ClassReport(args.assignment, read_results(results), args.help_below,
+                             written_points(args.course, args.assignment))
     except NoResults as error:
         parser.exit(1, f"error: {error}\n")
     page, table = write_report(report, args.out or args.course / "reports")

@@ -216,13 +216,13 @@ def print_class_reports(course: Course, assignments: list[str], workdir: Path) -
     course's gradebook and results stay nbgrader's), and write and summarise each
     assignment's class report in workdir/reports."""
     from .engine import grade_assignment
-    from .report import ClassReport, write_report
+    from .report import ClassReport, read_written, write_report
 
     print("Class reports (the sandboxed engine's diagnoses):")
     for assignment in assignments:
         results = grade_assignment(course.root, assignment, gradebook=False,
                                    results=workdir / "engine-results")
-        report = ClassReport(assignment, results)
+        report = ClassReport(assignment, results, written=read_written(course.root, assignment))
         page, table = write_report(report, workdir / "reports")
         print(f"{report.summary()}\n  report: {page}\n  csv:    {table}")
 

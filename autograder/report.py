@@ -5,13 +5,15 @@
 It reads the engine's results (COURSE/results/<assignment>/<student>.json, written by
 `grade-assignment`) and shows the instructor the score distribution, the pass rate of each
 part, the most common diagnosed mistakes, and the students who need help. The CSV has one
-row per student: the score of each part and the mistake diagnosed there.
+row per student: the score of each part and the mistake diagnosed there. Written answers are
+graded by a person in the formgrader, not by the engine: the report reads their points from
+the course's gradebook, given or pending, and shows them beside the automatic score.
 """
 
 import html
 import statistics
 from collections import Counter, defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .engine.protocol import write_atomically
@@ -38,13 +40,51 @@ def read_results(folder: Path) -> list[SubmissionResult]:
     return sorted(results, key=lambda result: result.student or "")
 
 
+Written = dict[str, dict[str, tuple[float | None, float]]]  # student -> cell -> (score, max)
+
+
+def read_written(course_root: Path, assignment: str) -> Written:
+    """The written answers' points in the course's gradebook: for each student, each
+    manually graded cell's score (None until a person gives it) and its maximum."""
+    from nbgrader.api import Gradebook
+    from sqlalchemy.engine import make_url
+
+    from .engine.course_config import load_course
+
+    course = load_course(course_root)
+    written: Written = {}
+    url = make_url(course.db_url)
+    if url.drivername.startswith("sqlite") and not Path(url.database or "").is_file():
+        return written  # no gradebook: opening one would create it
+    with Gradebook(course.db_url, course.course_id) as book:
+        for submission in book.assignment_submissions(assignment):
+            for notebook in submission.notebooks:
+                for grade in notebook.grades:
+                    if grade.cell.cell_type == "markdown":
+                        written.setdefault(submission.student.id, {})[grade.name] = (
+                            grade.manual_score, grade.max_score)
+    return written
+
+
 @dataclass
 class ClassReport:
-    """What the report says about one assignment's results."""
+    """What the report says about one assignment's results (and its written answers)."""
 
     assignment: str
     results: list[SubmissionResult]
     help_below: float = 0.5  # a student below this share of the points needs help
+    written: Written = field(default_factory=dict)
+
+    def written_summary(self) -> str:
+        """The written answers' points in one sentence: how many given, how many pending."""
+        grades = [grade for result in self.results
+                  for grade in self.written.get(result.student, {}).values()]
+        if not grades:
+            return ""
+        pending = sum(score is None for score, _ in grades)
+        points = sum(most for _, most in grades) / len(self.results)
+        return (f"Written answers, graded by hand ({points:g} point(s) a student, not in the "
+                f"automatic score above): {len(grades) - pending} graded, {pending} pending.")
 
     @property
     def max_score(self) -> float:
@@ -100,6 +140,8 @@ class ClassReport:
         if common:
             lines.append("most common mistakes: " + ", ".join(
                 f"{MISTAKES[name].title} ({count})" for name, count, _ in common))
+        if self.written_summary():
+            lines.append(self.written_summary())
         lines.append(f"need help (below {self.help_below:.0%} of the points): " + (", ".join(
             f"{r.student} {r.score:g}/{r.max_score:g}" for r in self.needing_help()) or "none"))
         return "\n".join(lines)
@@ -108,9 +150,11 @@ class ClassReport:
         """One row per student: totals, then each part's score and diagnosed mistake; no
         cell is a formula to a spreadsheet (a student id that starts with "=", say)."""
         parts = self.part_ids()
+        cells = sorted({cell for grades in self.written.values() for cell in grades})
         rows = [["student", "score", "max_score", "needs_help", "note",
                          *(f"{part}{column}" for part in parts
-                           for column in (" score", " mistake"))]]
+                           for column in (" score", " mistake")),
+                 *(f"{cell} (by hand)" for cell in cells)]]
         helped = {result.student for result in self.needing_help()}
         for result in self.results:
             by_id = {part.part_id: part for part in result.parts}
@@ -118,7 +162,9 @@ class ClassReport:
                              "yes" if result.student in helped else "no", result.note,
                              *(value for part in parts for value in (
                                  f"{by_id[part].score:g}" if part in by_id else "",
-                                 by_id[part].mistake or "" if part in by_id else ""))])
+                                 by_id[part].mistake or "" if part in by_id else "")),
+                             *(_by_hand(self.written.get(result.student, {}).get(cell))
+                               for cell in cells)])
         return inert_rows(rows)
 
     def html(self) -> str:
@@ -162,6 +208,7 @@ text-align:left}}th{{background:#f1f3f5}}.plots svg{{margin:0 1em 1em 0;vertical
 <p>{n} students; mean {statistics.mean(scores):.1f} of {self.max_score:g} points, median
 {statistics.median(scores):g}. Every verdict compares a student's result with a reference
 computed by torch.autograd on fresh hidden inputs.</p>
+<p>{_e(self.written_summary())}</p>
 <div class="plots">{"".join(plots)}</div>
 <h2>Most common mistakes</h2>
 <table><tr><th>mistake</th><th>name</th><th>in</th><th>students</th><th>parts</th></tr>
@@ -172,6 +219,13 @@ computed by torch.autograd on fresh hidden inputs.</p>
 <table><tr><th>student</th><th>score</th><th>what went wrong</th></tr>{help_rows}</table>
 </body></html>
 """
+
+
+def _by_hand(grade: tuple[float | None, float] | None) -> str:
+    if grade is None:
+        return ""
+    score, most = grade
+    return f"pending/{most:g}" if score is None else f"{score:g}/{most:g}"
 
 
 def _failed_parts(result: SubmissionResult) -> str:

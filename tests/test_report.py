@@ -88,3 +88,16 @@ def test_written_files_are_complete(tmp_path):
     page, table = write_report(ClassReport("nn_from_scratch", CLASS), tmp_path / "out")
     assert page.read_text().rstrip().endswith("</html>")
     assert len(table.read_text().splitlines()) == 1 + len(CLASS)
+
+
+def test_written_answers_show_beside_the_automatic_score_given_or_pending():
+    """The engine grades the code; a person grades the written answer. The report says
+    both, so its score out of 8 is not mistaken for the gradebook's out of 9."""
+    written = {"ada": {"kink_written": (1.0, 1.0)}, "cho": {"kink_written": (None, 1.0)}}
+    report = ClassReport("nn_from_scratch", CLASS[:2], written=written)
+    assert "1 graded, 1 pending" in report.written_summary()
+    assert "not in the automatic score" in report.summary()
+    rows = list(csv.DictReader(io.StringIO(report.csv())))
+    assert [row["kink_written (by hand)"] for row in rows] == ["1/1", "pending/1"]
+    assert "1 graded, 1 pending" in report.html()
+    assert ClassReport("nn_from_scratch", CLASS).written_summary() == ""
