@@ -118,9 +118,9 @@ def _grade(args) -> int:
     import json
 
     from .engine import grade_notebook
+    from .engine.errors import GraderError
     from .engine.results import write_gradescope
     from .engine.runner import describe_fault
-    from .engine.sandbox import GraderError
     try:
         result = grade_notebook(args.notebook, args.assignment, seed=args.seed,
                                 limits=_limits(args))
@@ -145,8 +145,8 @@ def _grade_assignment(args) -> int:
     from contextlib import nullcontext
 
     if not args.scheduler:
+        from .engine.errors import GraderError
         from .engine.launch import warm_up
-        from .engine.sandbox import GraderError
         try:
             warm_up()  # the fork server imports torch while this process does the same
         except (GraderError, OSError) as error:

@@ -36,6 +36,8 @@ from pathlib import Path
 
 import autograder
 
+from .errors import GraderError
+
 GIB = 1 << 30
 MIB = 1 << 20
 
@@ -133,7 +135,8 @@ def bubblewrap_command(argv: list[str], info_fd: int) -> list[str]:
 # What the sandbox sees of the `autograder` package: the student kit, and the modules that
 # the fork server and its children run (none imports a grader module).
 SANDBOX_MODULES = ("__init__.py", "kit", "engine/__init__.py", "engine/child.py",
-                   "engine/forkserver.py", "engine/isolation.py", "engine/protocol.py")
+                   "engine/errors.py", "engine/forkserver.py", "engine/isolation.py",
+                   "engine/protocol.py")
 
 
 def kept_paths() -> list[Path]:
@@ -152,7 +155,6 @@ def degraded_because() -> str | None:
     if os.geteuid() != 0:
         return "not root: no uid of its own, no namespaces, the machine's files visible"
     if shutil.which("bwrap") is None:
-        from .sandbox import GraderError
         raise GraderError("bubblewrap is not installed: as root, the engine grades only "
                           "inside it (apt-get install bubblewrap)")
     return None

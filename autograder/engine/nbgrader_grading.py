@@ -55,7 +55,7 @@ class SandboxedExecute(NbGraderPreprocessor):
     """Grade the notebook in the engine's sandbox; each test cell's outputs show its verdict
     (a pass prints "✔ message", a failure is a WrongAnswer error) and no other cell has any.
 
-    A fault of the grader (`sandbox.GraderError`) propagates: nbgrader then logs it, keeps
+    A fault of the grader (`errors.GraderError`) propagates: nbgrader then logs it, keeps
     no autograded copy and stores no grade for the notebook, and the command exits 1.
     """
 

@@ -43,6 +43,7 @@ from safetensors.torch import save as save_tensors
 
 from ..kit.diagnosis import Finding, known_mistake
 from ..kit.parts import Case, Part
+from .errors import Tampered
 
 SUBMISSION = "submission.ipynb"
 REQUEST = "request.json"
@@ -69,10 +70,6 @@ PLAIN_DTYPES = {str(dtype): dtype for dtype in (torch.float64, torch.float32, to
                                                 torch.int8, torch.int16, torch.int32,
                                                 torch.int64)}
 MAX_MESSAGE_CHARS = 600
-
-
-class Tampered(Exception):
-    """The child's files are not what an honest child writes; the text says how."""
 
 
 def failure(finding: Finding) -> dict:

@@ -15,7 +15,7 @@ matches its notebook's hash is not graded again, only what is missing after it i
 again, so a crash never leaves the gradebook and the results disagreeing after a rerun.
 
 A grade is the student's or there is none: a submission whose grading fails for the
-grader's own reasons (`sandbox.GraderError`, an OSError of the grading machinery) is
+grader's own reasons (`errors.GraderError`, an OSError of the grading machinery) is
 graded once more, and if that fails too, nothing is recorded for it; the run goes on and
 ends with `UngradedSubmissions` naming each one.
 """
@@ -41,6 +41,7 @@ from .. import assignments
 from ..kit.grading import PartResult, failed, grade_outcomes
 from ..references import COMPUTED
 from .course_config import CourseConfig, CourseError, course_lock, load_course
+from .errors import GraderError
 from .isolation import DEFAULT_LIMITS, Limits
 from .launch import ForkServer, default_launcher, warm_up
 from .protocol import write_atomically
@@ -53,7 +54,7 @@ from .results import (
     write_gradescope,
     write_json,
 )
-from .sandbox import GraderError, run_parts
+from .sandbox import run_parts
 
 MB = 1 << 20
 # The files nbgrader's submit writes beside the notebook, which autograded/ must hold too

@@ -31,16 +31,13 @@ from ..kit.python_loops import UNREADABLE, calls_in_notebook, loops_in_notebook
 from ..visible_data import examples_bytes
 from . import protocol
 from .child import code_cells, run_order
+from .errors import GraderError, Tampered
 from .isolation import FULL, Limits
 from .launch import SERVER_STOPPED, ForkServer, WarmChild
 from .uids import leased_uid
 
 POLL_SECONDS = 0.05
 
-
-class GraderError(RuntimeError):
-    """The grader failed, not the student (the sandbox could not start or prove its
-    confinement, the fork server died, a disk filled up): no grade may be recorded."""
 
 Outcome = dict[str, torch.Tensor] | Finding
 
@@ -128,7 +125,7 @@ def _read_back(workdir: Path, parts, cases: dict[str, list[Case]], child: WarmCh
         outcomes = protocol.read_outcomes(
             workdir, parts, {p: len(c) for p, c in cases.items()}, status,
             protocol.cases_device(cases), slots)
-    except (protocol.Tampered, ValueError, TypeError, KeyError, IndexError, OverflowError,
+    except (Tampered, ValueError, TypeError, KeyError, IndexError, OverflowError,
             RecursionError, MemoryError, RuntimeError) as error:  # from the child's files
         message = (f"the grading files in the sandbox were changed by the notebook's code "
                    f"({error}), so this was not graded.")
@@ -233,7 +230,7 @@ def _progress(workdir: Path) -> int:
     """-1 before the cells are done, then the number of parts done (as the child says)."""
     try:
         status = protocol.read_status(workdir)
-    except (protocol.Tampered, OSError):
+    except (Tampered, OSError):
         return -1
     if not status or not status["cells_done"]:
         return -1
