@@ -187,3 +187,82 @@ def test_grade_prints_a_hostile_message_as_itself(tmp_path):
     starts = [line.split(".")[0] for line in shown.splitlines() if line.startswith("forward:")]
     assert starts == ["forward: 0/2"], shown
     assert "    forward: 2/2. forward is correct\\ud800" in shown
+
+
+# ---- submitted nbgrader metadata ------------------------------------------------------------
+
+def hostile_metadata(notebook: dict) -> dict:
+    """The answer key with every edit to nbgrader's metadata the issue tried, and more."""
+    cells = notebook["cells"]
+    by_id = {c["metadata"].get("nbgrader", {}).get("grade_id"): c for c in cells}
+    by_id["sigmoid_activation"]["metadata"]["nbgrader"]["points"] = 100
+    by_id["forward_answer"]["metadata"]["nbgrader"].update(grade=True, points=50, locked=True)
+    by_id["train"]["metadata"]["nbgrader"]["solution"] = True  # a test cell as an answer
+    cells.append(json.loads(json.dumps(by_id["forward"])))  # a duplicate grade id
+    cells[0]["metadata"]["nbgrader"] = {"grade": True, "grade_id": "<img src=x onerror=1>",
+                                        "points": 7, "solution": False, "locked": False}
+    cells[1]["id"] = "not a valid id!"
+    cells[2]["id"] = cells[3]["id"]
+    notebook["nbformat_minor"] = 99
+    notebook["metadata"]["backprop_lab"] = {"note": "not graded, says the student"}
+    return notebook
+
+
+def test_rebuilt_metadata_gives_no_point_and_a_valid_notebook():
+    from autograder.engine.release_metadata import rebuild_from_release, release_of
+
+    release = release_of(ASSIGNMENT)
+    key = json.loads((REPO / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text())
+    assert rebuild_from_release(json.loads(json.dumps(key)), release) is None
+    notebook = hostile_metadata(key)
+    note = rebuild_from_release(notebook, release)
+    assert "restored from the assignment as released" in note
+    nbformat.validate(nbformat.from_dict(notebook))
+    graded = [c["metadata"]["nbgrader"] for c in notebook["cells"]
+              if c["metadata"].get("nbgrader", {}).get("grade")]
+    expected = [c["metadata"]["nbgrader"] for c in release["cells"]
+                if c["metadata"].get("nbgrader", {}).get("grade")]
+    assert sorted(graded, key=str) == sorted(expected, key=str)
+    assert notebook["nbformat_minor"] == release["nbformat_minor"]
+    assert "backprop_lab" not in notebook["metadata"]
+
+
+@pytest.mark.slow
+@FULL_ISOLATION
+def test_nbgrader_autograde_and_feedback_grade_hostile_metadata_and_strings(tmp_path):
+    from autograder.course import Course
+
+    course = Course.scaffold(tmp_path / "work", [ASSIGNMENT])
+    course.run("generate_assignment", ASSIGNMENT)
+    key = json.loads((REPO / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text())
+    surrogate = nbformat.reads(json.dumps(key), as_version=4)
+    for cell in surrogate.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "sigmoid_activation_answer":
+            cell.source += f"\n_s = sigmoid_activation\ndef sigmoid_activation(z):\n" \
+                           f"    raise ValueError({HOSTILE!r})\n"
+    for student, text in (("meta", json.dumps(hostile_metadata(key))),
+                          ("strings", nbformat.writes(surrogate))):
+        path = course.notebook_of("submitted", student, ASSIGNMENT)
+        path.parent.mkdir(parents=True)
+        path.write_text(text)
+    course.run("autograde", ASSIGNMENT)
+    course.run("generate_feedback", ASSIGNMENT)
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course.root / 'gradebook.db'}", "backprop-lab") as book:
+        meta = book.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, "meta")
+        strings = book.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, "strings")
+        assert (meta.score, meta.max_score) == (15, 16)  # the written answer awaits a person
+        assert strings.max_score == 16 and strings.score < 15  # graded: its sigmoid fails
+    for student in ("meta", "strings"):
+        page = course.notebook_of("feedback", student, ASSIGNMENT).read_text()
+        assert "<img src=x" not in page
+    autograded = nbformat.read(course.notebook_of("autograded", "meta", ASSIGNMENT), 4)
+    assert "restored from the assignment" in autograded.metadata["backprop_lab"]["note"]
+    # The engine's own path over the same course, then nbgrader's feedback from its notebooks.
+    done = subprocess.run([sys.executable, "-m", "autograder", "grade-assignment", ASSIGNMENT,
+                           "--course", str(course.root), "--regrade"], capture_output=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    assert "restored from the assignment" in done.stdout.decode("utf-8")
+    course.run("generate_feedback", ASSIGNMENT, "--force")
