@@ -266,3 +266,90 @@ def test_nbgrader_autograde_and_feedback_grade_hostile_metadata_and_strings(tmp_
     assert done.returncode == 0, done.stderr.decode(errors="replace")
     assert "restored from the assignment" in done.stdout.decode("utf-8")
     course.run("generate_feedback", ASSIGNMENT, "--force")
+
+
+# ---- route rules ----------------------------------------------------------------------------
+
+SIGMOID = "def sigmoid_activation(z):\n    {}\n"
+LOCAL = ("def sigmoid_local_gradient(z):\n    z = z.clone().requires_grad_()\n"
+         "    a = torch.sigmoid(z)\n    {}\n    return a, local_gradient\n")
+SOFTMAX = ("def softmax_cross_entropy(logits, labels):\n    {}\n"
+           "    logits = logits.clone().requires_grad_()\n"
+           "    loss = nn.CrossEntropyLoss()(logits, labels)\n    loss.backward()\n"
+           "    return probabilities, loss, logits.grad\n")
+ON_ROUTE = [
+    ("nn_from_scratch", "sigmoid_activation", SIGMOID, "return torch.exp(z) / (1 + torch.exp(z))"),
+    ("nn_from_scratch", "sigmoid_activation", SIGMOID, "return (1 + (-z).exp()).reciprocal()"),
+    ("nn_from_scratch", "sigmoid_activation", SIGMOID,
+     "return torch.where(z >= 0, 1 / (1 + torch.exp(-z)), torch.exp(z) / (1 + torch.exp(z)))"),
+    ("nn_from_scratch", "sigmoid_activation", SIGMOID,
+     "return 1 / (1 + _e(-z))\nfrom torch import exp as _e"),
+    ("nn_from_scratch", "sigmoid_activation", SIGMOID,
+     "return 1 / (1 + helper(-z))\ndef helper(x):\n    return torch.exp(x)"),
+    ("autograd_basics", "grad_fn", LOCAL, "local_gradient = a.grad_fn(torch.ones_like(a))"),
+    ("autograd_basics", "softmax_cross_entropy", SOFTMAX,
+     "shifted = logits - logits.max(dim=1, keepdim=True).values\n"
+     "    probabilities = shifted.exp() / shifted.exp().sum(1, keepdim=True)"),
+]
+OFF_ROUTE = [
+    ("nn_from_scratch", "sigmoid_activation", SIGMOID,
+     "return torch.nn.functional.logsigmoid(z).exp()", "logsigmoid"),
+    ("nn_from_scratch", "sigmoid_activation", SIGMOID,
+     "return ls(z).exp()\nfrom torch.nn.functional import logsigmoid as ls", "logsigmoid"),
+    ("nn_from_scratch", "sigmoid_activation", SIGMOID,
+     "return getattr(torch, 'sig' + 'moid')(z)", "a call the source does not name"),
+    ("nn_from_scratch", "sigmoid_activation", SIGMOID, "return (1 + torch.tanh(z / 2)) / 2",
+     "tanh"),
+    ("nn_from_scratch", "sigmoid_activation", SIGMOID,
+     "return torch.exp(-torch.nn.functional.softplus(-z))", "softplus"),
+    ("nn_from_scratch", "sigmoid_activation", SIGMOID,
+     "out = z.clone()\n    out.copy_(torch.special.expit(z))\n    return out", "expit"),
+    ("autograd_basics", "grad_fn", LOCAL,
+     "local_gradient = torch.exp(torch.log(a) + torch.log1p(-a)).detach()", "exp"),
+    ("autograd_basics", "grad_fn", LOCAL,
+     "local_gradient = (a * (1 - a)).detach()", "mul"),
+    ("autograd_basics", "softmax_cross_entropy", SOFTMAX,
+     "probabilities = torch.nn.functional.softmin(-logits, 1)", "softmin"),
+    ("autograd_basics", "softmax_cross_entropy", SOFTMAX,
+     "probabilities = torch.log_softmax(logits, 1).exp()", "log_softmax"),
+]
+
+
+def route_verdicts(assignment: str, part_id: str, template: str, body: str):
+    """(the trusted side's verdict on the source, the kit's on a call) for one answer."""
+    import torch
+
+    from autograder import assignments
+    from autograder.engine.child import code_cells
+    from autograder.kit.parts import StudentError
+    from autograder.kit.routes import route_in_source
+
+    part = assignments.get(assignment).part(part_id)
+    code = template.format(body)
+    answers = student_answers(assignment)
+    answers[next(k for k in answers if k.startswith(part_id) or
+                 k.startswith(part.function))] = code
+    release = REPO / "assignments" / assignment / f"{assignment}.ipynb"
+    source = nbformat.writes(answered(release, answers)).encode()
+    static = route_in_source(source, part.function, code_cells, part.call.route, part.returns)
+    namespace = {"torch": torch, "nn": torch.nn}
+    exec(compile(code, "<answer>", "exec"), namespace)
+    try:
+        part.call(namespace[part.function], *part.cases("hidden", 7)[0].args.values())
+        return static, None
+    except StudentError as error:
+        return static, str(error)
+
+
+@pytest.mark.parametrize("assignment, part_id, template, body", ON_ROUTE)
+def test_a_route_written_by_hand_passes_however_it_is_written(assignment, part_id, template,
+                                                             body):
+    assert route_verdicts(assignment, part_id, template, body) == (None, None)
+
+
+@pytest.mark.parametrize("assignment, part_id, template, body, used", OFF_ROUTE)
+def test_a_built_in_on_the_route_fails_whatever_its_name(assignment, part_id, template, body,
+                                                         used):
+    static, called = route_verdicts(assignment, part_id, template, body)
+    assert static and f"with {used}:" in static, static
+    assert called and f"with {used}:" in called or "used " in called, called

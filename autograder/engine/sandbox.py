@@ -40,7 +40,8 @@ from ..kit import visible
 from ..kit.diagnosis import Finding
 from ..kit.messages import plain_text
 from ..kit.parts import Assignment, Case
-from ..kit.python_loops import UNREADABLE, calls_in_notebook, loops_in_notebook
+from ..kit.python_loops import UNREADABLE, loops_in_notebook
+from ..kit.routes import route_in_source
 from ..visible_data import examples_bytes
 from . import protocol
 from .child import code_cells, run_order
@@ -146,8 +147,8 @@ def _read_back(workdir: Path, parts, cases: dict[str, list[Case]], child: WarmCh
     except OSError as error:
         raise GraderError(f"the grader could not read the sandbox's results: {error}") from None
     for part in parts:
-        if part.id in outcomes and hasattr(part.call, "refused"):
-            outcomes[part.id] = _refused_calls(outcomes[part.id], part, notebook)
+        if part.id in outcomes and hasattr(part.call, "route"):
+            outcomes[part.id] = _off_route(outcomes[part.id], part, notebook)
         if part.id in outcomes and "python_loops" in part.output_names():
             loops = loops_in_notebook(notebook, part.function, code_cells)
             outcomes[part.id] = _measured(outcomes[part.id], part.timed, child.timed_cpu,
@@ -157,17 +158,11 @@ def _read_back(workdir: Path, parts, cases: dict[str, list[Case]], child: WarmCh
     return True, running and f"{running.function} {why}."
 
 
-def _refused_calls(outcomes: list[Outcome], part, notebook: bytes) -> list[Outcome]:
-    """A part that refuses some built-ins (`parts.refusing`): its outcomes, failed when the
-    function's source in the notebook calls one of them, read here on the trusted side."""
-    called = calls_in_notebook(notebook, part.function, code_cells)
-    if called is None:
-        why = (f"the grader cannot read {part.function} in the notebook's source: define it "
-               f"with `def` at the top of a cell, and do not rebind its name or build code "
-               f"with exec.")
-    elif used := sorted(called & part.call.refused):
-        why = f"{part.function} calls {used[0].strip('_')}: {part.call.advice}"
-    else:
+def _off_route(outcomes: list[Outcome], part, notebook: bytes) -> list[Outcome]:
+    """A part with a route rule (`routes.Route`): its outcomes, failed when the function's
+    source in the notebook leaves the route, read here on the trusted side."""
+    why = route_in_source(notebook, part.function, code_cells, part.call.route, part.returns)
+    if why is None:
         return outcomes
     return [Finding(why, "route_not_taught") if not isinstance(o, Finding) else o
             for o in outcomes]
