@@ -51,13 +51,13 @@ class SubmissionExporter(NotebookExporter):
         coursedir = converter.coursedir
         release = Path(coursedir.format_path(coursedir.release_directory, ".",
                                              ids["assignment"])) / f"{ids['notebook']}.ipynb"
-        released = json.loads(release.read_bytes())
         if problem is not None:
             self.log.warning("%s cannot be graded: %s", filename, problem)
-            released["metadata"][METADATA] = {"note": problem}
-            return self.from_notebook_node(nbformat.from_dict(released), resources, **kw)
-        submitted = json.loads(data)
-        restored = rebuild_from_release(submitted, released)
+            stand_in = nbformat.read(release, as_version=4)
+            stand_in.metadata[METADATA] = {"note": problem}
+            return self.from_notebook_node(stand_in, resources, **kw)
+        submitted = json.loads(data)  # its cells' sources become text: nbgrader's checksums
+        restored = rebuild_from_release(submitted, json.loads(release.read_bytes()))
         if restored:
             self.log.warning("%s: %s", filename, restored)
             submitted["metadata"][METADATA] = {"restored": restored}
