@@ -18,6 +18,9 @@ private size-limited tmpfs on `/tmp`, `/var/tmp` and `/dev/shm`, binds its own w
 directory at `/sandbox` and covers the spool (other submissions) with an empty tmpfs. It
 sets resource limits, drops to a uid leased to it alone (`uids.py`), sets no_new_privs, and
 limits its uid to the threads it already has: it can start no process and no thread.
+Last, it installs a seccomp filter (`forbid_limits_and_signals`, with or without root): it
+can neither change its own resource limits nor send any signal, so that every way it can
+end is one the trusted side can tell apart from a kill from outside (see `sandbox`).
 
 Where bubblewrap or root is missing, the child keeps the resource limits, a scrubbed
 environment, its working directory and death with its parent: the returned description,
