@@ -117,7 +117,7 @@ def test_a_death_the_child_brings_on_itself_is_the_students_zero_with_a_note(tmp
         train_step="import os\nos.abort()",
         train="import sys\nsys.setrecursionlimit(10**8)\nx = []\nfor _ in range(10**6):\n"
               "    x = [x]\nrepr(x)")
-    result = grade_notebook(path, ASSIGNMENT, limits=Limits(part_seconds=10, cpu_seconds=4))
+    result = grade_notebook(path, ASSIGNMENT, limits=Limits(part_seconds=40, cpu_seconds=4))
     verdicts = {part.part_id: part for part in result.parts}
     assert verdicts["sigmoid_activation"].passed and verdicts["forward"].passed
     assert "sigmoid_delta used up its CPU time (4 s)" in verdicts["sigmoid_delta"].message
