@@ -122,24 +122,35 @@ def _grade(args) -> int:
     import json
 
     from .engine import grade_notebook
+    from .engine.errors import GraderError
     from .engine.results import write_gradescope
     from .engine.runner import describe_fault
-    from .engine.sandbox import GraderError
     try:
         result = grade_notebook(args.notebook, args.assignment, seed=args.seed,
                                 limits=_limits(args))
     except (GraderError, OSError) as error:
-        print(f"error: not graded: the grader failed ({describe_fault(error)})",
-              file=sys.stderr)
+        print_plain(f"error: not graded: the grader failed ({describe_fault(error)})",
+                    sys.stderr)
         return 1
     if args.gradescope:
         write_gradescope(result, args.gradescope)
     if args.json:
-        print(json.dumps(result.to_json()))
+        print(json.dumps(result.to_json()))  # ASCII: every other character escaped
     else:
-        print(result.feedback())
-        print(f"(seed {result.seed}; sandbox: {result.isolation or 'not started'})")
+        print_plain(result.feedback())
+        print_plain(f"(seed {result.seed}; sandbox: {result.isolation or 'not started'})")
     return 0
+
+
+def print_plain(text: str, stream=None) -> None:
+    """Print text that may hold what a student wrote: control characters (ANSI escapes,
+    carriage returns) and lone surrogates escaped, and whatever the terminal cannot encode
+    written as an escape, so that any string prints, as itself."""
+    from .kit.messages import plain_text
+
+    stream = stream or sys.stdout
+    stream.write(plain_text(text).encode(stream.encoding or "utf-8", "backslashreplace")
+                 .decode(stream.encoding or "utf-8") + "\n")
 
 
 def _grade_assignment(args) -> int:
@@ -149,8 +160,8 @@ def _grade_assignment(args) -> int:
     from contextlib import nullcontext
 
     if not args.scheduler:
+        from .engine.errors import GraderError
         from .engine.launch import warm_up
-        from .engine.sandbox import GraderError
         try:
             warm_up()  # the fork server imports torch while this process does the same
         except (GraderError, OSError) as error:
@@ -162,6 +173,7 @@ def _grade_assignment(args) -> int:
     from .engine.cluster import dask_executor
     from .engine.course_config import CourseError
     from .engine.runner import GradingRun, UngradedSubmissions
+    from .kit.messages import plain_text
 
     def waiting(holder: str) -> None:
         print(f"waiting for the grading run that holds this course: {holder}", file=sys.stderr)
@@ -184,12 +196,13 @@ def _grade_assignment(args) -> int:
 
         def report(result, now):
             state = "graded" if now else "already graded"
-            progress.write(f"{result.student:20} {result.score:g}/{result.max_score:g}  "
-                           f"{state}{'  ' + result.note if result.note else ''}")
+            progress.write(plain_text(f"{result.student:20} {result.score:g}/"
+                                      f"{result.max_score:g}  {state}"
+                                      f"{'  ' + result.note if result.note else ''}", False))
             progress.update()
 
         def fault(student, why):
-            progress.write(f"{student:20} {why}")
+            progress.write(plain_text(f"{student:20} {why}", False))
             progress.update()
 
         cluster = dask_executor(args.scheduler) if args.scheduler else nullcontext()
@@ -201,7 +214,7 @@ def _grade_assignment(args) -> int:
                   f"not recorded, for faults of the grader (run again to finish them):",
                   file=sys.stderr)
             for student, why in error.faults.items():
-                print(f"  {student}: {why}", file=sys.stderr)
+                print_plain(f"  {student}: {why}", sys.stderr)
             return 1
     return 0
 

@@ -6,6 +6,8 @@
     forkserver.py  a warm server that imported torch once and forks the children
     launch.py      how a child starts: warm (from the fork server) or cold
     protocol.py    the files between the two sides: JSON and safetensors only
+    errors.py      whose fault a failure is: GraderError, Tampered (imports nothing)
+    release_metadata.py  a submission's nbgrader metadata rebuilt from the release
     sandbox.py     the trusted side of one run: launch, time limits, read back
     runner.py      `grade_notebook`, `grade_assignment`: seeds, cases, verdicts, resuming
     results.py     `SubmissionResult` and its writers: JSON, Gradescope, nbgrader's gradebook

@@ -10,9 +10,10 @@ reads requests from stdin and answers on stdout, one JSON object per line:
     -> {"id": 7, "name": "s7", "uid": 1500000123, "nonce": "..."}   fork a child for DIR/s7
     <- {"id": 7, "pid": 1234}                                      it is running
     -> {"id": 7, "kill": true}                                     kill it (and all it left)
-    <- {"id": 7, "exit": -9, "report": "...", "timed_cpu": 0.004}  it has ended
+    <- {"id": 7, "exit": -9, "report": "...", "timed_cpu": 0.004, "cpu": 1.2}  it has ended
     -> {"release": "s7"}                                 remove DIR/s7 and what waits for it
 
+"cpu" is the CPU time the child used in all (its rusage, read when it is reaped).
 "report" is the first line the child wrote, before any student code: the isolation it
 reached and the request's nonce, as JSON; a child that could not confine itself ends with
 "error" instead. When isolated, each child is pid 1 of a pid namespace of its own, so
@@ -214,7 +215,7 @@ def serve(server: Server, requests, replies) -> None:
                 key.data.timer_event(server)
             else:
                 key.data.read(selector, block=False)
-        for pid, status in _reaped():
+        for pid, status, cpu in _reaped():
             running = server.children.pop(pid, None)
             if running is None:
                 continue
@@ -222,7 +223,7 @@ def serve(server: Server, requests, replies) -> None:
             running.read(selector, block=True)  # the child is gone: its pipe is at its end
             running.close(selector)
             reply({"id": running.id, "exit": os.waitstatus_to_exitcode(status),
-                   "timed_cpu": running.timed_cpu, **running.report()})
+                   "timed_cpu": running.timed_cpu, "cpu": cpu, **running.report()})
 
 
 class _Running:
@@ -283,17 +284,18 @@ class _Running:
         return {"report": text} if data[:1] == REPORT else {"error": text or "no report"}
 
 
-def _reaped() -> list[tuple[int, int]]:
-    """(pid, wait status) of every child that has ended since the last call."""
+def _reaped() -> list[tuple[int, int, float]]:
+    """(pid, wait status, CPU seconds it used) of every child that has ended since the last
+    call."""
     ended = []
     while True:
         try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
+            pid, status, usage = os.wait4(-1, os.WNOHANG)
         except ChildProcessError:
             return ended
         if pid == 0:
             return ended
-        ended.append((pid, status))
+        ended.append((pid, status, usage.ru_utime + usage.ru_stime))
 
 
 def prepare_children() -> None:

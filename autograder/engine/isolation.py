@@ -18,6 +18,9 @@ private size-limited tmpfs on `/tmp`, `/var/tmp` and `/dev/shm`, binds its own w
 directory at `/sandbox` and covers the spool (other submissions) with an empty tmpfs. It
 sets resource limits, drops to a uid leased to it alone (`uids.py`), sets no_new_privs, and
 limits its uid to the threads it already has: it can start no process and no thread.
+Last, it installs a seccomp filter (`forbid_limits_and_signals`, with or without root): it
+can neither change its own resource limits nor send any signal, so that every way it can
+end is one the trusted side can tell apart from a kill from outside (see `sandbox`).
 
 Where bubblewrap or root is missing, the child keeps the resource limits, a scrubbed
 environment, its working directory and death with its parent: the returned description,
@@ -26,6 +29,7 @@ recorded in every result, starts with "degraded" and says what is missing.
 
 import ctypes
 import dataclasses
+import errno
 import os
 import resource
 import shutil
@@ -35,6 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import autograder
+
+from .errors import GraderError
 
 GIB = 1 << 30
 MIB = 1 << 20
@@ -133,7 +139,8 @@ def bubblewrap_command(argv: list[str], info_fd: int) -> list[str]:
 # What the sandbox sees of the `autograder` package: the student kit, and the modules that
 # the fork server and its children run (none imports a grader module).
 SANDBOX_MODULES = ("__init__.py", "kit", "engine/__init__.py", "engine/child.py",
-                   "engine/forkserver.py", "engine/isolation.py", "engine/protocol.py")
+                   "engine/errors.py", "engine/forkserver.py", "engine/isolation.py",
+                   "engine/protocol.py")
 
 
 def kept_paths() -> list[Path]:
@@ -152,7 +159,6 @@ def degraded_because() -> str | None:
     if os.geteuid() != 0:
         return "not root: no uid of its own, no namespaces, the machine's files visible"
     if shutil.which("bwrap") is None:
-        from .sandbox import GraderError
         raise GraderError("bubblewrap is not installed: as root, the engine grades only "
                           "inside it (apt-get install bubblewrap)")
     return None
@@ -183,7 +189,66 @@ def isolate(spool: Path, name: str, limits: Limits, uid: int | None) -> tuple[Pa
                        f"{limits.tmp_bytes // MIB} MiB; sees only /usr, Python and its "
                        f"working directory")
     _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # after the uid change
+    reached.append(forbid_limits_and_signals())  # last: the calls above need both
     return workdir, "; ".join(reached)
+
+
+# ---- seccomp: what the child may not ask of the kernel ------------------------------------
+
+# The system calls a child may not make (each fails with EPERM), so that it cannot end itself
+# in a way that looks like a kill from outside: change its own resource limits (prlimit64
+# only when it sets one: reading a limit is allowed), send a signal to any process (itself
+# included), or have one sent to it on I/O (fcntl F_SETSIG, which can name SIGKILL).
+REFUSED_SYSCALLS = ("setrlimit", "kill", "tkill", "tgkill", "rt_sigqueueinfo",
+                    "rt_tgsigqueueinfo", "pidfd_send_signal")
+F_SETSIG = 10
+SCMP_ACT_ALLOW = 0x7FFF0000
+SCMP_ACT_ERRNO_EPERM = 0x00050000 | errno.EPERM
+SCMP_FLTATR_CTL_TSYNC = 4  # every thread of the process, not only the caller
+SCMP_CMP_NE, SCMP_CMP_EQ = 1, 4
+
+
+class _ArgumentTest(ctypes.Structure):
+    """libseccomp's `struct scmp_arg_cmp`: a test on one argument of a system call."""
+
+    _fields_ = [("arg", ctypes.c_uint), ("op", ctypes.c_int), ("datum_a", ctypes.c_uint64),
+                ("datum_b", ctypes.c_uint64)]
+
+
+def forbid_limits_and_signals() -> str:
+    """Install a seccomp filter (through libseccomp, Debian's libseccomp2) on this process:
+    from now on it cannot change its resource limits or send a signal (REFUSED_SYSCALLS).
+    It sets no_new_privs, so that it works without root too. OSError when it cannot."""
+    try:
+        seccomp = ctypes.CDLL("libseccomp.so.2", use_errno=True)
+    except OSError as error:
+        raise OSError(f"libseccomp is missing (apt-get install libseccomp2): {error}") from None
+    seccomp.seccomp_init.restype = ctypes.c_void_p
+    seccomp.seccomp_init.argtypes = [ctypes.c_uint32]
+    seccomp.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int,
+                                               ctypes.c_uint, ctypes.POINTER(_ArgumentTest)]
+    for name in ("seccomp_load", "seccomp_release"):
+        getattr(seccomp, name).argtypes = [ctypes.c_void_p]
+    seccomp.seccomp_attr_set.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32]
+    context = seccomp.seccomp_init(SCMP_ACT_ALLOW)
+    if not context:
+        raise OSError("seccomp_init failed")
+    try:
+        rules = [(name, []) for name in REFUSED_SYSCALLS]
+        rules += [("prlimit64", [_ArgumentTest(2, SCMP_CMP_NE, 0, 0)]),  # a new limit given
+                  ("fcntl", [_ArgumentTest(1, SCMP_CMP_EQ, F_SETSIG, 0)])]
+        failed = seccomp.seccomp_attr_set(context, SCMP_FLTATR_CTL_TSYNC, 1)
+        for name, tests in rules:
+            number = seccomp.seccomp_syscall_resolve_name(name.encode())
+            failed = failed or seccomp.seccomp_rule_add_array(
+                context, SCMP_ACT_ERRNO_EPERM, number, len(tests),
+                (_ArgumentTest * len(tests))(*tests) if tests else None)
+        failed = failed or seccomp.seccomp_load(context)
+    finally:
+        seccomp.seccomp_release(context)
+    if failed:
+        raise OSError(-failed, f"seccomp filter: {os.strerror(-failed)}")
+    return "seccomp: no change of its own limits, no signal sent"
 
 
 def _private_mounts(spool: Path, name: str, limits: Limits) -> Path:
@@ -245,13 +310,17 @@ def _libc():
 
 
 def _set_resource_limits(limits: Limits) -> str:
+    """The limits, each hard where it is soft, but CPU time: its hard limit a second later,
+    so that the soft one's SIGXCPU comes first where it can end the child (the pid 1 of a
+    namespace ignores it: the hard one's SIGKILL ends it, at a CPU time the fork server
+    measures; see sandbox)."""
     in_use = _address_space_in_use()
-    for which, value in ((resource.RLIMIT_AS, in_use + limits.memory_bytes),
-                         (resource.RLIMIT_CPU, limits.cpu_seconds),
-                         (resource.RLIMIT_FSIZE, limits.file_bytes),
-                         (resource.RLIMIT_CORE, 0),
-                         (resource.RLIMIT_NOFILE, OPEN_FILES)):
-        resource.setrlimit(which, (value, value))
+    for which, value, hard in ((resource.RLIMIT_AS, in_use + limits.memory_bytes, None),
+                               (resource.RLIMIT_CPU, limits.cpu_seconds, limits.cpu_seconds + 1),
+                               (resource.RLIMIT_FSIZE, limits.file_bytes, None),
+                               (resource.RLIMIT_CORE, 0, None),
+                               (resource.RLIMIT_NOFILE, OPEN_FILES, None)):
+        resource.setrlimit(which, (value, value if hard is None else hard))
     return (f"limits: {limits.memory_bytes // MIB} MiB more memory, {limits.cpu_seconds} s CPU, "
             f"files up to {limits.file_bytes // MIB} MiB")
 

@@ -151,12 +151,14 @@ class WarmChild:
         self.report = ""  # what the child wrote before any student code (JSON)
         self.error = ""  # why it could not start, or that the server stopped
         self.timed_cpu: float | None = None  # CPU seconds from the clock's start to its end
+        self.cpu = 0.0  # CPU seconds it used in all, as the fork server measured at its end
 
     def update(self, event: dict) -> None:
         self.started.set()
         if "exit" in event:
             self.report, self.error = event.get("report", ""), event.get("error", "")
             self.timed_cpu = event.get("timed_cpu")
+            self.cpu = event.get("cpu") or 0.0
             self.exit = event["exit"]
             self._ended.set()
 

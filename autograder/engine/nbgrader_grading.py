@@ -15,6 +15,7 @@ stand-in that carries the reason, so that it scores 0 with that reason shown to 
 instructor and the student instead of stopping at nbgrader's parser.
 """
 
+import json
 import tempfile
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from ..kit.figures import alt_text, as_image
 from ..kit.grading import PartResult
 from ..kit.messages import error_lines, wrap
 from .launch import warm_up
+from .release_metadata import rebuild_from_release
 from .runner import grade_notebook, read_submission
 
 METADATA = "backprop_lab"  # the notebook metadata key of the grading record
@@ -34,28 +36,39 @@ NOT_GRADED = "not_graded"  # the mistake name of a part that could not be graded
 
 
 class SubmissionExporter(NotebookExporter):
-    """nbgrader's notebook exporter, except that an unreadable notebook becomes a stand-in
-    that says why: the release, untouched (it scores 0)."""
+    """nbgrader's notebook exporter, reading the student's submission (in autograde's first,
+    sanitizing pass) as the engine does: an unreadable notebook becomes a stand-in that says
+    why (the release, untouched: it scores 0), and a readable one has its nbgrader metadata
+    rebuilt from the release (`release_metadata.rebuild_from_release`) before nbformat or
+    any of nbgrader's steps reads it, with a note when something was restored."""
 
     def from_filename(self, filename, resources=None, **kw):
-        _, problem = read_submission(Path(filename))
-        if problem is None:
+        converter = _owner_with_coursedir(self)
+        if not getattr(converter, "_sanitizing", True):  # the sanitized copy: nbgrader's own
             return super().from_filename(filename, resources, **kw)
-        self.log.warning("%s cannot be graded: %s", filename, problem)
+        data, problem = read_submission(Path(filename))
         ids = resources["nbgrader"]
-        coursedir = _owner_with_coursedir(self).coursedir
+        coursedir = converter.coursedir
         release = Path(coursedir.format_path(coursedir.release_directory, ".",
                                              ids["assignment"])) / f"{ids['notebook']}.ipynb"
-        stand_in = nbformat.read(release, as_version=4)
-        stand_in.metadata[METADATA] = {"note": problem}
-        return self.from_notebook_node(stand_in, resources, **kw)
+        if problem is not None:
+            self.log.warning("%s cannot be graded: %s", filename, problem)
+            stand_in = nbformat.read(release, as_version=4)
+            stand_in.metadata[METADATA] = {"note": problem}
+            return self.from_notebook_node(stand_in, resources, **kw)
+        submitted = json.loads(data)  # its cells' sources become text: nbgrader's checksums
+        restored = rebuild_from_release(submitted, json.loads(release.read_bytes()))
+        if restored:
+            self.log.warning("%s: %s", filename, restored)
+            submitted["metadata"][METADATA] = {"restored": restored}
+        return self.from_notebook_node(nbformat.from_dict(submitted), resources, **kw)
 
 
 class SandboxedExecute(NbGraderPreprocessor):
     """Grade the notebook in the engine's sandbox; each test cell's outputs show its verdict
     (a pass prints "✔ message", a failure is a WrongAnswer error) and no other cell has any.
 
-    A fault of the grader (`sandbox.GraderError`) propagates: nbgrader then logs it, keeps
+    A fault of the grader (`errors.GraderError`) propagates: nbgrader then logs it, keeps
     no autograded copy and stores no grade for the notebook, and the command exits 1.
     """
 
@@ -76,8 +89,9 @@ class SandboxedExecute(NbGraderPreprocessor):
         else:
             result = self._grade(nb, assignment, student)
             parts = result.parts
+            note = " ".join(filter(None, (record.get("restored"), result.note)))
             record = {"grader": "the autograder's sandbox", "seed": result.seed,
-                      "isolation": result.isolation, "note": result.note,
+                      "isolation": result.isolation, "note": note,
                       "seconds": round(result.seconds, 3)}
             self.log.info("%s/%s graded in the sandbox: %g/%g, hidden seed %s; %s", student,
                           assignment, result.score, result.max_score, result.seed,

@@ -42,7 +42,9 @@ from safetensors.torch import load as load_tensors
 from safetensors.torch import save as save_tensors
 
 from ..kit.diagnosis import Finding, known_mistake
+from ..kit.messages import plain_text
 from ..kit.parts import Case, Part
+from .errors import Tampered
 
 SUBMISSION = "submission.ipynb"
 REQUEST = "request.json"
@@ -69,10 +71,6 @@ PLAIN_DTYPES = {str(dtype): dtype for dtype in (torch.float64, torch.float32, to
                                                 torch.int8, torch.int16, torch.int32,
                                                 torch.int64)}
 MAX_MESSAGE_CHARS = 600
-
-
-class Tampered(Exception):
-    """The child's files are not what an honest child writes; the text says how."""
 
 
 def failure(finding: Finding) -> dict:
@@ -271,13 +269,26 @@ def read_status(workdir: Path) -> dict | None:
 
 
 def loads_untrusted(data: bytes, what: str):
-    """JSON from the sandbox: Tampered unless it is valid, shallow, with plain numbers."""
+    """JSON from the sandbox: Tampered unless it is valid, shallow, with plain numbers; every
+    string in it (keys too) made plain text (`messages.plain_text`: valid UTF-8, control
+    characters escaped), so that what the child wrote cannot break a terminal, a page or
+    an encoder downstream."""
     try:
         value = json.loads(data, parse_int=_bounded_int, parse_constant=_no_constant)
     except (ValueError, RecursionError, UnicodeDecodeError):
         raise Tampered(f"{what} is not valid JSON of the grader's shape") from None
     if _depth(value) > MAX_JSON_DEPTH:
         raise Tampered(f"{what} is nested deeper than the grader writes")
+    return _plain_strings(value)
+
+
+def _plain_strings(value):
+    if isinstance(value, str):
+        return plain_text(value)
+    if isinstance(value, list):
+        return [_plain_strings(item) for item in value]
+    if isinstance(value, dict):
+        return {plain_text(k): _plain_strings(item) for k, item in value.items()}
     return value
 
 

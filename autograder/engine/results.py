@@ -15,8 +15,10 @@ from .protocol import write_atomically
 
 
 def note_of_part(part: PartResult) -> str:
-    """One line of plain-text feedback on a part."""
-    return f"{part.part_id}: {part.score:g}/{part.max_score:g}. {part.message}"
+    """Plain-text feedback on a part: its score, then its message, every line after the
+    first indented (so that no line of a message passes for another part's score)."""
+    return f"{part.part_id}: {part.score:g}/{part.max_score:g}. " + \
+        part.message.replace("\n", "\n    ")
 
 
 @dataclass
@@ -64,7 +66,7 @@ class SubmissionResult:
         """The grade in plain text, one line per part."""
         lines = [f"{self.assignment}: {self.score:g}/{self.max_score:g}"]
         if self.note:
-            lines.append(self.note)
+            lines.append(self.note.replace("\n", "\n    "))
         lines += [note_of_part(part) for part in self.parts]
         return "\n".join(lines)
 

@@ -15,7 +15,7 @@ matches its notebook's hash is not graded again, only what is missing after it i
 again, so a crash never leaves the gradebook and the results disagreeing after a rerun.
 
 A grade is the student's or there is none: a submission whose grading fails for the
-grader's own reasons (`sandbox.GraderError`, an OSError of the grading machinery) is
+grader's own reasons (`errors.GraderError`, an OSError of the grading machinery) is
 graded once more, and if that fails too, nothing is recorded for it; the run goes on and
 ends with `UngradedSubmissions` naming each one.
 """
@@ -42,9 +42,11 @@ from ..kit.grading import PartResult, failed, grade_outcomes
 from ..references import COMPUTED
 from ..student_ids import shown, student_id_problem
 from .course_config import CourseConfig, CourseError, course_lock, load_course
+from .errors import GraderError
 from .isolation import DEFAULT_LIMITS, Limits
 from .launch import ForkServer, default_launcher, warm_up
 from .protocol import write_atomically
+from .release_metadata import rebuild_from_release, rebuilt_bytes, release_of
 from .results import (
     SubmissionResult,
     gradebook_agrees,
@@ -54,7 +56,7 @@ from .results import (
     write_gradescope,
     write_json,
 )
-from .sandbox import GraderError, run_parts
+from .sandbox import run_parts
 
 MB = 1 << 20
 # The files nbgrader's submit writes beside the notebook, which autograded/ must hold too
@@ -251,8 +253,9 @@ def grade_data(submission: Submission, assignment: str, *, seed: int | None = No
         # Graded on hidden cases only: fresh for this submission, and covering the visible
         # ones' shapes (a batch of 1 included). The visible cases are the student's own check.
         cases = {part.id: part.cases("hidden", seed) for part in graded.parts}
-        run = run_parts(submission.notebook, graded, cases, limits,
-                        launcher or default_launcher())
+        notebook, restored = rebuilt_bytes(submission.notebook, assignment)
+        result.note = restored or ""
+        run = run_parts(notebook, graded, cases, limits, launcher or default_launcher())
         result.isolation = run.isolation
         result.parts, failing = [], {}
         for part in graded.parts:  # in notebook order: a part's helpers come before it
@@ -636,35 +639,28 @@ def write_autograded(result: SubmissionResult, notebook: bytes | None, path: Pat
 
     `nbgrader generate_feedback` renders it with the scores from the gradebook, and the
     formgrader shows it. A notebook that could not be read becomes one that says why, with
-    the test cells' verdicts. Whatever the student's JSON holds, this does not fail: odd
-    metadata, sources and outputs are replaced."""
-    content = json.loads(notebook) if notebook is not None else {
-        "cells": [{"cell_type": "markdown", "id": "not-graded", "metadata": {},
-                   "source": f"**This notebook was not graded:** {result.note}"}]}
-    if not isinstance(content.get("metadata"), dict):
-        content["metadata"] = {}
-    content["nbformat"], content["nbformat_minor"] = 4, max(
-        5, content.get("nbformat_minor") if isinstance(content.get("nbformat_minor"), int)
-        else 0)
+    the test cells' verdicts. Whatever the student's JSON holds, this does not fail: its
+    metadata is rebuilt from the release (`release_metadata`), its outputs replaced."""
+    if notebook is None:
+        content = {"cells": [{"cell_type": "markdown", "id": "not-graded", "metadata": {},
+                              "source": f"**This notebook was not graded:** {result.note}"}],
+                   "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    else:
+        content = json.loads(notebook)
+        rebuild_from_release(content, release_of(result.assignment))
     verdicts = {part.part_id: part for part in result.parts}
-    for index, cell in enumerate(content["cells"]):
-        metadata = cell["metadata"] = cell.get("metadata") \
-            if isinstance(cell.get("metadata"), dict) else {}
-        grading = metadata.get("nbgrader") if isinstance(metadata.get("nbgrader"), dict) else {}
-        source = cell.get("source")
-        if not (isinstance(source, str) or isinstance(source, list)
-                and all(isinstance(line, str) for line in source)):
-            cell["source"] = ""
-        if not isinstance(cell.get("id"), str):
-            cell["id"] = f"cell-{index}"
-        grade_id = grading.get("grade_id")
-        if cell.get("cell_type") == "code":
-            part = verdicts.pop(grade_id, None) if isinstance(grade_id, str) else None
+    for cell in content["cells"]:
+        grade_id = cell["metadata"].get("nbgrader", {}).get("grade_id")
+        if cell["cell_type"] == "code":
+            part = verdicts.pop(grade_id, None)
             cell["outputs"] = verdict_outputs(part) if part else []
-            cell["execution_count"] = None
+    ids = {cell["id"] for cell in content["cells"]}
     for part in verdicts.values():  # test cells the student deleted: the verdict still shows
+        cell_id = f"restored-{part.part_id}"
+        while cell_id in ids:
+            cell_id += "-"
         content["cells"].append(
-            {"cell_type": "code", "execution_count": None, "id": f"restored-{part.part_id}",
+            {"cell_type": "code", "execution_count": None, "id": cell_id,
              "source": f"# The test cell of {part.part_id}, restored by the grader.",
              "metadata": {"nbgrader": {"grade": True, "grade_id": part.part_id,
                                        "points": part.max_score, "locked": True,

@@ -10,12 +10,24 @@ counts: only its files, read by `protocol`, and what the fork server measured.
 
 Whose fault? A child that cannot show, in a report it wrote before any student code, this
 run's nonce and the isolation the machine offers, a fork server that died, a kill from
-outside the sandbox's limits, or a failed write of the grader's own: these are the grader's
+outside the sandbox, or a failed write of the grader's own: these are the grader's
 failures, raised as GraderError, never a student's grade.
+
+**Who ended the child** (`_ended`). Its seccomp filter (`isolation.forbid_limits_and_signals`)
+lets it neither change its own resource limits nor send a signal, to itself or any process;
+with full isolation it is also pid 1 of its own pid namespace, which no signal from inside
+that namespace ends. So the only ways its own code can end it by a signal are the kernel's
+answers to what it did: a fault (SIGSEGV from a runaway recursion, SIGBUS, SIGILL, SIGFPE,
+SIGTRAP, SIGSYS), a limit the grader set and it reached (SIGXCPU, SIGXFSZ, and the hard CPU
+limit's SIGKILL, told by the CPU time the fork server measured when it reaped the child), a
+timer it set (SIGALRM, SIGVTALRM, SIGPROF) or a pipe it broke (SIGPIPE). Those are the
+student's: the part scores 0 with a note that says what happened. Any other end by a signal
+the grader did not send (a SIGKILL below the CPU limit: the kernel's out-of-memory killer or
+root; a SIGTERM) came from outside: GraderError, graded again once on a fresh fork server,
+else no grade.
 """
 
 import contextlib
-import json
 import secrets
 import signal
 import time
@@ -26,21 +38,20 @@ import torch
 
 from ..kit import visible
 from ..kit.diagnosis import Finding
+from ..kit.messages import plain_text
 from ..kit.parts import Assignment, Case
-from ..kit.python_loops import UNREADABLE, calls_in_notebook, loops_in_notebook
+from ..kit.python_loops import UNREADABLE, loops_in_notebook
+from ..kit.routes import route_in_source
 from ..visible_data import examples_bytes
 from . import protocol
 from .child import code_cells, run_order
+from .errors import GraderError, Tampered
 from .isolation import FULL, Limits
 from .launch import SERVER_STOPPED, ForkServer, WarmChild
 from .uids import leased_uid
 
 POLL_SECONDS = 0.05
 
-
-class GraderError(RuntimeError):
-    """The grader failed, not the student (the sandbox could not start or prove its
-    confinement, the fork server died, a disk filled up): no grade may be recorded."""
 
 Outcome = dict[str, torch.Tensor] | Finding
 
@@ -101,13 +112,11 @@ def _launch(notebook: bytes, assignment: Assignment, cases: dict[str, list[Case]
         full = launcher.isolation == FULL
         with leased_uid() if full else contextlib.nullcontext() as uid:
             child = launcher.start(name, uid, nonce)
-            why, killed_by_us = _watch(child, workdir, parts, limits)
+            stopped = _watch(child, workdir, parts, limits)
             child.kill()
-        run.isolation = run.isolation or _isolation_shown(child, nonce, launcher.isolation, why)
-        ended_by_server = child.timed_cpu is not None  # after a timed part's DONE
-        if full and child.poll() == -signal.SIGKILL and not (killed_by_us or ended_by_server):
-            raise GraderError("the sandbox was killed from outside its limits (SIGKILL): "
-                              "is the machine out of memory?")
+        run.isolation = run.isolation or _isolation_shown(child, nonce, launcher.isolation,
+                                                          stopped or "it ended")
+        why = stopped or _ended(child, limits)
         return _read_back(workdir, parts, cases, child, why, run, notebook)
     finally:
         launcher.release(name)
@@ -128,7 +137,7 @@ def _read_back(workdir: Path, parts, cases: dict[str, list[Case]], child: WarmCh
         outcomes = protocol.read_outcomes(
             workdir, parts, {p: len(c) for p, c in cases.items()}, status,
             protocol.cases_device(cases), slots)
-    except (protocol.Tampered, ValueError, TypeError, KeyError, IndexError, OverflowError,
+    except (Tampered, ValueError, TypeError, KeyError, IndexError, OverflowError,
             RecursionError, MemoryError, RuntimeError) as error:  # from the child's files
         message = (f"the grading files in the sandbox were changed by the notebook's code "
                    f"({error}), so this was not graded.")
@@ -138,8 +147,8 @@ def _read_back(workdir: Path, parts, cases: dict[str, list[Case]], child: WarmCh
     except OSError as error:
         raise GraderError(f"the grader could not read the sandbox's results: {error}") from None
     for part in parts:
-        if part.id in outcomes and hasattr(part.call, "refused"):
-            outcomes[part.id] = _refused_calls(outcomes[part.id], part, notebook)
+        if part.id in outcomes and hasattr(part.call, "route"):
+            outcomes[part.id] = _off_route(outcomes[part.id], part, notebook)
         if part.id in outcomes and "python_loops" in part.output_names():
             loops = loops_in_notebook(notebook, part.function, code_cells)
             outcomes[part.id] = _measured(outcomes[part.id], part.timed, child.timed_cpu,
@@ -149,17 +158,11 @@ def _read_back(workdir: Path, parts, cases: dict[str, list[Case]], child: WarmCh
     return True, running and f"{running.function} {why}."
 
 
-def _refused_calls(outcomes: list[Outcome], part, notebook: bytes) -> list[Outcome]:
-    """A part that refuses some built-ins (`parts.refusing`): its outcomes, failed when the
-    function's source in the notebook calls one of them, read here on the trusted side."""
-    called = calls_in_notebook(notebook, part.function, code_cells)
-    if called is None:
-        why = (f"the grader cannot read {part.function} in the notebook's source: define it "
-               f"with `def` at the top of a cell, and do not rebind its name or build code "
-               f"with exec.")
-    elif used := sorted(called & part.call.refused):
-        why = f"{part.function} calls {used[0].strip('_')}: {part.call.advice}"
-    else:
+def _off_route(outcomes: list[Outcome], part, notebook: bytes) -> list[Outcome]:
+    """A part with a route rule (`routes.Route`): its outcomes, failed when the function's
+    source in the notebook leaves the route, read here on the trusted side."""
+    why = route_in_source(notebook, part.function, code_cells, part.call.route, part.returns)
+    if why is None:
         return outcomes
     return [Finding(why, "route_not_taught") if not isinstance(o, Finding) else o
             for o in outcomes]
@@ -171,11 +174,11 @@ def _isolation_shown(child: WarmChild, nonce: str, offered: str, why: str) -> st
     if child.error == SERVER_STOPPED:
         raise GraderError("the fork server stopped while it graded: no grade was recorded")
     try:
-        report = json.loads(child.report)
+        report = protocol.loads_untrusted(child.report.encode(), "the sandbox's report")
         reached, full, echoed = report["isolation"], report["full"], report["nonce"]
-    except (ValueError, KeyError, TypeError):
+    except (Tampered, KeyError, TypeError):
         raise GraderError(f"the sandbox failed to start ({why}): "
-                          f"{child.error or 'no report'}") from None
+                          f"{plain_text(child.error) or 'no report'}") from None
     if echoed != nonce:
         raise GraderError("the sandbox's report does not carry this run's nonce")
     if offered == FULL and not full:
@@ -201,9 +204,9 @@ def _measured(outcomes: list[Outcome], timed: bool, cpu_seconds: float | None, l
     return [o if isinstance(o, Finding) else {**o, **measures} for o in outcomes]
 
 
-def _watch(child: WarmChild, workdir: Path, parts, limits: Limits) -> tuple[str, bool]:
-    """Wait for the child; kill it when a stage runs over. Says how it ended, and whether
-    the grader killed it."""
+def _watch(child: WarmChild, workdir: Path, parts, limits: Limits) -> str | None:
+    """Wait for the child; kill it when a stage runs over. Why the grader stopped it, or
+    None when it ended without the grader."""
     start = time.monotonic()
     overall = start + limits.startup_seconds + limits.part_seconds * len(parts)
     deadline, progress, stage_seconds = start + limits.startup_seconds, -1, None
@@ -216,24 +219,53 @@ def _watch(child: WarmChild, workdir: Path, parts, limits: Limits) -> tuple[str,
         if now > min(deadline, overall):
             child.kill()
             if stage_seconds is None:
-                return f"did not finish within {limits.startup_seconds:g} s", True
+                return f"did not finish within {limits.startup_seconds:g} s"
             return (f"did not finish within {stage_seconds:g} s: look for a loop that never "
-                    f"ends, or far more work than the cases need"), True
+                    f"ends, or far more work than the cases need")
         child.wait(POLL_SECONDS)  # wakes at once when the child ends
+    return None
+
+
+# The signals a child's own code can bring on it without sending any (see the module's
+# docstring), and what each says to the student.
+_CRASH = ("crashed ({}): a bug in compiled code, or a recursion far deeper than Python's own "
+          "limit allows (sys.setrecursionlimit), stops the process")
+SELF_INFLICTED = {
+    **{sig: _CRASH.format(sig.name) for sig in (signal.SIGSEGV, signal.SIGBUS, signal.SIGILL,
+                                                 signal.SIGFPE, signal.SIGTRAP)},
+    signal.SIGSYS: "made a system call that the sandbox refuses (SIGSYS)",
+    signal.SIGXCPU: "used up its CPU time",
+    signal.SIGXFSZ: "wrote a file larger than the sandbox allows (SIGXFSZ)",
+    signal.SIGPIPE: "wrote to a pipe that nothing reads (SIGPIPE)",
+    **{sig: f"was ended by a timer it set itself ({sig.name}: signal.alarm or "
+            f"signal.setitimer)" for sig in (signal.SIGALRM, signal.SIGVTALRM, signal.SIGPROF)},
+}
+
+
+def _ended(child: WarmChild, limits: Limits) -> str:
+    """How the child ended without the grader, in words for the student; GraderError when a
+    signal from outside the sandbox ended it (see the module's docstring)."""
     code = child.poll()
-    if code == -signal.SIGXCPU:
-        return "used up its CPU time", False
-    if code < 0:
-        return f"was killed by {signal.Signals(-code).name} (out of memory?)", False
-    return f"ended the process (exit status {code}): os._exit or a crash stops the grading", \
-        False
+    if code >= 0:
+        return (f"ended the process (exit status {code}): os._exit or a crash stops the "
+                f"grading")
+    if child.timed_cpu is not None:  # the fork server ended it after its timed part
+        return "was ended after its timed part"
+    killed_by = signal.Signals(-code)
+    if killed_by in SELF_INFLICTED:
+        return SELF_INFLICTED[killed_by]
+    if killed_by == signal.SIGKILL and child.cpu >= limits.cpu_seconds:
+        return f"used up its CPU time ({limits.cpu_seconds} s)"
+    raise GraderError(f"the sandbox was killed from outside ({killed_by.name}, after "
+                      f"{child.cpu:.1f} s of CPU): is the machine out of memory, or did "
+                      f"someone kill it?")
 
 
 def _progress(workdir: Path) -> int:
     """-1 before the cells are done, then the number of parts done (as the child says)."""
     try:
         status = protocol.read_status(workdir)
-    except (protocol.Tampered, OSError):
+    except (Tampered, OSError):
         return -1
     if not status or not status["cells_done"]:
         return -1

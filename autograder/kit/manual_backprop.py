@@ -103,7 +103,7 @@ _AUTOGRAD_KEYS = (torch._C.DispatchKeySet(_AUTOGRAD)
 _EXCLUDED_FOR_THE_THREAD = torch._C._ExcludeDispatchKeyGuard
 _AUTOGRAD_EXCLUDED = torch._C._dispatch_tls_is_dispatch_key_excluded
 # torch's private bindings that would put the dispatcher's keys back for a thread, or turn
-# off the modes through which the checks watch a call (grading.refusing).
+# off the modes through which the checks watch a call (routes.follow).
 _KEY_SETTERS = ("_dispatch_tls_set_dispatch_key_excluded",
                 "_dispatch_tls_set_dispatch_key_included", "_ForceDispatchKeyGuard",
                 "_SetExcludeDispatchKeyGuard", "_RestorePythonTLSSnapshot",

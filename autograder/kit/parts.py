@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch.overrides import TorchFunctionMode
 
 from .diagnosis import Finding
 from .tolerances import Tolerance
@@ -168,36 +167,3 @@ def _number(value: Any) -> float:
     if isinstance(value, (int, float)):
         return float(value)
     raise TypeError(f"an entry is a {type(value).__name__}, not a number")
-
-
-class _Refusing(TorchFunctionMode):
-    """Records the first torch function called whose name is in `names`."""
-
-    def __init__(self, names: frozenset[str]):
-        super().__init__()
-        self.names, self.used = names, None
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        name = getattr(func, "__name__", "")
-        if name in self.names and self.used is None:
-            self.used = name.strip("_")
-        return func(*args, **(kwargs or {}))
-
-
-def refusing(names: frozenset[str], advice: str) -> Callable[..., Any]:
-    """A `Part.call` that calls the function as usual and refuses its result when it used a
-    torch function named in `names` (a built-in doing what the part teaches by hand):
-    StudentError "route_not_taught", with `advice`. The check runs after the call, so that
-    a try/except in the student's code cannot hide it."""
-    def call(function, *args):
-        mode = _Refusing(names)
-        with mode:
-            result = function(*args)
-        if mode.used:
-            raise StudentError(f"{getattr(function, '__name__', 'it')} used {mode.used}: "
-                               f"{advice}", "route_not_taught")
-        return result
-    # The sandboxed engine also reads the function's source for these, on the trusted side
-    # (a mode in the student's process is the student's to switch off).
-    call.refused, call.advice = names, advice
-    return call

@@ -1,5 +1,4 @@
-"""Python-level loops in a function's source, and in the helpers it calls; and the
-functions it calls by name.
+"""Python-level loops in a function's source, and in the helpers it calls.
 
 A vectorized function runs no Python per entry of a tensor. This counts what betrays such
 work in the source: `for` and `while` loops, comprehensions, and calls that run Python once
@@ -27,27 +26,15 @@ PER_ENTRY_CALLS = frozenset({"map", "filter", "apply_", "map_", "map2_", "tolist
 
 def loops_in_notebook(notebook: bytes, function: str, code_cells) -> int | None:
     """The loops of `function` and its helpers as the notebook's code cells define them;
-    None when the source does not show what the name is bound to (see `_resolved`)."""
-    found = _resolved(notebook, function, code_cells)
+    None when the source does not show what the name is bound to (see `resolved_definitions`)."""
+    found = resolved_definitions(notebook, function, code_cells)
     try:
         return None if found is None else _count(*found)
     except RecursionError:
         return None
 
 
-def calls_in_notebook(notebook: bytes, function: str, code_cells) -> set[str] | None:
-    """The names that `function` and its helpers call (`torch.sigmoid(z)` calls sigmoid),
-    as the notebook's code cells define them; None when the source does not show them."""
-    found = _resolved(notebook, function, code_cells)
-    if found is None:
-        return None
-    name, definitions = found
-    return {call.func.attr if isinstance(call.func, ast.Attribute) else call.func.id
-            for helper in _helpers(name, definitions) for call in ast.walk(definitions[helper])
-            if isinstance(call, ast.Call) and isinstance(call.func, (ast.Attribute, ast.Name))}
-
-
-def _resolved(notebook: bytes, function: str, code_cells
+def resolved_definitions(notebook: bytes, function: str, code_cells
               ) -> tuple[str, dict[str, ast.AST]] | None:
     """The `def` that `function` is bound to once the cells have run, and every top-level
     `def` of the cells; None when the source does not show what the name is bound to.

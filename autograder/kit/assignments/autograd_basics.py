@@ -4,7 +4,8 @@ report what a student's code did to leaf tensors (untrusted side)."""
 import torch
 
 from ..diagnosis import Finding
-from ..parts import Assignment, Case, Part, StudentError, refusing, unpack
+from ..parts import Assignment, Case, Part, StudentError, unpack
+from ..routes import Route, follow
 from ..tolerances import ONE_OPERATION, ONE_STEP
 
 PREPARED = ("X", "w1", "b1", "w2", "b2")
@@ -93,17 +94,21 @@ def _prepared_flags(case: Case, outputs: dict[str, torch.Tensor]) -> Finding | N
     return None
 
 
-# What these parts teach by hand, or by calling a grad_fn, a built-in would do for them.
-_BY_THE_NODE = refusing(
-    frozenset({"mul", "__mul__", "__rmul__", "mul_", "sub", "__sub__", "__rsub__", "rsub",
-               "sub_", "pow", "__pow__", "__rpow__", "square", "div", "__truediv__",
-               "__rtruediv__", "true_divide", "addcmul", "neg", "__neg__", "sigmoid_backward",
-               "backward", "grad"}),
+# What these parts teach: the local gradient read off the graph (no arithmetic on its path,
+# no autograd), and the softmax by hand (exp and arithmetic only on the probabilities' path).
+LOCAL_GRADIENT_RETURNS = ("a", "local_gradient")
+SOFTMAX_RETURNS = ("probabilities", "loss", "logits_grad")
+_BY_THE_NODE = follow(Route(
     "call the node instead: a.grad_fn(torch.ones_like(a)) is the local gradient. This part is "
-    "about reading it from the graph, not computing a * (1 - a) or calling backward().")
-_SOFTMAX_BY_HAND = refusing(
-    frozenset({"softmax", "log_softmax", "_softmax", "special_softmax", "special_log_softmax"}),
-    "write the softmax by hand, with torch.exp of the logits minus each row's maximum.")
+    "about reading it from the graph, not computing a * (1 - a) or calling backward().",
+    allowed=frozenset({"sigmoid", "grad_fn", "ones_like", "ones", "clone", "detach", "to",
+                       "double", "float", "requires_grad", "get", "getitem", "tensor"}),
+    outputs=frozenset({"local_gradient"}), anywhere=frozenset({"backward", "grad"})),
+    LOCAL_GRADIENT_RETURNS)
+_SOFTMAX_BY_HAND = follow(Route(
+    "write the softmax by hand, with torch.exp of the logits minus each row's maximum, over "
+    "their row sums. This part is about computing it, not calling a built-in that does.",
+    outputs=frozenset({"probabilities"})), SOFTMAX_RETURNS)
 
 _STEP = {"returns": PARAMETERS, "tolerance": ONE_STEP,
          "deltas": {name: name for name in PARAMETERS}, "call": step_on_leaves}
@@ -111,7 +116,7 @@ _STEP = {"returns": PARAMETERS, "tolerance": ONE_STEP,
 ASSIGNMENT = Assignment("autograd_basics", (
     Part("requires_grad", "prepare", points=1, returns=(PREPARED, "requires_grad", "is_leaf"),
          tolerance=ONE_OPERATION, call=with_autograd_flags, extra_check=_prepared_flags),
-    Part("grad_fn", "sigmoid_local_gradient", points=1, returns=("a", "local_gradient"),
+    Part("grad_fn", "sigmoid_local_gradient", points=1, returns=LOCAL_GRADIENT_RETURNS,
          tolerance=ONE_OPERATION, call=_BY_THE_NODE),
     Part("losses", "sum_and_mean_losses", points=2,
          returns=("sum_loss", "mse_loss", "sum_grad_w2", "mse_grad_w2", "scale"),
@@ -122,6 +127,6 @@ ASSIGNMENT = Assignment("autograd_basics", (
     Part("sgd_step", "sgd_step", points=2, builds_on=("forward",), **_STEP),
     Part("manual_step", "manual_step", points=2, builds_on=("forward",), **_STEP),
     Part("softmax_cross_entropy", "softmax_cross_entropy", points=2,
-         returns=("probabilities", "loss", "logits_grad"), tolerance=ONE_STEP,
+         returns=SOFTMAX_RETURNS, tolerance=ONE_STEP,
          call=_SOFTMAX_BY_HAND),
 ))

@@ -4,15 +4,19 @@ import torch
 
 from ..datasets import accuracy
 from ..diagnosis import Finding
-from ..parts import Assignment, Case, Part, refusing
+from ..parts import Assignment, Case, Part
+from ..routes import Route, follow
 from ..tolerances import FINITE_DIFFERENCE, ONE_OPERATION, ONE_STEP, TRAINING
 
 PARAMETERS = ("w1", "b1", "w2", "b2")
 GRADIENTS = tuple(f"grad_{name}" for name in PARAMETERS)
 _BIASES = frozenset({"b1", "b2"})
-# The sigmoid is written with torch.exp: the built-ins are what the check compares with.
-_BY_EXP = refusing(frozenset({"sigmoid", "sigmoid_", "special_expit", "expit"}),
-                   "write the sigmoid with torch.exp, 1 / (1 + torch.exp(-z)).")
+# The sigmoid is written by hand, from torch.exp and arithmetic: whatever built-in computes
+# it (sigmoid, expit, logsigmoid, a softmax, tanh...) is what the check compares with.
+SIGMOID_RETURNS = "sigmoid_activation(z)"
+_BY_EXP = follow(Route("write the sigmoid by hand, from torch.exp and arithmetic: "
+                       "1 / (1 + torch.exp(-z)). This part is about computing it, not "
+                       "calling a built-in that does."), SIGMOID_RETURNS)
 
 
 def _held_out(case: Case, outputs: dict[str, torch.Tensor]) -> tuple[float, float, float]:
@@ -49,7 +53,7 @@ def _accuracy_note(case: Case, outputs: dict[str, torch.Tensor]) -> str:
 
 
 ASSIGNMENT = Assignment("nn_from_scratch", (
-    Part("sigmoid_activation", "sigmoid_activation", points=1, returns="sigmoid_activation(z)",
+    Part("sigmoid_activation", "sigmoid_activation", points=1, returns=SIGMOID_RETURNS,
          tolerance=ONE_OPERATION, call=_BY_EXP),
     Part("forward", "forward", points=2, returns=("z1", "a1", "z2", "output"),
          tolerance=ONE_OPERATION, builds_on=("sigmoid_activation",)),
