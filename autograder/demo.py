@@ -158,7 +158,7 @@ def format_table(assignment: str, rows: list[dict], parts: list[str]) -> str:
 def run_demo(workdir: Path) -> list[dict]:
     """Run the whole cycle for every assignment in ROSTER; print and return the grade rows."""
     from .cli import isolation_line
-    from .engine.sandbox import GraderError
+    from .engine.errors import GraderError
 
     try:
         print(isolation_line(), flush=True)

@@ -1,12 +1,14 @@
 """A new user's install: every pin installs on the oldest Python the project claims, and
 the preflight says in one line what is missing and what runs without it."""
 
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 from importlib.metadata import PackageNotFoundError, distribution
+from pathlib import Path
 
 import pytest
 from packaging.specifiers import SpecifierSet
@@ -76,3 +78,27 @@ def test_preflight_says_what_runs_as_an_ordinary_user_and_as_root():
     expected = "fully isolated" if shutil.which("bwrap") else "bubblewrap is missing"
     assert expected in as_root[0]
     assert all(line.startswith("preflight: ") for line in lines + as_root)
+
+
+@pytest.mark.slow
+def test_a_virtualenv_reached_through_a_link_grades_and_a_failed_start_says_why(tmp_path):
+    """bubblewrap binds real paths: the interpreter is handed over by its folder's real
+    path. And when the fork server cannot start, the error carries its last words."""
+    linked = tmp_path / "venv-link"
+    linked.symlink_to(Path(sys.prefix))
+    python = linked / "bin" / Path(sys.executable).name
+    solution = REPO / "solutions" / "nn_from_scratch" / "nn_from_scratch.ipynb"
+    done = subprocess.run([str(python), "-m", "autograder", "grade", str(solution),
+                           "--assignment", "nn_from_scratch", "--json"], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    graded = json.loads(done.stdout)
+    assert graded["score"] == graded["max_score"] > 0
+
+    broken = subprocess.run([sys.executable, "-c", (
+        "import sys; from autograder.engine import launch\n"
+        "sys.executable = '/nonexistent/bin/python'\n"
+        "try:\n    launch.ForkServer().workdir(1 << 20)\n"
+        "except OSError as error:\n    print(error)")],
+        cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert "/nonexistent" in broken.stdout, broken.stdout + broken.stderr

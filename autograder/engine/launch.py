@@ -44,26 +44,29 @@ class ForkServer:
         self._children: dict[int, WarmChild] = {}
         self._replies: dict[int, tuple[threading.Event, dict]] = {}
         self._next_id = 0
-        argv = [sys.executable, "-I", "-m", "autograder.engine.forkserver"]
+        argv = [str(interpreter()), "-I", "-m", "autograder.engine.forkserver"]
+        # Its stderr: why it stopped, if it does (closed with this handle's process).
+        self._errors = tempfile.TemporaryFile()  # noqa: SIM115
         environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8",
                        "OMP_NUM_THREADS": "1"}
         if degraded is None:
             info_read, info_write = os.pipe()
             self.process = subprocess.Popen(
                 bubblewrap_command([*argv, "--spool", str(SPOOL), "--isolated"], info_write),
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=[info_write],
-                env=environment)
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._errors,
+                pass_fds=[info_write], env=environment)
             os.close(info_write)
             with os.fdopen(info_read) as info:
                 sandboxed = json.loads(info.read() or "{}").get("child-pid")
             if sandboxed is None:
-                raise OSError(f"bubblewrap did not start (exit {self.process.wait()})")
+                raise OSError(f"bubblewrap did not start (exit {self.process.wait()}): "
+                              f"{self.last_words() or 'it said nothing'}")
             self.spool = Path(f"/proc/{sandboxed}/root") / SPOOL.relative_to("/")
         else:
             self.spool = Path(tempfile.mkdtemp(prefix="backprop-spool-"))
             self.process = subprocess.Popen([*argv, "--spool", str(self.spool)],
                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                            env=environment)
+                                            stderr=self._errors, env=environment)
         threading.Thread(target=self._listen, daemon=True).start()
         atexit.register(self.close)
 
@@ -129,14 +132,33 @@ class ForkServer:
             if waiting is not None:
                 waiting[1].update(event)
                 waiting[0].set()
+        words = self.last_words()
+        stopped = f"{SERVER_STOPPED} ({words})" if words else SERVER_STOPPED
         with self._lock:  # the server is gone: so are the children it forked
             for child in self._children.values():
-                child.update({"exit": -9, "error": SERVER_STOPPED})
+                child.update({"exit": -9, "error": stopped})
             self._children.clear()
             for event, reply in self._replies.values():
-                reply["error"] = SERVER_STOPPED
+                reply["error"] = stopped
                 event.set()
             self._replies.clear()
+
+
+    def last_words(self) -> str:
+        """The last line the server (or bubblewrap) wrote to stderr, in printable text."""
+        self._errors.seek(0, os.SEEK_END)
+        self._errors.seek(max(0, self._errors.tell() - 2048))
+        lines = self._errors.read().decode(errors="replace").strip().splitlines()
+        return "".join(ch if ch.isprintable() else " " for ch in lines[-1])[:300] \
+            if lines else ""
+
+
+def interpreter() -> Path:
+    """This Python, by the real path of its folder: bubblewrap binds real paths only (a
+    virtualenv reached through a link was not found inside), and the file's own name is
+    kept, so that a virtualenv's python still finds its pyvenv.cfg."""
+    executable = Path(sys.executable)
+    return executable.parent.resolve() / executable.name
 
 
 class WarmChild:

@@ -171,8 +171,8 @@ def _off_route(outcomes: list[Outcome], part, notebook: bytes) -> list[Outcome]:
 def _isolation_shown(child: WarmChild, nonce: str, offered: str, why: str) -> str:
     """What the child reached, as its report (written before any student code) says; a
     GraderError unless it carries this run's nonce and the isolation the machine offers."""
-    if child.error == SERVER_STOPPED:
-        raise GraderError("the fork server stopped while it graded: no grade was recorded")
+    if (child.error or "").startswith(SERVER_STOPPED):
+        raise GraderError(f"{child.error} while it graded: no grade was recorded")
     try:
         report = protocol.loads_untrusted(child.report.encode(), "the sandbox's report")
         reached, full, echoed = report["isolation"], report["full"], report["nonce"]
