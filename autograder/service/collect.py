@@ -107,6 +107,9 @@ class _Copier:
                 if error.errno == errno.ELOOP:
                     raise Refused("link", f"{where!r} is a link: links are never followed, "
                                           f"so nothing was graded") from None
+                if error.errno == errno.ENXIO:  # a socket cannot be opened
+                    raise Refused("odd-file", f"{where!r} is not a regular file (a socket): "
+                                              f"nothing was graded") from None
                 raise Refused("unreadable", f"{where!r} could not be opened "
                                             f"({os.strerror(error.errno or 0)})") from None
             try:
