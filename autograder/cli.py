@@ -172,6 +172,7 @@ def _grade_assignment(args) -> int:
 
     from .engine.cluster import dask_executor
     from .engine.course_config import CourseError
+    from .engine.isolation import describe_isolation
     from .engine.runner import GradingRun, UngradedSubmissions
     from .kit.messages import plain_text
 
@@ -187,7 +188,7 @@ def _grade_assignment(args) -> int:
         return 2
     with run:
         if not args.scheduler:
-            print(isolation_line(), file=sys.stderr)
+            print(describe_isolation(), file=sys.stderr)
         if not run.students:
             print(f"0 submissions found in {run.submissions_glob}")
             return 0
@@ -217,17 +218,6 @@ def _grade_assignment(args) -> int:
                 print_plain(f"  {student}: {why}", sys.stderr)
             return 1
     return 0
-
-
-def isolation_line() -> str:
-    """One line: what isolation this machine gives the students' code."""
-    from .engine.isolation import degraded_because
-
-    if degraded_because() is None:
-        return "isolation: full (each submission in a sandbox of its own, no network, none " \
-               "of this machine's files)"
-    return "isolation: LIMITED on this machine: student code runs under resource limits only, " \
-           "and can read what this user can read and reach the network"
 
 
 def written_points(course: Path, assignment: str):

@@ -157,11 +157,11 @@ def format_table(assignment: str, rows: list[dict], parts: list[str]) -> str:
 
 def run_demo(workdir: Path) -> list[dict]:
     """Run the whole cycle for every assignment in ROSTER; print and return the grade rows."""
-    from .cli import isolation_line
     from .engine.errors import GraderError
+    from .engine.isolation import describe_isolation
 
     try:
-        print(isolation_line(), flush=True)
+        print(describe_isolation(), flush=True)
     except GraderError as error:  # as root without bubblewrap: nothing could be graded
         raise SystemExit(f"demo: {error}") from None
     course = Course.scaffold(workdir, list(ROSTER))

@@ -164,6 +164,16 @@ def degraded_because() -> str | None:
     return None
 
 
+def describe_isolation() -> str:
+    """One line: what isolation this machine gives the students' code (GraderError where
+    grading must not run at all)."""
+    if degraded_because() is None:
+        return "isolation: full (each submission in a sandbox of its own, no network, none " \
+               "of this machine's files)"
+    return "isolation: LIMITED on this machine: student code runs under resource limits only, " \
+           "and can read what this user can read and reach the network"
+
+
 def full_isolation_available() -> bool:
     """Whether this machine gives the sandbox full isolation (root and bubblewrap)."""
     return degraded_because() is None

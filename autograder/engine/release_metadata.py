@@ -46,8 +46,7 @@ def rebuild_from_release(notebook: dict, release: dict) -> str | None:
     for index, cell in enumerate(notebook["cells"]):
         claimed = _grade_id(cell)
         original = by_grade_id.get(claimed) if last_of.get(claimed) == index else None
-        submitted = cell.get("metadata", {}).get("nbgrader") \
-            if isinstance(cell.get("metadata"), dict) else None
+        submitted = _metadata(cell).get("nbgrader")
         _plain_cell(cell, original)
         if original is None:
             if submitted is not None:
@@ -97,9 +96,16 @@ def release_of(assignment: str, folder: Path = REPO / "assignments") -> dict:
     return json.loads(_release_json(folder / assignment / f"{assignment}.ipynb"))
 
 
+def _metadata(cell) -> dict:
+    """A cell's metadata, or {} where a student made it something else (a list, say)."""
+    metadata = cell.get("metadata") if isinstance(cell, dict) else None
+    return metadata if isinstance(metadata, dict) else {}
+
+
 def _grade_id(cell) -> object:
-    grading = cell.get("metadata", {}).get("nbgrader") if isinstance(cell, dict) else None
-    return grading.get("grade_id") if isinstance(grading, dict) else None
+    grading = _metadata(cell).get("nbgrader")
+    grade_id = grading.get("grade_id") if isinstance(grading, dict) else None
+    return grade_id if isinstance(grade_id, str) else None  # a list, say, names no cell
 
 
 def _plain_cell(cell: dict, original: dict | None) -> None:
@@ -109,8 +115,7 @@ def _plain_cell(cell: dict, original: dict | None) -> None:
     source = cell.get("source")
     source = source if isinstance(source, str) else "".join(source) \
         if isinstance(source, list) and all(isinstance(line, str) for line in source) else ""
-    tags = cell.get("metadata", {}).get("tags") if isinstance(cell.get("metadata"), dict) \
-        else None
+    tags = _metadata(cell).get("tags")
     cell_id = cell.get("id")
     cell_type = cell.get("cell_type") if cell.get("cell_type") in CELL_TYPES else "raw"
     attachments = cell.get("attachments")
