@@ -96,9 +96,22 @@ def _markdown_exporter():
     return HTMLExporter()
 
 
+MARKDOWN_CHARS = 10_000  # a cell's markdown rendered as markdown; the course's longest is 2,903
+# The markdown a page renders (about 20 ms a kB of dense markup); the releases hold 18 to
+# 30 kB. Past it, cells are replaced by a note (3 MB of markdown took over 5 minutes).
+MARKDOWN_PAGE_CHARS = 100_000
+CODE_CHARS = 100_000  # a code cell's source shown in a page (highlighting it takes time too)
+
+
 @pass_context
 def markdown2html(context, source: str) -> str:
-    """nbconvert's markdown filter (HTMLExporter.markdown2html), sanitised."""
+    """nbconvert's markdown filter (HTMLExporter.markdown2html), sanitised. A cell longer
+    than MARKDOWN_CHARS is shown as escaped text, cut there: nbconvert's markdown parser
+    takes time cubic in some nestings (a 40 kB cell of nested emphasis took 41 s)."""
+    if len(source) > MARKDOWN_CHARS:
+        return (f"<pre>{html.escape(source[:MARKDOWN_CHARS])}</pre><p><em>This cell is "
+                f"longer than {MARKDOWN_CHARS:,} characters: it is shown as plain text, and "
+                f"only its first {MARKDOWN_CHARS:,}.</em></p>")
     return sanitize_html(_markdown_exporter().markdown2html(context, source))
 
 
@@ -107,12 +120,29 @@ class SanitizeStudentContent(Preprocessor):
 
     def preprocess(self, nb, resources):
         nb.metadata.pop("widgets", None)  # it makes the page load the widget manager's code
+        shown = 0  # the page renders at most MARKDOWN_PAGE_CHARS of markdown
+        for cell in nb.cells:
+            graded = cell.get("metadata", {}).get("nbgrader", {}).get("grade")
+            if cell.cell_type == "markdown" and isinstance(cell.get("source"), str) \
+                    and not graded:  # a written answer is always shown: a person grades it
+                over = shown > MARKDOWN_PAGE_CHARS  # a note said so already
+                shown += min(len(cell.source), MARKDOWN_CHARS)
+                if shown > MARKDOWN_PAGE_CHARS:
+                    cell.source = "" if over else (
+                        f"*This cell and the text after it are not shown here: the page "
+                        f"shows the first {MARKDOWN_PAGE_CHARS:,} characters of the "
+                        f"notebook's text. The notebook itself holds all of it.*")
+                    cell.pop("attachments", None)
         for key in FORMGRADER_STRINGS:
             if isinstance(resources.get(key), str):
                 resources[key] = html.escape(resources[key])
         return super().preprocess(nb, resources)
 
     def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "code" and len(cell.get("source") or "") > CODE_CHARS:
+            cell.source = (f"{cell.source[:CODE_CHARS]}\n# ... this cell is longer than "
+                           f"{CODE_CHARS:,} characters: the page shows only its first "
+                           f"{CODE_CHARS:,}")
         if cell.cell_type == "code":
             cell.execution_count = (cell.get("execution_count")
                                     if type(cell.get("execution_count")) is int else None)

@@ -28,6 +28,7 @@ import pytest
 
 from autograder import assignments
 from autograder.course import REPO, Course
+from autograder.service.course import MAX_UNFINISHED
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     os.geteuid() != 0 or not shutil.which("useradd"),
@@ -37,9 +38,11 @@ ASSIGNMENT = "nn_from_scratch"
 COURSE_ID = "backprop-lab"
 FULL = sum(part.points for part in assignments.get(ASSIGNMENT).parts)
 ADA, BOB, EVE = "bpxada", "bpxbob", "bpxeve"  # unix accounts made (and removed) here
-MAX_PER_HOUR = 3
+MAX_PER_HOUR = 20
 WAIT_SECONDS = 120
 FLOOD = 100
+JUNK = 2000  # empty files dropped into inbound/
+UNFINISHED = 60  # folders never completed: the service watches MAX_UNFINISHED an account
 NBGRADER_TIME = "%Y-%m-%d %H:%M:%S.%f UTC"
 SYSTEM_PYTHON = "/usr/bin/python3"  # the students' own interpreter (the venv may be root's)
 
@@ -52,6 +55,9 @@ for spec in json.load(sys.stdin):
     if spec.get("folder_link"):
         os.symlink(spec["folder_link"], path)
         continue
+    if spec.get("junk"):
+        open(path, "w").close()
+        continue
     os.mkdir(path)
     for name, kind, value in spec["files"]:
         target = os.path.join(path, name)
@@ -62,7 +68,8 @@ for spec in json.load(sys.stdin):
             os.symlink(value, target)
         elif kind == "fifo":
             os.mkfifo(target)
-    os.chmod(path, 0o777)
+    if not spec.get("unfinished"):
+        os.chmod(path, 0o777)
 """
 
 
@@ -117,9 +124,11 @@ class Exchange:
         return [spec["name"] for spec in specs]
 
     def journal(self) -> dict[str, dict]:
-        folder = self.course.root / "results" / "service"
-        entries = (json.loads(path.read_text()) for path in folder.glob("*.json"))
-        return {entry["submission"]: entry for entry in entries}
+        """The service's journal: a file per submission it read, a line per folder it
+        refused unread."""
+        from autograder.service.journal import Journal
+
+        return Journal(self.course.root).entries
 
     def wait_final(self, names: list[str]) -> dict[str, dict]:
         """Wait until each of these folders has a final state in the journal."""
@@ -225,15 +234,24 @@ def run_attacks(exchange: Exchange) -> dict:
                          if name not in pages_before}
     seen["book_after_attacks"] = exchange.gradebook()
 
-    # A flood of forged folders, and bob submitting in the middle of it.
+    # A flood of forged folders, junk files and unfinished folders, and bob submitting in
+    # the middle of it.
     victims = [ADA, BOB, "ghost", "*"]
     flood = [folder(victims[index % len(victims)], blank) for index in range(FLOOD)]
+    junk = [{"name": f"junk-{index}", "junk": True} for index in range(JUNK)]
+    unfinished = [{**folder(EVE, blank), "unfinished": True} for _ in range(UNFINISHED)]
     half = FLOOD // 2
-    flooded = exchange.write(EVE, flood[:half])
+    flooded = exchange.write(EVE, flood[:half] + junk + unfinished)
     (bob_during,) = exchange.write(BOB, [folder(BOB, key)])
     flooded += exchange.write(EVE, flood[half:])
-    exchange.wait_final([*flooded, bob_during])
-    seen["flood"] = exchange.wait_final(flooded)
+    exchange.wait_final([bob_during])
+    seen["flood"] = exchange.wait_final(flooded[:half] + flooded[half + JUNK + UNFINISHED:])
+    seen["junk"] = exchange.wait_final(flooded[half:half + JUNK])
+    seen["unfinished"] = exchange.wait_final(flooded[half + JUNK:half + JUNK + UNFINISHED]
+                                             [MAX_UNFINISHED:])
+    seen["health"] = subprocess.run(
+        [sys.executable, "-m", "autograder", "serve", "--health", "--course",
+         str(course.root)], cwd=REPO, capture_output=True, text=True, timeout=120).stdout
     seen["during_flood"] = exchange.latency(bob_during)
     (eve_own,) = exchange.write(EVE, [folder(EVE, key)])
     seen["eve_own"] = exchange.wait_final([eve_own])[eve_own]
@@ -252,8 +270,9 @@ def run_attacks(exchange: Exchange) -> dict:
     shutil.rmtree(course.root / "results" / "service")
     book_before_restart = exchange.gradebook()
     exchange.serve()
+    never_done = {names["a linked folder"], *(spec["name"] for spec in unfinished)}
     everything = [path.name for path in exchange.inbound.iterdir()
-                  if path.name != names["a linked folder"]]
+                  if path.name not in never_done]
     seen["rebuilt"] = exchange.wait_final(everything)
     seen["book_rebuilt"], seen["book_before_restart"] = exchange.gradebook(), \
         book_before_restart
@@ -318,6 +337,13 @@ def test_a_flood_of_forged_folders_does_not_delay_an_honest_student(attacked):
     assert attacked["during_flood"] <= 2 * idle + 0.5, (attacked["during_flood"],
                                                         attacked["idle"])
     assert attacked["book_after_attacks"]["*roster*"] == (ADA, BOB, EVE)
+
+
+def test_junk_and_unfinished_folders_are_refused_cheaply_and_not_queued(attacked):
+    assert {entry["reason"] for entry in attacked["junk"].values()} == {"not-a-folder"}
+    assert {entry["reason"] for entry in attacked["unfinished"].values()} == {
+        "too-many-unfinished"}
+    assert "queued=0 " in attacked["health"]  # unfinished folders are not the queue
 
 
 def test_the_flood_costs_its_writer_not_the_students_it_names(attacked):

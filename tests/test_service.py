@@ -334,25 +334,28 @@ class FakeFeedback:
 
 def test_feedback_batches(tmp_path, capsys):
     """At most FEEDBACK_BATCH pages a batch, one assignment a batch, oldest first, at
-    most one batch a feedback process; a page released is journaled once, a page that
-    failed leaves its submission graded, to be sent again."""
-    from autograder.service.course import CourseService, Work
-    from autograder.service.feedback import FEEDBACK_BATCH, BrokenProcessPool
+    most one batch a feedback process; a page released is journaled once; a page that
+    failed in a batch goes again alone; alone, a page out of time (or whose process died)
+    is replaced by one that gives the grade, and any other fault is tried again later."""
+    from pebble import ProcessExpired
+
+    from autograder.service.course import FEEDBACK_BATCH, CourseService, Work
     from autograder.service.inbound import Inbound
     from autograder.service.journal import Journal
 
     course = CourseService.__new__(CourseService)
     course.course = type("Course", (), {"course_id": "c"})()
     course.root, course.journal, course.feedback = tmp_path, Journal(tmp_path), FakeFeedback()
-    course.waiting, course.busy, course.blocked = {}, {}, {}
+    course.waiting, course.busy, course.blocked, course.feedback_faults = {}, {}, {}, {}
     course.graded, course.sending, course.run = [], {}, None
+    course.inbound = tmp_path / "inbound"
 
     def work(student, assignment):
         inbound = Inbound(f"{student}+{assignment}+x+y", tmp_path, student, assignment,
                           student, 0, 1.8e9, "x")
         entry = {"submission": inbound.name, "state": "collected", "time": 1.8e9}
         course.journal.write(entry)
-        entry = {**entry, "state": "graded"}
+        entry = {**entry, "state": "graded", "score": 3.0, "max_score": 15.0}
         course.journal.write(entry)
         course.busy[inbound.account] = made = Work(inbound, entry, "recorded")
         return made
@@ -375,16 +378,23 @@ def test_feedback_batches(tmp_path, capsys):
                 if entry["state"] == "released"}
     assert released == {w.inbound.name for w in first[:FEEDBACK_BATCH]} \
         - {first[1].inbound.name}
-    assert first[1].inbound.account not in course.busy \
-        and first[1].inbound.name in course.waiting and first[1].inbound.name in course.blocked
+    assert course.graded == [*first[FEEDBACK_BATCH:], first[1]] and first[1].alone
     log = capsys.readouterr().out
     assert "feedback-batch course=c assignment=one submissions=6" in log
-    assert log.count(" released ") == FEEDBACK_BATCH - 1 and "feedback-fault" in log
+    assert log.count(" released ") == FEEDBACK_BATCH - 1 and "next=alone" in log
 
-    course.release_graded()  # the one in flight and the rest of "one": two batches in all
-    assert [(assignment, len(students)) for assignment, students, _ in sent[2:]] == [
-        ("one", 2)]
-    sent[1][2].set_exception(BrokenProcessPool("it died"))
-    course.take({sent[1][2]})
-    assert other.inbound.account not in course.busy and other.inbound.name in course.blocked
-    assert "the feedback process failed: BrokenProcessPool" in capsys.readouterr().out
+    course.release_graded()  # the rest of "one" together, then s01 alone
+    assert [(assignment, students) for assignment, students, _ in sent[2:]] == [
+        ("one", ["s06", "s07"])]
+    sent[1][2].set_exception(ProcessExpired("Abnormal termination", code=-9))
+    course.take({sent[1][2]})  # alone, its process died: a page with the grade instead
+    assert course.journal.entries[other.inbound.name]["state"] == "released"
+    assert course.journal.entries[other.inbound.name]["feedback"].startswith("not made")
+    assert "page=without-feedback" in capsys.readouterr().out
+    course.release_graded()
+    assert sent[3][1] == ["s01"]
+    sent[3][2].set_result(({"s01": "generate_feedback failed: boom"}, 0.1))
+    course.take({sent[3][2]})  # alone, another fault: tried again later, not replaced
+    assert first[1].inbound.account not in course.busy and first[1].inbound.name in \
+        course.waiting and first[1].inbound.name in course.blocked
+    assert course.journal.entries[first[1].inbound.name]["state"] == "graded"

@@ -37,12 +37,15 @@ from pathlib import Path
 from ..engine.course_config import CourseBusy, CourseError, load_course
 from . import collect as collecting
 from .feedback import FEEDBACK_BATCH, FeedbackProcesses
-from .inbound import Inbound, Refusal, Roster, examine
+from .inbound import Inbound, Refusal, Roster, account_of, examine
 from .journal import Journal
 from .log import log
 from .queue import FairQueue, over_limit
 from .release import release_notice
 
+EXAMINE_PER_POLL = 20  # folders of one account examined a poll
+MAX_UNFINISHED = 20  # unfinished folders watched per account; more are refused
+FEEDBACK_TRIES = 3  # a page that fails alone this often is replaced by one with the grade
 RETRY_SECONDS = 30.0  # a course, an assignment or a grader that failed is tried again after
 CLAIM_SLACK_SECONDS = 60.0  # a student's clock this far off the service's is logged
 NBGRADER_TIME = "%Y-%m-%d %H:%M:%S.%f UTC"  # timestamp.txt, as nbgrader submit writes it
@@ -58,6 +61,7 @@ class Work:
     future: Future | None = None
     submission: object = None  # runner.Submission, as collected
     reused: bool = False  # its result was written before a restart: not graded again
+    alone: bool = False  # its feedback page goes in a batch of its own
     started: float = field(default_factory=time.monotonic)
 
 
@@ -82,6 +86,8 @@ class CourseService:
         self.inbound = Path(Exchange(config=self.course.config).root) \
             / self.course.course_id / "inbound"
         self.waiting: dict[str, Inbound] = {}  # examined, not yet started
+        self.unfinished: dict[str, int] = {}  # watched unfinished folders -> their owner uid
+        self.feedback_faults: dict[str, int] = {}  # name -> feedback pages that failed
         self.busy: dict[str, Work] = {}  # account -> its submission on its way
         self.queue = FairQueue()
         self.run = None  # the open runner.GradingRun (one assignment at a time)
@@ -94,26 +100,60 @@ class CourseService:
     # -- inbound and the queue --
 
     def scan(self) -> None:
-        """Examine the folders in inbound/ not seen before."""
+        """Examine the folders in inbound/ not yet taken: the unfinished ones it watches
+        (at most MAX_UNFINISHED an account: more are refused), then new ones, each account
+        in turn, at most EXAMINE_PER_POLL of its own a poll (oldest first), so that one
+        account's flood of folders or files delays no one else's."""
         try:
             entries = list(os.scandir(self.inbound))
         except OSError:
             return
+        on_its_way = {work.inbound.name for work in self.busy.values()}
+        watched, new = [], {}
         for entry in entries:
-            if entry.name in self.waiting or self.journal.is_final(entry.name) or \
-                    any(work.inbound.name == entry.name for work in self.busy.values()):
+            if entry.name in self.waiting or entry.name in on_its_way \
+                    or self.journal.is_final(entry.name):
                 continue
-            found = examine(entry, self.identity, self.assignments, self.roster.__contains__)
-            if isinstance(found, Refusal):
-                self.refuse_unread(found)
-            elif found is not None:
-                self.waiting[found.name] = found
+            try:
+                info = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if entry.name in self.unfinished:
+                watched.append((entry, info))
+            else:
+                new.setdefault(info.st_uid, []).append((entry, info))
+        for entry, info in watched:
+            self.examine(entry, info)
+        for found in new.values():
+            found.sort(key=lambda pair: (pair[1].st_ctime, pair[0].name))
+            for entry, info in found[:EXAMINE_PER_POLL]:
+                self.examine(entry, info)
+        present = {entry.name for entry in entries}
+        self.unfinished = {name: uid for name, uid in self.unfinished.items()
+                           if name in present and self.journal.state(name) is None
+                           and name not in self.waiting}
+
+    def examine(self, entry: os.DirEntry, info: os.stat_result) -> None:
+        found = examine(entry, info, self.identity, self.assignments,
+                        self.roster.__contains__)
+        if isinstance(found, Refusal):
+            self.refuse_unread(found)
+        elif found is not None:
+            self.waiting[found.name] = found
+        elif entry.name in self.unfinished or sum(
+                uid == info.st_uid for uid in self.unfinished.values()) < MAX_UNFINISHED:
+            self.unfinished[entry.name] = info.st_uid
+        else:
+            self.refuse_unread(Refusal(
+                entry.name, account_of(info.st_uid) or f"uid {info.st_uid}",
+                "too-many-unfinished", f"more than {MAX_UNFINISHED} unfinished folders of "
+                f"one account", info.st_ctime))
 
     def refuse_unread(self, refusal: Refusal) -> None:
-        self.journal.write({"submission": refusal.name, "course": self.course.course_id,
-                            "account": refusal.account, "state": "refused",
-                            "reason": refusal.reason, "note": refusal.why,
-                            "time": refusal.seen_time})
+        self.journal.refuse_unread({"submission": refusal.name,
+                                    "course": self.course.course_id,
+                                    "account": refusal.account, "reason": refusal.reason,
+                                    "note": refusal.why, "time": refusal.seen_time})
         log("refused", course=self.course.course_id, account=refusal.account,
             reason=refusal.reason, submission=refusal.name, why=refusal.why)
 
@@ -302,39 +342,82 @@ class CourseService:
     def release_graded(self) -> None:
         """Send the recorded submissions' feedback to the feedback processes, oldest first,
         while one is free: a batch is at most FEEDBACK_BATCH pages of one assignment (its
-        pages all go out when it ends, so the cap keeps the first from waiting long)."""
+        pages all go out when it ends, so the cap keeps the first from waiting long); a
+        page whose batch failed goes alone."""
         while self.graded and len(self.sending) < self.feedback.processes:
-            assignment = self.graded[0].inbound.assignment
-            batch = [work for work in self.graded
-                     if work.inbound.assignment == assignment][:FEEDBACK_BATCH]
+            first = self.graded[0]
+            batch = [first] if first.alone else [
+                work for work in self.graded if not work.alone
+                and work.inbound.assignment == first.inbound.assignment][:FEEDBACK_BATCH]
             self.graded = [work for work in self.graded if all(work is not w for w in batch)]
-            future = self.feedback.submit(self.root, assignment,
+            future = self.feedback.submit(self.root, first.inbound.assignment,
                                           [work.inbound.student for work in batch])
             self.sending[future] = batch, time.monotonic()
 
     def released_batch(self, future: Future) -> None:
-        """A feedback batch came back: journal and log each submission it released."""
+        """A feedback batch came back: journal and log each submission it released. A page
+        that failed in a batch is sent again alone (a batch mate's page may have been the
+        cause); alone, a page that ran out of time or memory, or failed FEEDBACK_TRIES
+        times, is replaced by a page that gives the grade and says why."""
+        from pebble import ProcessExpired
+
         batch, sent = self.sending.pop(future)
+        broke = None
         try:
             faults, cpu = future.result()
-        except Exception as error:  # the feedback process died (the next batch starts
-            # another), or could not start
-            why = f"the feedback process failed: {type(error).__name__}: {error}"
+        except Exception as error:  # out of time, or the process died or could not start
+            broke = error
+            why = "it took longer than its time budget" if isinstance(error, TimeoutError) \
+                else f"the feedback process failed: {type(error).__name__}: {error}"
             faults, cpu = {work.inbound.student: why for work in batch}, 0.0
         log("feedback-batch", course=self.course.course_id,
             assignment=batch[0].inbound.assignment, submissions=len(batch),
             seconds=time.monotonic() - sent, cpu=cpu)
         for work in batch:
             fault = faults.get(work.inbound.student, "no answer")
-            if fault is not None:
-                self._fault("feedback-fault", work, fault, RuntimeError(fault))
+            if fault is None:
+                self.released(work)
                 continue
-            del self.busy[work.inbound.account]
-            work.entry.update(state="released", released=time.time())
-            self.journal.write(work.entry)
-            log("released", course=self.course.course_id, student=work.inbound.student,
-                assignment=work.inbound.assignment, submission=work.inbound.name,
-                after=time.time() - work.entry["time"])
+            name = work.inbound.name
+            self.feedback_faults[name] = self.feedback_faults.get(name, 0) + 1
+            if len(batch) > 1:
+                log("feedback-fault", course=self.course.course_id,
+                    student=work.inbound.student, submission=work.inbound.name,
+                    error=fault, next="alone")
+                work.alone = True
+                self.graded.append(work)
+            elif isinstance(broke, TimeoutError | ProcessExpired) \
+                    or self.feedback_faults[name] >= FEEDBACK_TRIES:
+                log("feedback-fault", course=self.course.course_id,
+                    student=work.inbound.student, submission=work.inbound.name,
+                    error=fault, next="page-without-feedback")
+                self.released(work, fallback=fault)
+            else:
+                self._fault("feedback-fault", work, fault, RuntimeError(fault))
+
+    def released(self, work: Work, fallback: str | None = None) -> None:
+        """Journal and log a released page; with fallback (why the feedback page could
+        not be made), first release a page that gives the grade instead."""
+        if fallback is not None:
+            entry = work.entry
+            secret = collecting.read_secret(work.inbound)
+            if secret:
+                release_notice(
+                    self.inbound.parent / "feedback", secret, [work.inbound.assignment],
+                    "Graded: the feedback page could not be made",
+                    f"Your submission of {work.inbound.assignment} was graded: "
+                    f"{entry['score']:g}/{entry['max_score']:g} points. Its feedback page "
+                    f"could not be made (the notebook's text or outputs were too large or "
+                    f"too intricate to render in time), so this page stands in for it. Your "
+                    f"instructor can open the graded notebook in the formgrader.")
+            work.entry["feedback"] = f"not made: {fallback}"
+        del self.busy[work.inbound.account]
+        work.entry.update(state="released", released=time.time())
+        self.journal.write(work.entry)
+        log("released", course=self.course.course_id, student=work.inbound.student,
+            assignment=work.inbound.assignment, submission=work.inbound.name,
+            after=time.time() - work.entry["time"],
+            page=None if fallback is None else "without-feedback")
 
     def not_graded(self, submission: Inbound, entry: dict, state: str, message: str,
                    title: str, secret: str | None = None) -> None:
@@ -379,7 +462,10 @@ class CourseService:
         return self.run
 
     def close_if_idle(self) -> None:
-        if self.run is not None and not self.busy:
+        """Close the run once nothing is collected or graded in it (a submission waiting
+        for its feedback needs no run)."""
+        if self.run is not None and all(work.stage == "recorded"
+                                        for work in self.busy.values()):
             self.run.close()
             log("run-closed", course=self.course.course_id, assignment=self.run.assignment)
             self.run = None

@@ -3,24 +3,27 @@ submissions, in processes of their own.
 
 A page costs about 0.1 s of CPU in pure Python (nbconvert's templates, nbgrader's gradebook
 queries): on the service's own thread it held the interpreter's lock for most of each
-submission's cost. So FEEDBACK_PROCESSES processes (multiprocessing's spawn, started and
-warmed up before the service says `serving`, a little less favoured by the scheduler than
-the gradings) generate and release the feedback, a batch of up to FEEDBACK_BATCH pages of
-one assignment at a time, in one GenerateFeedback run (the other students excluded; each
-alone if that run fails); their templates are compiled once a process, not once a run. A
-feedback process dies with the service (SIGKILL when its parent dies); only the service's
-process writes the journal, after a batch has come back.
+submission's cost. So FEEDBACK_PROCESSES processes (a pebble pool with multiprocessing's
+spawn, started and warmed up before the service says `serving`, a little less favoured by
+the scheduler than the gradings) generate and release the feedback, a batch of up to
+FEEDBACK_BATCH pages of one assignment at a time, in one GenerateFeedback run (the other
+students excluded; each alone if that run fails); their templates are compiled once a
+process, not once a run. A batch has a time budget and a process a memory cap: a student's
+markdown can take minutes or gigabytes to render, and the service then stops that process
+(see course.released_batch for what happens to its pages). A feedback process dies with
+the service (SIGKILL when its parent dies); only the service's process writes the journal,
+after a batch has come back.
 """
 
 import contextlib
 import ctypes
 import multiprocessing
 import os
+import resource
 import signal
 import threading
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,6 +33,9 @@ FEEDBACK_NICE = 5  # the feedback process's niceness above the service's: gradin
 FEEDBACK_PROCESSES = 2  # each a batch at a time: both cores when the gradings are done
 FEEDBACK_BATCH = 6  # pages a batch at most: a batch's pages all go out at its end
 FEEDBACK_START_SECONDS = 120  # its imports (nbconvert, nbgrader) on a busy machine
+FEEDBACK_BASE_SECONDS = 20.0  # a batch's time budget: this, and FEEDBACK_PAGE_SECONDS a page
+FEEDBACK_PAGE_SECONDS = 5.0  # (a page takes 0.1 to 0.3 s of CPU; 2 s on a loaded machine)
+FEEDBACK_MEMORY_BYTES = 3 << 30  # a feedback process's address space
 
 
 def course_directory(course: CourseConfig):
@@ -41,51 +47,61 @@ def course_directory(course: CourseConfig):
     return coursedir
 
 
+def batch_seconds(pages: int) -> float:
+    """The time a batch of pages may take before its process is stopped."""
+    return FEEDBACK_BASE_SECONDS + FEEDBACK_PAGE_SECONDS * pages
+
+
 class FeedbackProcesses:
-    """The processes that generate and release feedback (see feedback_batch), started with
-    multiprocessing's spawn (the service's process has threads: no fork), and again if one
-    dies."""
+    """The processes that generate and release feedback (see feedback_batch): a pebble
+    ProcessPool started with multiprocessing's spawn (the service's process has threads:
+    no fork). Each batch has a time budget (batch_seconds) and each process a memory cap
+    (FEEDBACK_MEMORY_BYTES): a page that takes longer, or a process that dies, fails that
+    batch alone (TimeoutError, ProcessExpired), and pebble starts a new process in its
+    place. A student's markdown can be made to render slowly or hugely: no page may hold
+    up the others' feedback for long."""
 
     def __init__(self, processes: int = 1):
         self.processes = processes
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool = None
 
-    def _executor(self) -> ProcessPoolExecutor:
+    def _executor(self):
+        from pebble import ProcessPool
+
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                self.processes, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_feedback_process_start, initargs=(os.getpid(), FEEDBACK_NICE))
+            self._pool = ProcessPool(
+                self.processes, context=multiprocessing.get_context("spawn"),
+                initializer=_feedback_process_start,
+                initargs=(os.getpid(), FEEDBACK_NICE, FEEDBACK_MEMORY_BYTES))
         return self._pool
 
     def warm_up(self, roots: list[Path]) -> list[Future]:
         """Import nbgrader and nbconvert there and read the courses' configurations: one
-        task a process (the pool starts a process for each task while none is idle)."""
-        return [self._executor().submit(_feedback_warm_up, [str(root) for root in roots])
+        task a process."""
+        return [self._executor().schedule(_feedback_warm_up, ([str(root) for root in roots],),
+                                          timeout=FEEDBACK_START_SECONDS)
                 for _ in range(self.processes)]
 
     def submit(self, root: Path, assignment: str, students: list[str]) -> Future:
-        """Send a batch (see feedback_batch). A pool whose process died is broken (its
-        batches failed, and are sent again later): new processes take its place."""
-        try:
-            return self._executor().submit(feedback_batch, str(root), assignment, students)
-        except BrokenProcessPool:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
-            return self._executor().submit(feedback_batch, str(root), assignment, students)
+        """Send a batch (see feedback_batch), with its time budget."""
+        return self._executor().schedule(feedback_batch, (str(root), assignment, students),
+                                         timeout=batch_seconds(len(students)))
 
     def close(self) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.close()
+            self._pool.join()
             self._pool = None
 
 
 _FEEDBACK_COURSES: dict[str, tuple] = {}  # in the feedback process: root -> (course, api)
 
 
-def _feedback_process_start(parent: int, nice: int) -> None:
+def _feedback_process_start(parent: int, nice: int, memory: int) -> None:
     """The feedback process's start: it dies with the service (SIGKILL when its parent
-    dies; its parent asks it to stop otherwise, after the last batch), and gives way to
-    the gradings."""
+    dies; its parent asks it to stop otherwise, after the last batch), gives way to the
+    gradings, and holds at most `memory` bytes (a page past it fails with MemoryError)."""
+    resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a ^C or a unit's SIGTERM to the group:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # the service stops it when it is done
     try:

@@ -74,14 +74,10 @@ def account_of(uid: int) -> str | None:
         return None
 
 
-def examine(entry: os.DirEntry, identity: str, assignments: set[str],
+def examine(entry: os.DirEntry, info: os.stat_result, identity: str, assignments: set[str],
             on_roster) -> Inbound | Refusal | None:
-    """What a complete folder in inbound/ is: a submission, a refusal, or None while it is
-    not complete (nbgrader submit writes the secret, then makes the folder rwx for all)."""
-    try:
-        info = entry.stat(follow_symlinks=False)
-    except OSError:
-        return None
+    """What a folder in inbound/ (its lstat in info) is: a submission, a refusal, or None
+    while it is not complete."""
     owner = account_of(info.st_uid) or f"uid {info.st_uid}"
 
     def refused(account: str, reason: str, why: str) -> Refusal:
@@ -90,7 +86,7 @@ def examine(entry: os.DirEntry, identity: str, assignments: set[str],
     if not stat.S_ISDIR(info.st_mode):
         return refused(owner, "not-a-folder",
                        f"{_kind(info.st_mode)} where a submission folder should be")
-    if info.st_mode & 0o777 != COMPLETE_MODE or not _has_secret(entry.path):
+    if not is_complete(entry.path, info):
         return None
     parts = entry.name.rsplit("+", 3)
     if len(parts) != 4:
@@ -115,12 +111,16 @@ def examine(entry: os.DirEntry, identity: str, assignments: set[str],
                    info.st_ctime, claimed)
 
 
-def _has_secret(folder: str) -> bool:
+def is_complete(folder: str, info: os.stat_result) -> bool:
+    """Whether nbgrader submit has finished this folder: it writes the secret (a regular,
+    non-empty file), then makes the folder rwx for all."""
+    if not stat.S_ISDIR(info.st_mode) or info.st_mode & 0o777 != COMPLETE_MODE:
+        return False
     try:
-        info = os.stat(os.path.join(folder, SECRET), follow_symlinks=False)
+        secret = os.stat(os.path.join(folder, SECRET), follow_symlinks=False)
     except OSError:
         return False
-    return stat.S_ISREG(info.st_mode) and info.st_size > 0
+    return stat.S_ISREG(secret.st_mode) and secret.st_size > 0
 
 
 def _kind(mode: int) -> str:

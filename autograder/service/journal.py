@@ -11,7 +11,9 @@ each state names the only states that may follow it, so a restart carries on fro
 state written: `collected` holds the seed of its hidden cases (a grading cut short is graded
 again with the same seed, so the same grade), `graded` its score; `released`, `refused`,
 `limited` and `superseded` are final. Files are named by a hash of the inbound folder's
-name, which the student chose: no name reaches the file system.
+name, which the student chose: no name reaches the file system. A folder refused before it
+was read (a name, an owner, not a folder, too many unfinished) costs one appended line in
+REFUSED_UNREAD, not a file and a flush to disk: a flood of them stays cheap.
 """
 
 import hashlib
@@ -19,6 +21,7 @@ import json
 from pathlib import Path
 
 FOLDER = Path("results") / "service"  # in the course root (results/ is git-ignored)
+REFUSED_UNREAD = "refused-unread.jsonl"
 
 NEXT_STATES = {
     None: {"refused", "limited", "superseded", "collected"},
@@ -46,6 +49,16 @@ class Journal:
                 continue  # a torn or foreign file: that submission counts as new
             if path.name == _file_name(name):
                 self.entries[name] = entry
+        try:
+            lines = (self.folder / REFUSED_UNREAD).read_text(errors="replace").splitlines()
+        except OSError:
+            lines = []
+        for line in lines:
+            try:
+                entry = json.loads(line)
+                self.entries.setdefault(entry["submission"], entry)
+            except (ValueError, TypeError, KeyError):
+                continue  # the line a crash cut short
 
     def state(self, name: str) -> str | None:
         return self.entries.get(name, {}).get("state")
@@ -64,6 +77,16 @@ class Journal:
         write_atomically(self.folder / _file_name(entry["submission"]),
                          json.dumps(entry, indent=1, sort_keys=True).encode())
         self.entries[entry["submission"]] = dict(entry)
+
+
+    def refuse_unread(self, entry: dict) -> None:
+        """Journal a folder refused before it was read: one line appended."""
+        if self.state(entry["submission"]) is not None:
+            raise ValueError("journal: only a new folder can be refused unread")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with open(self.folder / REFUSED_UNREAD, "a") as file:
+            file.write(json.dumps({**entry, "state": "refused"}, sort_keys=True) + "\n")
+        self.entries[entry["submission"]] = {**entry, "state": "refused"}
 
 
 def _file_name(submission: str) -> str:

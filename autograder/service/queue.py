@@ -4,8 +4,9 @@ A student's submissions go through one at a time, oldest first (by trusted time)
 accounts the service serves whichever account it served least recently, so one account's
 flood delays another's submission by at most one grading per core. The rate limit
 (`--max-per-hour N`) counts, per account, what it wrote that the service took in the hour
-before the submission (trusted times): graded submissions, and folders refused because
-they named someone else; a forged folder costs its writer, never the student it names.
+before the submission (trusted times): graded submissions, and refused folders (one named
+after someone else, junk, links); a forged folder costs its writer, never the student it
+names. A submission refused for the limit itself is not counted.
 """
 
 import itertools
@@ -13,8 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from .inbound import Inbound
 
-COUNTED = ("collected", "graded", "released", "superseded")  # took a grading, or tried to
-COUNTED_REFUSALS = ("impersonation",)
+COUNTED = ("collected", "graded", "released", "superseded", "refused")
 
 
 class FairQueue:
@@ -46,8 +46,7 @@ def over_limit(submission: Inbound, entries: dict[str, dict], max_per_hour: int 
     counted = sorted(entry["time"] for entry in entries.values()
                      if entry.get("account") == submission.account
                      and entry["submission"] != submission.name
-                     and (entry.get("state") in COUNTED
-                          or entry.get("reason") in COUNTED_REFUSALS)
+                     and entry.get("state") in COUNTED
                      and start < entry.get("time", 0) <= submission.seen_time)
     if len(counted) < max_per_hour:
         return None

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..engine.course_config import CourseError, load_course
 from .course import CourseService
 from .feedback import FEEDBACK_PROCESSES, FEEDBACK_START_SECONDS, FeedbackProcesses
-from .inbound import COMPLETE_MODE, SECRET
+from .inbound import is_complete
 from .journal import Journal
 from .log import log
 
@@ -82,9 +82,9 @@ def serve(courses: list[Path], max_per_hour: int | None = None, jobs: int | None
 
 
 def health(courses: list[Path]) -> int:
-    """Print each course's queue: complete folders in inbound/ without a final journal
-    state, and the age of the oldest (from its ctime). Exit 0 (2 if a course's
-    configuration cannot be read)."""
+    """Print each course's queue: complete folders in inbound/ (as the service judges
+    them) without a final journal state, and the age of the oldest (from its ctime).
+    Exit 0 (2 if a course's configuration cannot be read)."""
     from nbgrader.exchange.default import Exchange
 
     now = time.time()
@@ -100,12 +100,9 @@ def health(courses: list[Path]) -> int:
         for entry in os.scandir(inbound) if inbound.is_dir() else ():
             try:
                 info = entry.stat(follow_symlinks=False)
-                complete = entry.is_dir(follow_symlinks=False) \
-                    and info.st_mode & 0o777 == COMPLETE_MODE \
-                    and os.path.isfile(os.path.join(entry.path, SECRET))
             except OSError:
                 continue
-            if complete and not journal.is_final(entry.name):
+            if not journal.is_final(entry.name) and is_complete(entry.path, info):
                 ages.append(now - info.st_ctime)
         print(f"course={course.course_id} root={course.root} queued={len(ages)} "
               f"oldest_seconds={max(ages, default=0.0):.1f}")
