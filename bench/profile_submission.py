@@ -4,8 +4,10 @@
     .venv/bin/python bench/profile_submission.py --n 10 nn_from_scratch
     .venv/bin/python bench/profile_submission.py --engine 0      # in process only
 
-For each assignment it grades the answer key and one typical wrong submission (`WRONG`) on
-`n` fresh hidden seeds and prints CPU seconds a submission (`time.process_time`, so a busy
+For each assignment it grades the answer key and one typical wrong submission (`WRONG`) as
+`n` students, their hidden seeds drawn as the engine draws them (from a new pool like
+`SEED_POOL` for each row: with n above its size, a seed and its references serve several
+submissions), and prints CPU seconds a submission (`time.process_time`, so a busy
 machine's waits do not count):
 
   * in process, split as the engine splits the work: drawing the hidden cases, the student's
@@ -19,7 +21,6 @@ machine's waits do not count):
 import argparse
 import cProfile
 import pstats
-import secrets
 import sys
 import time
 import warnings
@@ -29,7 +30,9 @@ import nbformat
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from marginal_cost import sandbox_cpu  # noqa: E402
 from mistake_corpus import CORPUS  # noqa: E402
 
 from autograder import assignments  # noqa: E402
@@ -37,7 +40,7 @@ from autograder.course import REPO  # noqa: E402
 from autograder.engine.launch import default_launcher  # noqa: E402
 from autograder.engine.runner import Submission, grade_data  # noqa: E402
 from autograder.kit.grading import _attempt, grade_outcomes  # noqa: E402
-from autograder.references import COMPUTED  # noqa: E402
+from autograder.references import COMPUTED, SEED_POOL, SeedPool  # noqa: E402
 from autograder.submissions import answered, defined_names, student_answers  # noqa: E402
 
 # Each assignment's typical mistake (the demo's): the wrong submission profiled.
@@ -47,6 +50,11 @@ WRONG = {"nn_from_scratch": "tutorial_d_hidn_sum", "single_neuron": "no_zero_gra
 JUDGING = {"references": ("references.py", "cached_reference"),
            "known mistakes": ("grading.py", "_known_mistake"),
            "figures": ("grading.py", "_figures")}
+
+
+def fresh_pool() -> SeedPool:
+    """A pool like the engine's, new: each row's seeds are its own, none cached before."""
+    return SeedPool(SEED_POOL.size, SEED_POOL.uses)
 
 
 def edits_of(assignment: str, student: str | None) -> tuple:
@@ -59,12 +67,13 @@ def in_process(assignment: str, student: str | None, n: int) -> dict[str, float]
     in n more gradings under cProfile, applied to judging's time without it). One grading
     first, not counted, warms up what runs once per process."""
     graded = assignments.get(assignment)
+    who, pool = f"{student or 'answer_key'}-", fresh_pool()
     namespace = defined_names(assignment, edits_of(assignment, student))
     totals = dict.fromkeys(("cases", "student", "judging"), 0.0)
     profile = cProfile.Profile(time.process_time)
     profiled = 0.0
     for index in range(2 * n + 1):
-        seed = secrets.randbelow(2**31)
+        seed = pool.draw(assignment, f"{who}{index}")
         start = time.process_time()
         cases = {part.id: part.cases("hidden", seed) for part in graded.parts}
         cases_seconds = time.process_time() - start
@@ -101,37 +110,30 @@ def _cumulative(stats: dict, file: str, name: str) -> float:
                in stats.items() if path.endswith(file) and function == name)
 
 
-def sandbox_cpu(launcher) -> float:
-    """The fork server's CPU so far, with every child it has reaped (its sandboxes). In
-    bubblewrap the launcher knows bubblewrap's init; the fork server is its child."""
-    pid = launcher.process.pid
-    if str(launcher.spool).startswith("/proc/"):
-        init = Path(launcher.spool).parts[2]
-        pid = Path(f"/proc/{init}/task/{init}/children").read_text().split()[0]
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(value) for value in fields[11:15]) / _TICKS
-
-
-_TICKS = 100  # os.sysconf("SC_CLK_TCK") on Linux
-
-
 def engine(assignment: str, student: str | None, n: int, top: int) -> dict[str, float]:
     """CPU seconds a submission graded by the engine: trusted side and sandbox."""
     release = REPO / "assignments" / assignment / f"{assignment}.ipynb"
     answers = student_answers(assignment, None, edits_of(assignment, student))
     notebook = nbformat.writes(answered(release, answers)).encode()
     launcher = default_launcher()
-    grade_data(Submission(notebook, None, None), assignment, launcher=launcher)  # warm up
+    who, pool = f"{student or 'answer_key'}-", fresh_pool()
+    students = iter(f"{who}{index}" for index in range(2 * n + 1))
+
+    def grade() -> None:
+        grade_data(Submission(notebook, None, None), assignment,
+                   seed=pool.draw(assignment, next(students)), launcher=launcher)
+
+    grade()  # warm up
     trusted, sandbox = time.process_time(), sandbox_cpu(launcher)
     for _ in range(n):
-        grade_data(Submission(notebook, None, None), assignment, launcher=launcher)
+        grade()
     time.sleep(0.3)  # the last child reaped
     trusted, sandbox = time.process_time() - trusted, sandbox_cpu(launcher) - sandbox
     if top:  # n more, under cProfile
         profile = cProfile.Profile(time.process_time)
         profile.enable()
         for _ in range(n):
-            grade_data(Submission(notebook, None, None), assignment, launcher=launcher)
+            grade()
         profile.disable()
         pstats.Stats(profile).sort_stats("cumulative").print_stats(top)
     return {"trusted": trusted / n, "sandbox": sandbox / n}
