@@ -6,6 +6,7 @@ judge what to expect by computing it here, with autograd.
 """
 
 import hashlib
+import secrets
 import threading
 import zlib
 from collections.abc import Callable, Iterable
@@ -100,6 +101,48 @@ def grade_with_references(part: GradedPart, function, cases: list[Case]) -> Part
     """grade_part against autograd's references computed here (tests and tools; the engine
     judges what its sandbox returns with the same `COMPUTED`)."""
     return grade_part(part, function, cases, COMPUTED)
+
+
+class SeedPool:
+    """The hidden seeds of the submissions graded without a seed given, per assignment.
+
+    Each is drawn fresh (`secrets`) in this process, when fewer than `size` are in use or
+    none is new to the student; a draw picks one at random among those the student has not
+    had. A seed serves at most `uses` submissions, never two of one student, and is then
+    retired for good. Its autograd references and known mistakes (memoized here) are so
+    computed once for up to `uses` submissions instead of once for each.
+
+    The hidden cases stay unpredictable: no seed exists before its first draw, a student
+    sees only their own feedback (cases by their shapes, errors without values), and never
+    gets the same cases twice, so whatever their code could pass out of one grading about
+    its inputs (a few digits of an error) is of no use to them in the next."""
+
+    def __init__(self, size: int, uses: int):
+        self.size, self.uses = size, uses
+        self._seeds: dict[str, list[tuple[int, set]]] = {}  # assignment -> (seed, students)
+        self._lock = threading.Lock()
+
+    def draw(self, assignment: str, student: str | None) -> int:
+        """A seed for this student's submission of this assignment."""
+        with self._lock:
+            seeds = self._seeds.setdefault(assignment, [])
+            new_to_student = [entry for entry in seeds if student not in entry[1]]
+            if len(seeds) < self.size or not new_to_student:
+                entry = (secrets.randbelow(2**31), set())
+                seeds.append(entry)
+                if len(seeds) > self.size:
+                    seeds.pop(0)  # the oldest is retired
+            else:
+                entry = secrets.choice(new_to_student)
+            entry[1].add(student)
+            if len(entry[1]) >= self.uses:
+                seeds.remove(entry)
+            return entry[0]
+
+
+# 4 seeds at a time, each for up to 16 submissions: the references of a class of 100 cost
+# about 7 computations, not 100.
+SEED_POOL = SeedPool(size=4, uses=16)
 
 
 def _memo(key: tuple, compute: Callable[[], object]):
