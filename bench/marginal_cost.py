@@ -61,7 +61,9 @@ def sandbox_cpu(launcher) -> float:
     pid = launcher.process.pid
     if str(launcher.spool).startswith("/proc/"):
         init = Path(launcher.spool).parts[2]
-        pid = Path(f"/proc/{init}/task/{init}/children").read_text().split()[0]
+        while not (children := Path(f"/proc/{init}/task/{init}/children").read_text()):
+            time.sleep(0.05)  # bubblewrap is starting it
+        pid = children.split()[0]
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
