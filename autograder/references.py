@@ -140,8 +140,8 @@ class SeedPool:
             return entry[0]
 
 
-# 4 seeds at a time, each for up to 16 submissions: the references of a class of 100 cost
-# about 7 computations, not 100.
+# 4 seeds at a time, each for up to 16 submissions: the references of a class of 100 are
+# computed for 7 to 9 seeds, not 100.
 SEED_POOL = SeedPool(size=4, uses=16)
 
 
