@@ -38,12 +38,16 @@ def fork_server_cpu(root: psutil.Process) -> float | None:
         return process.name() != "bwrap" \
             and "autograder.engine.forkserver" in " ".join(process.cmdline())
 
-    for process in root.children(recursive=True):
+    try:
+        processes = root.children(recursive=True)
+    except psutil.Error:  # root or a child of it ended meanwhile
+        return None
+    for process in processes:
         try:
             if serves(process) and not serves(process.parent()):
                 times = process.cpu_times()
                 return times.user + times.system + times.children_user + times.children_system
-        except psutil.Error:
+        except (psutil.Error, AttributeError):  # ended, or its parent did (None)
             continue
     return None
 
