@@ -5,6 +5,8 @@ the student's function is called and judged) with these added; `Computed` gives 
 judge what to expect by computing it here, with autograd.
 """
 
+import hashlib
+import secrets
 import threading
 import zlib
 from collections.abc import Callable, Iterable
@@ -84,8 +86,15 @@ COMPUTED = Computed()
 
 def cached_reference(part: GradedPart, case: Case) -> Outputs:
     """The part's autograd reference on this case, computed once per distinct input."""
-    return _memo((part.reference.__module__, part.reference.__qualname__,
-                  *_fingerprints(case)), lambda: part.reference(*case.args.values()))
+    return remembered(part.reference, *case.args.values())
+
+
+def remembered(reference: Callable[..., Outputs], *args) -> Outputs:
+    """reference(*args), computed once per distinct input: the memo that judging reads, so
+    that a case drawn by running its reference (two_layer_net's learnable networks) pays
+    for it once."""
+    return _memo((reference.__module__, reference.__qualname__, *map(_fingerprint, args)),
+                 lambda: reference(*args))
 
 
 def grade_with_references(part: GradedPart, function, cases: list[Case]) -> PartResult:
@@ -94,25 +103,95 @@ def grade_with_references(part: GradedPart, function, cases: list[Case]) -> Part
     return grade_part(part, function, cases, COMPUTED)
 
 
+class SeedPool:
+    """The hidden seeds of the submissions graded without a seed given, per assignment.
+
+    Each is drawn fresh (`secrets`) in this process, when fewer than `size` are in use or
+    none is new to the student; a draw picks one at random among those the student has not
+    had. A seed serves at most `uses` submissions, never two of one student, and is then
+    retired for good. Its autograd references and known mistakes (memoized here) are so
+    computed once for up to `uses` submissions instead of once for each.
+
+    The hidden cases stay unpredictable: no seed exists before its first draw, a student
+    sees only their own feedback (cases by their shapes, errors without values), and never
+    gets the same cases twice, so whatever their code could pass out of one grading about
+    its inputs (a few digits of an error) is of no use to them in the next."""
+
+    def __init__(self, size: int, uses: int):
+        self.size, self.uses = size, uses
+        self._seeds: dict[str, list[tuple[int, set]]] = {}  # assignment -> (seed, students)
+        self._lock = threading.Lock()
+
+    def draw(self, assignment: str, student: str | None) -> int:
+        """A seed for this student's submission of this assignment."""
+        with self._lock:
+            seeds = self._seeds.setdefault(assignment, [])
+            new_to_student = [entry for entry in seeds if student not in entry[1]]
+            if len(seeds) < self.size or not new_to_student:
+                entry = (secrets.randbelow(2**31), set())
+                seeds.append(entry)
+                if len(seeds) > self.size:
+                    seeds.pop(0)  # the oldest is retired
+            else:
+                entry = secrets.choice(new_to_student)
+            entry[1].add(student)
+            if len(entry[1]) >= self.uses:
+                seeds.remove(entry)
+            return entry[0]
+
+
+# 4 seeds at a time, each for up to 16 submissions: the references of a class of 100 are
+# computed for 7 to 9 seeds, not 100.
+SEED_POOL = SeedPool(size=4, uses=16)
+
+
 def _memo(key: tuple, compute: Callable[[], object]):
-    """compute(), once per key: references and known mistakes are deterministic."""
+    """compute(), once per key: references and known mistakes are deterministic. The least
+    recently used values go first, once there are more than CACHE_SIZE or they hold more
+    than CACHE_BYTES of tensors."""
+    global _cached_bytes
     with _CACHE_LOCK:
-        value = _CACHE.get(key)
+        value = _CACHE.pop(key, None)
+        if value is not None:
+            _CACHE[key] = value  # now the most recently used
     if value is None:
         value = compute()
         with _CACHE_LOCK:
-            _CACHE[key] = value
-            while len(_CACHE) > CACHE_SIZE:
-                _CACHE.pop(next(iter(_CACHE)))
+            if key not in _CACHE:
+                _CACHE[key] = value
+                _cached_bytes += _nbytes(value)
+            while len(_CACHE) > CACHE_SIZE or (_cached_bytes > CACHE_BYTES and len(_CACHE) > 1):
+                _cached_bytes -= _nbytes(_CACHE.pop(next(iter(_CACHE))))
     return value
 
 
+def _nbytes(value) -> int:
+    """The bytes of the tensors in a cached value (outputs, or a list of them)."""
+    if isinstance(value, torch.Tensor):
+        return value.nbytes
+    if isinstance(value, dict):
+        return sum(map(_nbytes, value.values()))
+    if isinstance(value, (list, tuple)):
+        return sum(map(_nbytes, value))
+    return 0
+
+
 def _fingerprints(case: Case) -> tuple:
-    return tuple((str(value.dtype), tuple(value.shape), value.cpu().numpy().tobytes())
-                 if isinstance(value, torch.Tensor) else repr(value)
-                 for value in case.args.values())
+    return tuple(map(_fingerprint, case.args.values()))
 
 
-CACHE_SIZE = 512
+def _fingerprint(value) -> tuple | str:
+    """A key for one argument: a tensor by its dtype, shape, device and a digest of its
+    values (a key holds no copy of a large input), anything else by its repr."""
+    if not isinstance(value, torch.Tensor):
+        return repr(value)
+    data = value.detach().cpu().reshape(-1).view(torch.uint8).numpy()
+    return (str(value.dtype), tuple(value.shape), str(value.device),
+            hashlib.blake2b(data, digest_size=16).digest())
+
+
+CACHE_SIZE = 8192
+CACHE_BYTES = 64 << 20
 _CACHE: dict[tuple, object] = {}
 _CACHE_LOCK = threading.Lock()
+_cached_bytes = 0

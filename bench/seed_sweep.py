@@ -22,6 +22,7 @@ listed with its first seed and what it got. Exits 1 when any bar is missed.
 """
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -161,11 +162,14 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=os.cpu_count(), help="processes")
     parser.add_argument("--skip-part", action="append", default=[], metavar="PART",
                         help="leave this part out of verdicts and labels (repeatable)")
+    parser.add_argument("--dump", type=Path, metavar="FILE",
+                        help="write every verdict (JSON lines), to compare two versions")
     parser.add_argument("assignments", nargs="*", default=list(CORPUS))
     args = parser.parse_args()
     SKIPPED.update(args.skip_part)
     seeds = [index * SEED_STRIDE + 11 for index in range(args.first, args.first + args.seeds)]
     tally = Tally()
+    dump = args.dump.open("w") if args.dump else None
     with ProcessPoolExecutor(args.jobs) as pool:
         for assignment in args.assignments:
             start = time.perf_counter()
@@ -177,6 +181,12 @@ def main() -> int:
             report = []
             for submission, future in futures:
                 visible, hidden = future.result()
+                if dump:
+                    dump.write(json.dumps({"assignment": assignment,
+                                           "student": submission.student, "visible": visible,
+                                           "hidden": dict(zip(map(str, seeds), hidden,
+                                                              strict=True))},
+                                          sort_keys=True) + "\n")
                 if tally.add(submission, visible, hidden):
                     report.append((submission, visible, hidden))
             print(f"{assignment}: {len(submissions)} submissions ({kinds['correct']} correct, "
@@ -185,6 +195,8 @@ def main() -> int:
                   flush=True)
             for submission, visible, hidden in report:
                 print_off(submission, visible, hidden, seeds)
+    if dump:
+        dump.close()
     skipped = f" (parts left out: {', '.join(sorted(SKIPPED))})" if SKIPPED else ""
     print(f"over {len(seeds)} seeds{skipped}:")
     for line in tally.lines():

@@ -12,7 +12,7 @@ from ..kit.assignments import two_layer_net as spec
 from ..kit.assignments.two_layer_net import TIMED_SHAPE
 from ..kit.parts import Case
 from ..known_mistakes import LOSS_AFTER_UPDATE, KnownMistake, rate_mistakes
-from ..references import Grading, graded
+from ..references import Grading, graded, remembered
 
 chosen_device = spec.chosen_device
 # The hidden timed inputs: another shape than the visible check's, timed several times.
@@ -155,10 +155,11 @@ _MAX_DRAWS = 100
 def learnable_data(seed: int, sizes: tuple[int, int, int, int], learning_rate: float,
                    steps: int):
     """random_data(seed, *sizes), or if autograd's training loop does not bring the loss
-    down on it, the first redraw on which it does (always the same one for a seed)."""
+    down on it, the first redraw on which it does (always the same one for a seed). The
+    loop's result is remembered: it is the case's reference, which judging reads."""
     for draw in range(_MAX_DRAWS):
         data = random_data(seed + draw * _REDRAW_STRIDE, *sizes)
-        losses = reference_train(*data, learning_rate, steps)["losses"]
+        losses = remembered(reference_train, *data, learning_rate, steps)["losses"]
         if torch.isfinite(losses).all() and losses[-1] < losses[0]:
             return data
     raise RuntimeError(f"no draw of a {sizes} network that learns at rate {learning_rate}")

@@ -1,8 +1,9 @@
 """Grade one notebook, or every submission of an assignment: the engine's entry points.
 
-`grade_notebook` draws a fresh seed for the hidden cases (recorded in the result, so that
-any grade can be reproduced), runs the student's code in the sandbox and judges the tensors
-it returns against the autograd references, here, in the trusted process.
+`grade_notebook` draws a seed for the hidden cases (from `references.SEED_POOL`: never one
+the student had before; recorded in the result, so that any grade can be reproduced), runs
+the student's code in the sandbox and judges the tensors it returns against the autograd
+references, here, in the trusted process.
 
 `GradingRun` (and `grade_assignment`, which runs one) grades the submissions of an
 assignment in an nbgrader course, as the course's own configuration lays it out
@@ -24,7 +25,6 @@ import errno
 import hashlib
 import json
 import os
-import secrets
 import shutil
 import stat
 import tempfile
@@ -36,10 +36,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+import torch
 
 from .. import assignments
 from ..kit.grading import PartResult, failed, grade_outcomes
-from ..references import COMPUTED
+from ..references import COMPUTED, SEED_POOL
 from ..student_ids import shown, student_id_problem
 from .course_config import CourseConfig, CourseError, course_lock, load_course
 from .errors import GraderError
@@ -230,7 +231,8 @@ def _upgrade(data: bytes) -> tuple[bytes | None, str | None]:
 def grade_notebook(path: Path, assignment: str, *, seed: int | None = None,
                    limits: Limits = DEFAULT_LIMITS, student: str | None = None,
                    launcher: ForkServer | None = None) -> SubmissionResult:
-    """Grade one notebook in the sandbox; a fresh seed for the hidden cases unless given."""
+    """Grade one notebook in the sandbox; a seed from the pool for the hidden cases unless
+    given."""
     data, problem = read_submission(Path(path), limits.notebook_bytes)
     return grade_data(Submission(data, problem, file_sha256(Path(path))), assignment,
                       seed=seed, limits=limits, student=student, launcher=launcher)
@@ -241,8 +243,11 @@ def grade_data(submission: Submission, assignment: str, *, seed: int | None = No
                launcher: ForkServer | None = None) -> SubmissionResult:
     """Grade a submission already read; GraderError when the grader fails."""
     start = time.monotonic()
+    # One core a grading (the jobs take them all): on the trusted side's small tensors,
+    # torch's intra-op threads cost 1.8 to 5 times the CPU, spinning.
+    torch.set_num_threads(1)
     graded = assignments.get(assignment)
-    seed = secrets.randbelow(2**31) if seed is None else seed
+    seed = SEED_POOL.draw(assignment, student) if seed is None else seed
     result = SubmissionResult(assignment, [], seed, student=student,
                               notebook_sha256=submission.sha256)
     if submission.notebook is None:

@@ -189,10 +189,10 @@ def name_ratio(ratio: float, scales: Scales, entries: int) -> tuple[str | None, 
         if abs(abs(ratio) - 1) > 1e-6:
             hint += f" (and its size: it is {abs(ratio):.3g} times as large)"
         return "sign", hint + "."
-    named = {(mistake, why) for candidate, mistake, why in scales.explanations()
-             if abs(ratio / candidate - 1) < 1e-6}
+    named = dict.fromkeys((mistake, why) for candidate, mistake, why in scales.explanations()
+                          if abs(ratio / candidate - 1) < 1e-6)  # most likely first
     if len({mistake for mistake, _ in named}) == 1:
-        mistake, why = named.pop()
+        mistake, why = next(iter(named))
         return mistake, f" {size}: {why}."
     if entries > 1 and not named:
         return None, f" {size}."

@@ -248,6 +248,8 @@ class CourseService:
 
     def collected(self, work: Work) -> None:
         """The collect thread came back: grade it, or say why not."""
+        from ..references import SEED_POOL
+
         submission = work.inbound
         try:
             collected, read = work.future.result()
@@ -258,7 +260,8 @@ class CourseService:
                             "Not graded: the submission was refused",
                             collecting.read_secret(submission))
             return
-        work.entry.update(state="collected", seed=secrets.randbelow(2**31),
+        work.entry.update(state="collected",
+                          seed=SEED_POOL.draw(submission.assignment, submission.student),
                           time=collected.trusted_time, collected=time.time())
         if collected.claimed_time:
             work.entry["claimed"] = collected.claimed_time
