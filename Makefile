@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test lint release bench sweep screenshots constraints clean
+.PHONY: demo test quick lint release bench sweep screenshots constraints clean
 N ?= 100
 SEEDS ?= 100
 
@@ -20,6 +20,10 @@ demo: $(BIN)/activate  ## a simulated class through the whole nbgrader cycle
 test: $(BIN)/activate  ## lint, then the test suite on every core (a test file per worker)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -n auto --dist loadfile
+
+quick: $(BIN)/activate  ## the edit loop: lint, then every test not marked slow (each module imported)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -n auto -m "not slow"
 
 lint: $(BIN)/activate
 	$(BIN)/ruff check .
