@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test lint release bench sweep screenshots constraints clean preflight
+.PHONY: demo test quick lint release bench sweep screenshots constraints clean preflight
 N ?= 100
 SEEDS ?= 100
 
@@ -23,6 +23,10 @@ demo: preflight $(BIN)/activate  ## a simulated class through the whole nbgrader
 test: preflight $(BIN)/activate  ## lint, then the test suite on every core (a test file per worker)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -n auto --dist loadfile
+
+quick: $(BIN)/activate  ## the edit loop: lint, then every test not marked slow (each module imported)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -n auto -m "not slow"
 
 lint: $(BIN)/activate
 	$(BIN)/ruff check .

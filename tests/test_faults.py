@@ -122,14 +122,20 @@ def stored(root: Path, results: Path | None = None) -> dict[str, dict]:
 
 
 @pytest.fixture(scope="module")
-def fault_free(template, tmp_path_factory) -> dict[str, dict]:
-    """What a run without faults stores."""
+def graded_without_faults(template, tmp_path_factory) -> Path:
+    """The course after a run without faults."""
     root = tmp_path_factory.mktemp("fault-free") / "course"
     shutil.copytree(template, root, symlinks=True)
     configure(root, f"{ROOT_LINE}{str(root)!r}")
     done = grade(root)
     assert done.returncode == 0, done.stderr
-    records = stored(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def fault_free(graded_without_faults) -> dict[str, dict]:
+    """What a run without faults stores."""
+    records = stored(graded_without_faults)
     assert {student: record["json"][0] for student, record in records.items()} == EXPECTED
     for record in records.values():
         score, parts = record["json"]
@@ -426,10 +432,14 @@ def test_bad_files_are_refused_with_a_note_and_the_class_is_graded(course, fault
 # ---- results before the gradebook; nbgrader's bookkeeping ----------------------------------
 
 @pytest.mark.slow
-def test_a_gradebook_behind_the_results_is_repaired_by_a_rerun(course, fault_free):
+def test_a_gradebook_behind_the_results_is_repaired_by_a_rerun(graded_without_faults,
+                                                               fault_free, tmp_path):
     """A crash between the JSON result and the gradebook (or the Gradescope file, or the
     autograded notebook) leaves them disagreeing; a plain rerun repairs, grading nothing."""
-    assert grade(course).returncode == 0
+    course = tmp_path / "course"  # graded without faults, then damaged
+    shutil.copytree(graded_without_faults, course, symlinks=True)
+    configure(course, f"{ROOT_LINE}{str(course)!r}")
+    assert stored(course) == fault_free
     from nbgrader.api import Gradebook
 
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "backprop-lab") as gradebook:

@@ -152,32 +152,40 @@ def test_grades_export_to_csv(cycle):
 
 @pytest.fixture(scope="module")
 def engine_course(cycle, tmp_path_factory):
-    """A copy of the demo's course after nbgrader autograde, graded again by the engine."""
+    """The engine's grades of the demo's class: every assignment as the demo graded it for
+    its class reports (workdir/engine-results), and nn_from_scratch graded again by the
+    engine into a copy of the demo's course after nbgrader autograde (its gradebook)."""
     from autograder.engine import grade_assignment
+    from autograder.engine.results import read_json
 
     workdir, rows = cycle
     root = tmp_path_factory.mktemp("engine") / "course"
     shutil.copytree(workdir / "course", root)
     config = root / "nbgrader_config.py"
     config.write_text(config.read_text().replace(str(workdir / "course"), str(root)))
-    results = {(assignment, r.student): r for assignment in demo.ROSTER
-               for r in grade_assignment(root, assignment)}
-    return root, rows, results
+    results = {(assignment, student.id): read_json(
+        workdir / "engine-results" / assignment / f"{student.id}.json")
+        for assignment, students in demo.ROSTER.items() for student in students}
+    regraded = {("nn_from_scratch", r.student): r
+                for r in grade_assignment(root, "nn_from_scratch")}
+    assert set(regraded) == {key for key in results if key[0] == "nn_from_scratch"}
+    return root, rows, results, regraded
 
 
 def test_engine_and_nbgrader_autograde_agree(engine_course):
-    _, rows, results = engine_course
-    for key, result in results.items():
+    _, rows, results, regraded = engine_course
+    for key, result in [*results.items(), *regraded.items()]:
         engine_scores = {p.part_id: (p.score, p.max_score) for p in result.parts}
         differ = {part for part, score in engine_scores.items()
                   if rows[key]["scores"].get(part) != score}
         assert not differ, (key, differ, result.feedback())
     assert "not valid JSON" in results[("nn_from_scratch", "fay")].note
+    assert "not valid JSON" in regraded[("nn_from_scratch", "fay")].note
     assert {assignment for assignment, _ in results} == set(demo.ROSTER)
 
 
 def test_engine_grades_feed_nbgrader_feedback_and_export(engine_course):
-    root, _, results = engine_course
+    root, _, _, results = engine_course
     course = Course(root, root.parent / "exchange")
     course.run("generate_feedback", "nn_from_scratch", "--force")
     course.run("export", f"--to={root / 'grades.csv'}")

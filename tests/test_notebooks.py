@@ -1,5 +1,7 @@
 """The notebooks run top to bottom in a fresh Jupyter kernel."""
 
+from functools import cache
+
 import nbformat
 import pytest
 from nbclient import NotebookClient
@@ -10,6 +12,7 @@ from autograder.course import REPO, assignment_names
 pytestmark = pytest.mark.slow
 
 
+@cache  # the answer key of nn_from_scratch runs once for the two tests that read it
 def execute(path):
     notebook = nbformat.read(path, as_version=4)
     NotebookClient(notebook, timeout=300, kernel_name="python3", allow_errors=True,
