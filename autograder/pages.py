@@ -15,10 +15,14 @@ feedback, the grading service's, the formgrader's submission page) go through:
   strings that the formgrader's template prints into its page unescaped are escaped.
 
 `sanitize_html` keeps the tags and attributes that markdown makes, links to http(s), mailto
-or a place in the page, and images from data: URLs or beside the page; anything else shows
-as text. Our own content passes unchanged: verdicts are text, figures are data: images,
-and MathJax's Safe extension (the feedback's MathJax configuration) refuses links and
-styles inside formulas.
+or a place in the page, images from data: URLs, and only the classes of syntax highlighting
+and heading anchors; anything else shows as text. A relative link or image is refused: in
+the formgrader it resolves inside the instructor's own logged-in server (a link to one of
+nbgrader's pages that print the URL unescaped ran script there), and a class such as
+Bootstrap's `modal-backdrop` could cover the page with a fake verdict; cell tags, which the
+templates turn into classes, keep only one word each. Our own content passes unchanged:
+verdicts are text, figures are data: images, and MathJax's Safe extension (the feedback's
+MathJax configuration) refuses links and styles inside formulas.
 """
 
 import html
@@ -60,11 +64,20 @@ def _allowed_attribute(tag: str, name: str, value: str) -> bool:
     if name not in ATTRIBUTES.get(tag, ()):
         return False
     if name == "href":
-        return _scheme(value) in LINK_SCHEMES | {""}
+        return _scheme(value) in LINK_SCHEMES or re.fullmatch(r"#[\w.-]*", value) is not None
     if name == "src":
-        return bool(DATA_IMAGE.match(value.strip())) or (
-            _scheme(value) == "" and not value.strip().startswith(("/", "\\")))
+        return bool(DATA_IMAGE.match(value.strip()))
+    if name == "class":
+        return all(word in _highlighting_classes() for word in value.split())
     return True
+
+
+@cache
+def _highlighting_classes() -> frozenset[str]:
+    """The classes markdown's code blocks (pygments' tokens) and headings' anchors use."""
+    from pygments.token import STANDARD_TYPES
+
+    return frozenset(STANDARD_TYPES.values()) | {"highlight", "hll", "anchor-link"}
 
 
 def _scheme(url: str) -> str:
@@ -139,6 +152,10 @@ class SanitizeStudentContent(Preprocessor):
         return super().preprocess(nb, resources)
 
     def preprocess_cell(self, cell, resources, index):
+        tags = cell.get("metadata", {}).get("tags")
+        if isinstance(tags, list):  # each becomes a class "celltag_<tag>" in the page
+            cell.metadata["tags"] = [tag for tag in tags if isinstance(tag, str)
+                                     and re.fullmatch(r"[\w-]+", tag)]
         if cell.cell_type == "code" and len(cell.get("source") or "") > CODE_CHARS:
             cell.source = (f"{cell.source[:CODE_CHARS]}\n# ... this cell is longer than "
                            f"{CODE_CHARS:,} characters: the page shows only its first "

@@ -22,6 +22,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import quote
 
 import nbformat
 import pytest
@@ -78,6 +79,14 @@ def markdown_payloads(loopback: str) -> list[str]:
         f'width: 100%; height: 100%">click anywhere</a>',
         f'<script type="text/x-mathjax-config">{flag("mathjax-config")}</script>',
         f"$\\href{{javascript:void({flag('mathjax-href')})}}{{a formula's link}}$",
+        # A link into the staff's own server: nbgrader's formgrader printed the URL into
+        # a script unescaped, so a relative link in a written answer ran there.
+        f'<a href="../../manage_students/%22%3B{quote(flag("relative-link"))}%2F%2F">a '
+        f'question about my grade</a>',
+        "[the same, in markdown](../../gradebook/x/y)",
+        # Bootstrap's classes: a black layer over the page, and a fake verdict on top.
+        '<div class="modal-backdrop in"></div><div class="navbar-fixed-top tooltip in">'
+        '<h1>All tests passed: 15 / 15</h1></div>',
         f'<math><mtext><table><mglyph><style><img src=x onerror="{flag("mxss")}">',
     ]
 
@@ -164,6 +173,7 @@ def course(tmp_path_factory, loopback):
     for cell in notebook.cells:
         if cell.cell_type == "code" and not cell.metadata.get("nbgrader", {}).get("grade"):
             cell.outputs = output_payloads(loopback.url)
+            cell.metadata["tags"] = ["z modal-backdrop in"]  # a class for each word
     nbformat.write(notebook, autograded)
     course.run("generate_feedback", ASSIGNMENT, "--force")
     course.run("export", f"--to={course.root / 'grades.csv'}")
@@ -193,7 +203,8 @@ def formgrader(course, tmp_path_factory):
     server = subprocess.Popen(
         [str(bin_dir / "jupyter"), "server", "--no-browser", "--allow-root",
          "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={course.root}"],
+         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={course.root}",
+         "--ServerApp.jpserver_extensions={'autograder.formgrader_guard': True}"],
         cwd=course.root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -218,7 +229,11 @@ INSPECT = """(() => {
   const state = () => ({pwned: [...(window.PWNED || [])], href: location.href,
     forms: [...document.forms].filter(f => f.action.startsWith(%(loopback)s)).length,
     overlays: [...document.querySelectorAll('a')].filter(
-      a => getComputedStyle(a).position === 'fixed').length});
+      a => getComputedStyle(a).position === 'fixed').length,
+    fixed: [...document.querySelectorAll('.cell *, .jp-Cell, .jp-Cell *')].filter(
+      e => getComputedStyle(e).position === 'fixed').length,
+    relative: [...document.querySelectorAll('.cell a[href], .jp-Cell a[href]')].filter(
+      a => !/^(https?:|mailto:|#)/.test(a.getAttribute('href'))).length});
   const loaded = state();
   for (const a of document.querySelectorAll('a[href]'))
     if (a.protocol === 'javascript:') a.click();
@@ -249,7 +264,8 @@ def inspect(browser, url: str, loopback: Loopback, ready: str = "true") -> dict:
 
 def assert_nothing_ran(seen: dict, url: str, loopback: Loopback) -> None:
     for state in seen.values():
-        assert state == {"pwned": [], "href": url, "forms": 0, "overlays": 0}
+        assert state == {"pwned": [], "href": url, "forms": 0, "overlays": 0, "fixed": 0,
+                         "relative": 0}
     assert loopback.asked == []
 
 
@@ -278,6 +294,19 @@ def test_formgrader_page_runs_nothing_a_student_wrote(course, browser, loopback,
     own = browser.evaluate(OWN_CONTENT)
     assert own["passed"] and own["failed"] and own["figures"] >= 1, own
     assert HOSTILE.id in browser.evaluate("document.body.textContent")  # shown, as text
+
+
+@pytest.mark.parametrize("path", ["manage_students/{x}", "manage_students/s/{x}",
+                                  "gradebook/{x}", "gradebook/a/{x}"])
+def test_a_link_into_the_formgrader_runs_nothing(browser, loopback, formgrader, path):
+    """nbgrader's own formgrader pages print parts of the URL into a script: with the
+    course's formgrader_guard they come out escaped (a student can send such a link)."""
+    url, token = formgrader
+    browser.open(f"{url}/formgrader?token={token}")
+    page = f"{url}/formgrader/" + path.format(x=f"%22%3B{quote(flag('url'))}%2F%2F")
+    browser.open(page)
+    time.sleep(0.5)
+    assert browser.evaluate("[...(window.PWNED || [])]") == []
 
 
 def feedback_exporter():
