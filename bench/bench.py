@@ -25,7 +25,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from synthetic import ASSIGNMENT, write_submissions  # noqa: E402
+from synthetic import ASSIGNMENT, KINDS, write_submissions  # noqa: E402
 
 from autograder.course import COURSE_ID, REPO, Course  # noqa: E402
 from autograder.engine.cluster import local_cluster  # noqa: E402
@@ -190,8 +190,8 @@ def main() -> None:
                                             workers=workers)
     baseline = rows["nbgrader"][1]
     report(list(rows.values()), baseline)
-    print("scores identical on every path:",
-          all(found == scores["engine-1"] for found in scores.values()))
+    differ = scores_that_differ(scores, kinds_of(work / "engine-1"))
+    print("scores identical on every path:", not differ)
     sandboxed = rows["sandboxed"][1]
     print(f"nbgrader autograde, sandboxed: {sandboxed.wall / sandboxed.count:.2f} s a "
           f"submission against {baseline.wall / baseline.count:.2f} s stock "
@@ -199,7 +199,29 @@ def main() -> None:
     engine = rows["engine"][1]
     speedup = (engine.count / engine.wall) / (baseline.count / baseline.wall)
     print(f"speedup: {speedup:.1f}x")
+    if differ:  # a ratio against a run that graded other work is no ratio
+        raise SystemExit("scores differ from the engine's:\n" + "\n".join(differ))
 
+
+def kinds_of(course_root: Path) -> dict[str, str]:
+    """{student: the synthetic kind of their submission} (bench/synthetic.py's cycle)."""
+    students = sorted(path.name for path in (course_root / "course" / "submitted").iterdir())
+    return {student: KINDS[index % len(KINDS)][0] for index, student in enumerate(students)}
+
+
+def scores_that_differ(scores: dict[str, dict[str, float]], kinds: dict[str, str]
+                       ) -> list[str]:
+    """One line per path and kind of submission whose scores are not the engine's, with
+    one student of that kind as an example."""
+    expected, lines = scores["engine-1"], []
+    for path, found in scores.items():
+        examples = {}
+        for student, score in expected.items():
+            if found.get(student) != score:
+                examples.setdefault(kinds.get(student, "?"), (student, found.get(student)))
+        lines += [f"  {path}: {kind} (e.g. {student}: {got} against {expected[student]})"
+                  for kind, (student, got) in sorted(examples.items())]
+    return lines
 
 if __name__ == "__main__":
     main()

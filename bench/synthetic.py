@@ -4,6 +4,7 @@ Every notebook is the release filled in from the source notebook's solution code
 same `Edit`s the demo's students use, so the mix stays valid when the assignment changes.
 """
 
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -41,6 +42,9 @@ def write_submissions(submitted: Path, release: Path, count: int) -> dict[str, s
         folder.mkdir(parents=True, exist_ok=True)
         notebook = answered(release, student_answers(ASSIGNMENT, solved, edits))
         nbformat.write(notebook, folder / f"{ASSIGNMENT}.ipynb")
+        # What a student fetched beside the notebook, and submits with it: the visible
+        # checks' data (stock nbgrader runs those checks in the student's kernel).
+        shutil.copy(release.parent / "visible_checks.safetensors", folder)
         (folder / "timestamp.txt").write_text("2026-11-22 12:00:00.000000 UTC")
         kinds[student] = label
     return kinds
