@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test lint release bench sweep screenshots constraints clean
+.PHONY: demo hub test lint release bench sweep screenshots constraints clean
 N ?= 100
+HUB_PORT ?= 8000
 SEEDS ?= 100
 
 $(BIN)/activate: pyproject.toml constraints.txt
@@ -16,6 +17,9 @@ $(BIN)/activate: pyproject.toml constraints.txt
 
 demo: $(BIN)/activate  ## a simulated class through the whole nbgrader cycle
 	$(BIN)/python -m autograder demo
+
+hub: $(BIN)/activate  ## a real JupyterHub for the course on 127.0.0.1:$(HUB_PORT), as root; Ctrl-C stops it
+	$(BIN)/python -m autograder.hub --port $(HUB_PORT)
 
 test: $(BIN)/activate  ## lint, then the test suite on every core (a test file per worker)
 	$(BIN)/ruff check .
