@@ -137,8 +137,9 @@ def check_machine() -> None:
                           ("bwrap", "bubblewrap")):
         if shutil.which(tool) is None:
             raise HubError(f"{tool} is missing: apt-get install -y {package}")
-    if not Path(SYSTEM_PYTHON).is_file():
-        raise HubError(f"{SYSTEM_PYTHON} is missing: apt-get install -y python3 python3-venv")
+    if not Path(SYSTEM_PYTHON).is_file() or subprocess.run(
+            [SYSTEM_PYTHON, "-c", "import ensurepip, venv"], capture_output=True).returncode:
+        raise HubError(f"{SYSTEM_PYTHON} cannot make a venv: apt-get install -y python3-venv")
     postgres_bin()
     for folder in [*reversed(ENV.parents)]:
         if folder.exists() and not folder.stat().st_mode & stat.S_IXOTH:
