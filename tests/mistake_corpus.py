@@ -781,12 +781,14 @@ AUTOGRAD_FROM_SCRATCH = [
 ]
 CORPUS["autograd_from_scratch"] = AUTOGRAD_FROM_SCRATCH
 UNNAMED["autograd_from_scratch"] = [
-    unnamed("power_as_a_product", edits(VALUE, (
-        "Value(self.data ** exponent, (self,))", "Value(self.data * exponent, (self,))")),
-            "operations", "backward", *BOTH_MLP),
-    unnamed("sigmoid_of_minus_x", edits(VALUE, (
-        "Value(1 / (1 + math.exp(-self.data)), (self,))",
-        "Value(1 / (1 + math.exp(self.data)), (self,))")), "operations", "backward", *BOTH_MLP),
+    unnamed("power_rule_without_the_minus_one", edits(VALUE, (
+        "exponent * self.data ** (exponent - 1) * out.grad",
+        "exponent * self.data ** exponent * out.grad")), "local_gradients", "backward",
+            *BOTH_MLP),
+    unnamed("tanh_computed_as_a_sigmoid", edits(VALUE, (
+        "Value(math.tanh(self.data), (self,))",
+        "Value(1 / (1 + math.exp(-self.data)), (self,))")), "operations", "local_gradients",
+            "backward", *BOTH_MLP),
     unnamed("no_reflected_multiplication", edits(VALUE, (
         "    def __rmul__(self, other):\n", "    def __rmul_unused__(self, other):\n")),
             operations="exception", local_gradients="exception", backward="exception",

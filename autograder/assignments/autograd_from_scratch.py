@@ -250,9 +250,15 @@ def _valid(operation: int, a: float, b: float) -> bool:
     return abs(_forward(operation, a, b)) <= _BOUND
 
 
-def _number_for(operation: int, rng: random.Random, a: float) -> float:
+# The exponents of the expressions: whole and positive, so that a wrong value upstream (a
+# student's wrong operation) cannot make a later power raise; the single-operation parts
+# check the others.
+_GRAPH_EXPONENTS = (2.0, 3.0)
+
+
+def _number_for(operation: int, rng: random.Random) -> float:
     if operation == POW:
-        return rng.choice(_EXPONENTS)
+        return rng.choice(_GRAPH_EXPONENTS)
     if operation in (ADD_NUMBER, NUMBER_TIMES):
         return rng.choice((-1, 1)) * rng.uniform(0.5, 2.0)
     return 0.0
@@ -275,7 +281,7 @@ def random_graph(seed: int, n_leaves: int, n_operations: int, shared: float = 0.
         for _ in range(100):
             first = rng.choice(loose[-4:]) if rng.random() < 0.7 else rng.choice(loose)
             operation = rng.choice((ADD, MUL)) if must_merge else rng.randrange(len(OPERATIONS))
-            second, c = -1, _number_for(operation, rng, data[first])
+            second, c = -1, _number_for(operation, rng)
             if operation in BINARY:
                 others = [node for node in loose if node != first]
                 if must_merge or others and rng.random() > shared:
@@ -337,7 +343,7 @@ def deep_chain(seed: int, n_leaves: int, n_operations: int, skips: int):
             second = -1
             if operation in BINARY:
                 second = 1 + side % (n_leaves - 1)
-            c = _number_for(operation, rng, data[current])
+            c = _number_for(operation, rng)
             b = data[second] if operation in BINARY else c
             if not _valid(operation, data[current], b) \
                     or not 0.05 <= abs(_forward(operation, data[current], b)) <= 5:
