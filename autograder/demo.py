@@ -89,10 +89,10 @@ ROSTER: dict[str, list[Student]] = {
         Student("ben", "partly right: the Value class and its backward pass only",
                 solved=frozenset({"value_answer", "backward_answer"})),
         Student("cho", "overwrites gradients in __mul__ (self.grad = ...)",
-                edits=(Edit("value_answer", "self.grad += other.data * out.grad\n"
-                                            "            other.grad += self.data * out.grad",
-                            "self.grad = other.data * out.grad\n"
-                            "            other.grad = self.data * out.grad"),)),
+                edits=(Edit("value_answer", "self.grad += other.data * result.grad\n"
+                                            "            other.grad += self.data * result.grad",
+                            "self.grad = other.data * result.grad\n"
+                            "            other.grad = self.data * result.grad"),)),
         Student("eve", "blank: submitted the release untouched", solved=frozenset()),
         Student("key", "the answer key from solutions/", answer_key=True),
     ],

@@ -657,8 +657,8 @@ CORRECT: dict[str, list[tuple[str, tuple[Edit, ...]]]] = {
 
 VALUE, TOPO, MLP = "value_answer", "backward_answer", "mlp_gradients_answer"
 VALUE_TRAIN, MODULE = "train_mlp_answer", "torch_module_answer"
-MUL_BACKWARD = ("            self.grad += other.data * out.grad\n"
-                "            other.grad += self.data * out.grad\n")
+MUL_BACKWARD = ("            self.grad += other.data * result.grad\n"
+                "            other.grad += self.data * result.grad\n")
 ADD_BACKWARD = ("            self.grad += 1.0 * out.grad\n"
                 "            other.grad += 1.0 * out.grad\n")
 VISITED = ("        if node not in visited:\n            visited.add(node)\n"
@@ -680,13 +680,13 @@ AUTOGRAD_FROM_SCRATCH = [
                       "            other.grad += self.data\n")), "local_gradients", "backward",
           mlp_gradients=None, train_mlp=None),
     wrong("exp_without_out_grad", "missing_chain_factor", edits(VALUE, (
-        "self.grad += out.data * out.grad", "self.grad += out.data")),
+        "self.grad += result.data * result.grad", "self.grad += result.data")),
           "local_gradients", "backward"),
     wrong("relu_slope_1_at_zero", "relu_slope_at_zero", edits(VALUE, (
         "(1.0 if self.data > 0 else 0.0)", "(1.0 if self.data >= 0 else 0.0)")),
           "local_gradients"),
     wrong("relu_slope_as_a_comparison", "relu_slope_at_zero", edits(VALUE, (
-        "(1.0 if self.data > 0 else 0.0) * out.grad", "(self.data >= 0) * out.grad")),
+        "(1.0 if self.data > 0 else 0.0) * result.grad", "(self.data >= 0) * result.grad")),
           "local_gradients"),
     wrong("topological_sort_without_visited", "no_visited_set", edits(TOPO, (
         VISITED, "        for child in node._prev:\n            build(child)\n"
@@ -782,8 +782,8 @@ AUTOGRAD_FROM_SCRATCH = [
 CORPUS["autograd_from_scratch"] = AUTOGRAD_FROM_SCRATCH
 UNNAMED["autograd_from_scratch"] = [
     unnamed("power_rule_without_the_minus_one", edits(VALUE, (
-        "exponent * self.data ** (exponent - 1) * out.grad",
-        "exponent * self.data ** exponent * out.grad")), "local_gradients", "backward",
+        "exponent * self.data ** (exponent - 1) * result.grad",
+        "exponent * self.data ** exponent * result.grad")), "local_gradients", "backward",
             *BOTH_MLP),
     unnamed("tanh_computed_as_a_sigmoid", edits(VALUE, (
         "Value(math.tanh(self.data), (self,))",
@@ -794,7 +794,7 @@ UNNAMED["autograd_from_scratch"] = [
             operations="exception", local_gradients="exception", backward="exception",
             mlp_gradients="exception", train_mlp="exception"),
     unnamed("tanh_slope_without_the_square", edits(VALUE, (
-        "(1 - out.data ** 2) * out.grad", "(1 - out.data) * out.grad")),
+        "(1 - result.data ** 2) * result.grad", "(1 - result.data) * result.grad")),
             "local_gradients", "backward", *BOTH_MLP),
     unnamed("output_never_seeded", edits(TOPO, ("    self.grad = 1.0\n", "")), "backward",
             *BOTH_MLP),

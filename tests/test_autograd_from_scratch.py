@@ -178,8 +178,8 @@ def test_a_missing_reflected_operator_or_a_non_value_says_what_to_define():
     result = grade("operations", corpus_value("no_reflected_multiplication"))
     assert result.score == 0 and "define __rmul__" in result.message
     returns_floats = defined_names(afs.ASSIGNMENT.name, (Edit(
-        "value_answer", "out = Value(math.exp(self.data), (self,))",
-        "out = Value(math.exp(self.data), (self,))\n        return out.data"),))["Value"]
+        "value_answer", "result = Value(math.exp(self.data), (self,))",
+        "result = Value(math.exp(self.data), (self,))\n        return result.data"),))["Value"]
     result = grade("operations", returns_floats)
     assert result.mistake == "wrong_type"
     assert "a.exp() returned a float, not a Value" in result.message
