@@ -84,6 +84,18 @@ ROSTER: dict[str, list[Student]] = {
         Student("eve", "blank: submitted the release untouched", solved=frozenset()),
         Student("key", "the answer key from solutions/", answer_key=True),
     ],
+    "autograd_from_scratch": [
+        Student("ada", "perfect"),
+        Student("ben", "partly right: the Value class and its backward pass only",
+                solved=frozenset({"value_answer", "backward_answer"})),
+        Student("cho", "overwrites gradients in __mul__ (self.grad = ...)",
+                edits=(Edit("value_answer", "self.grad += other.data * result.grad\n"
+                                            "            other.grad += self.data * result.grad",
+                            "self.grad = other.data * result.grad\n"
+                            "            other.grad = self.data * result.grad"),)),
+        Student("eve", "blank: submitted the release untouched", solved=frozenset()),
+        Student("key", "the answer key from solutions/", answer_key=True),
+    ],
 }
 
 

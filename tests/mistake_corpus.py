@@ -651,3 +651,179 @@ CORRECT: dict[str, list[tuple[str, tuple[Edit, ...]]]] = {
             ONE_OPERATION, "return torch.where(h > 0, 1.0, 0.0).to(h.dtype)"))),
     ],
 }
+
+
+# ---- autograd_from_scratch ------------------------------------------------------------------
+
+VALUE, TOPO, MLP = "value_answer", "backward_answer", "mlp_gradients_answer"
+VALUE_TRAIN, MODULE = "train_mlp_answer", "torch_module_answer"
+MUL_BACKWARD = ("            self.grad += other.data * result.grad\n"
+                "            other.grad += self.data * result.grad\n")
+ADD_BACKWARD = ("            self.grad += 1.0 * out.grad\n"
+                "            other.grad += 1.0 * out.grad\n")
+VISITED = ("        if node not in visited:\n            visited.add(node)\n"
+           "            for child in node._prev:\n                build(child)\n"
+           "            topo.append(node)\n")
+WALK = "    for node in reversed(topo):\n        node._backward()\n"
+# The Value network's mistakes cost train_mlp too, which trains it.
+BOTH_MLP = ("mlp_gradients", "train_mlp")
+
+AUTOGRAD_FROM_SCRATCH = [
+    wrong("mul_overwrites", "overwritten_gradient", edits(VALUE, (
+        MUL_BACKWARD, MUL_BACKWARD.replace("+=", "="))), "local_gradients", "backward",
+          mlp_gradients=None, train_mlp=None),
+    wrong("add_overwrites", "overwritten_gradient", edits(VALUE, (
+        ADD_BACKWARD, ADD_BACKWARD.replace("+=", "="))), "local_gradients", "backward",
+          mlp_gradients=None, train_mlp=None),
+    wrong("mul_without_out_grad", "missing_chain_factor", edits(VALUE, (
+        MUL_BACKWARD, "            self.grad += other.data\n"
+                      "            other.grad += self.data\n")), "local_gradients", "backward",
+          mlp_gradients=None, train_mlp=None),
+    wrong("exp_without_out_grad", "missing_chain_factor", edits(VALUE, (
+        "self.grad += result.data * result.grad", "self.grad += result.data")),
+          "local_gradients", "backward"),
+    wrong("relu_slope_1_at_zero", "relu_slope_at_zero", edits(VALUE, (
+        "(1.0 if self.data > 0 else 0.0)", "(1.0 if self.data >= 0 else 0.0)")),
+          "local_gradients"),
+    wrong("relu_slope_as_a_comparison", "relu_slope_at_zero", edits(VALUE, (
+        "(1.0 if self.data > 0 else 0.0) * result.grad", "(self.data >= 0) * result.grad")),
+          "local_gradients"),
+    wrong("topological_sort_without_visited", "no_visited_set", edits(TOPO, (
+        VISITED, "        for child in node._prev:\n            build(child)\n"
+                 "        topo.append(node)\n")), "backward"),
+    wrong("recursion_once_per_path", "no_visited_set", edits(TOPO, (
+        "    build(self)\n    self.grad = 1.0\n" + WALK,
+        "    def pass_back(node):\n        node._backward()\n"
+        "        for child in node._prev:\n            pass_back(child)\n\n"
+        "    self.grad = 1.0\n    pass_back(self)\n")), "backward"),
+    wrong("topological_order_not_reversed", "wrong_order", edits(TOPO, (
+        "for node in reversed(topo):", "for node in topo:")), "backward", *BOTH_MLP,
+          mlp_gradients=None, train_mlp=None),
+    wrong("breadth_first_walk", "wrong_order", edits(TOPO, (
+        "    build(self)\n    self.grad = 1.0\n" + WALK,
+        "    self.grad = 1.0\n    queue, seen = [self], {self}\n    while queue:\n"
+        "        node = queue.pop(0)\n        node._backward()\n"
+        "        for child in node._prev:\n            if child not in seen:\n"
+        "                seen.add(child)\n                queue.append(child)\n")),
+          "backward"),
+    wrong("sum_not_mean", "mean_vs_sum", edits(MLP, (
+        "sum(errors, Value(0.0)) * (1 / len(errors))", "sum(errors, Value(0.0))")), *BOTH_MLP),
+    wrong("mean_taken_twice", "mean_vs_sum", edits(MLP, (
+        "* (1 / len(errors))", "* (1 / len(errors) ** 2)")), *BOTH_MLP),
+    wrong("half_squared_error", "factor_of_2", edits(MLP, (
+        "(model(x).sigmoid() - target) ** 2", "0.5 * (model(x).sigmoid() - target) ** 2")),
+          *BOTH_MLP),
+    wrong("two_over_n", "factor_of_2", edits(MLP, ("(1 / len(errors))", "(2 / len(errors))")),
+          *BOTH_MLP),
+    wrong("gradients_never_cleared", "missing_zero_grad", edits(VALUE_TRAIN, (
+        "        for p in model.parameters():\n            p.grad = 0.0\n", "")), "train_mlp"),
+    wrong("gradients_cleared_once", "missing_zero_grad", edits(VALUE_TRAIN, (
+        "        for p in model.parameters():\n            p.grad = 0.0\n", ""), (
+        "    losses = []\n", "    losses = []\n    for p in model.parameters():\n"
+                            "        p.grad = 0.0\n")), "train_mlp"),
+    wrong("gradient_ascent", "sign", edits(VALUE_TRAIN, (
+        "p.data -= learning_rate * p.grad", "p.data += learning_rate * p.grad")), "train_mlp"),
+    wrong("update_by_minus_rate", "sign", edits(VALUE_TRAIN, (
+        "p.data -= learning_rate * p.grad", "p.data = p.data - (-learning_rate) * p.grad")),
+          "train_mlp"),
+    wrong("rate_fixed_at_half", "wrong_learning_rate", edits(VALUE_TRAIN, (
+        "p.data -= learning_rate * p.grad", "p.data -= 0.5 * p.grad")), "train_mlp"),
+    wrong("rate_fixed_at_one", "wrong_learning_rate", edits(VALUE_TRAIN, (
+        "p.data -= learning_rate * p.grad", "p.data -= p.grad")), "train_mlp"),
+    wrong("one_epoch_short", "wrong_epochs", edits(VALUE_TRAIN, (
+        "range(epochs)", "range(epochs - 1)")), "train_mlp"),
+    wrong("ten_epochs", "wrong_epochs", edits(VALUE_TRAIN, ("range(epochs)", "range(10)")),
+          "train_mlp"),
+    wrong("loss_after_the_step", "loss_after_update", edits(VALUE_TRAIN, (
+        "        losses.append(loss.data)\n",
+        "        losses.append(mse_loss(model, X, y).data)\n")), "train_mlp"),
+    wrong("value_loss_after_the_step", "loss_after_update", edits(VALUE_TRAIN, (
+        "        losses.append(loss.data)\n", ""), (
+        "    model = MLP(w1, b1, w2, b2)\n    losses = []\n",
+        "    model = MLP(w1, b1, w2, b2)\n    losses = []\n    loss = None\n"), (
+        "        loss = mse_loss(model, X, y)\n",
+        "        loss = mse_loss(model, X, y)\n        step_loss = loss\n"), (
+        "            p.data -= learning_rate * p.grad\n",
+        "            p.data -= learning_rate * p.grad\n"
+        "        losses.append(mse_loss(model, X, y).data + 0 * step_loss.data)\n")),
+          "train_mlp"),
+    wrong("module_without_zero_grad", "missing_zero_grad", edits(MODULE, (
+        "        optimizer.zero_grad()\n", "")), "torch_module"),
+    wrong("module_zero_grad_once", "missing_zero_grad", edits(MODULE, (
+        "        optimizer.zero_grad()\n", ""), (
+        "    losses = []\n", "    losses = []\n    optimizer.zero_grad()\n")), "torch_module"),
+    wrong("module_squared_error", "mse_for_classification", edits(MODULE, (
+        "loss = loss_function(model(X), y)",
+        "loss = ((torch.sigmoid(model(X)) - y) ** 2).mean()")), "torch_module"),
+    wrong("module_mse_loss", "mse_for_classification", edits(MODULE, (
+        "loss_function = nn.BCEWithLogitsLoss()", "loss_function = nn.MSELoss()"), (
+        "loss_function(model(X), y)", "loss_function(torch.sigmoid(model(X)), y)")),
+          "torch_module"),
+    wrong("sigmoid_into_logits_loss", "sigmoid_before_logits_loss", edits(MODULE, (
+        "loss_function(model(X), y)", "loss_function(torch.sigmoid(model(X)), y)")),
+          "torch_module"),
+    wrong("forward_returns_probabilities", "sigmoid_before_logits_loss", edits(MODULE, (
+        "return self.output(torch.tanh(self.hidden(X)))",
+        "return torch.sigmoid(self.output(torch.tanh(self.hidden(X))))")), "torch_module"),
+    wrong("weights_copied_untransposed", "transposed", edits(MODULE, (
+        "model.hidden.weight.copy_(w1.T)", "model.hidden.weight.copy_(w1)")),
+          "torch_module"),
+    wrong("weights_returned_untransposed", "transposed", edits(MODULE, (
+        "(model.hidden.weight.T,", "(model.hidden.weight,")), "torch_module"),
+    wrong("layers_in_float32", "float32", edits(MODULE, (
+        "self.hidden = nn.Linear(n_in, n_hidden, dtype=torch.float64)",
+        "self.hidden = nn.Linear(n_in, n_hidden)"), (
+        "self.output = nn.Linear(n_hidden, 1, dtype=torch.float64)",
+        "self.output = nn.Linear(n_hidden, 1)")), "torch_module"),
+    wrong("parameters_returned_in_float32", "float32", edits(MODULE, (
+        "tuple(p.detach().clone() for p in trained)",
+        "tuple(p.detach().float() for p in trained)")), "torch_module"),
+]
+CORPUS["autograd_from_scratch"] = AUTOGRAD_FROM_SCRATCH
+UNNAMED["autograd_from_scratch"] = [
+    unnamed("power_rule_without_the_minus_one", edits(VALUE, (
+        "exponent * self.data ** (exponent - 1) * result.grad",
+        "exponent * self.data ** exponent * result.grad")), "local_gradients", "backward",
+            *BOTH_MLP),
+    unnamed("tanh_computed_as_a_sigmoid", edits(VALUE, (
+        "Value(math.tanh(self.data), (self,))",
+        "Value(1 / (1 + math.exp(-self.data)), (self,))")), "operations", "local_gradients",
+            "backward", *BOTH_MLP),
+    unnamed("no_reflected_multiplication", edits(VALUE, (
+        "    def __rmul__(self, other):\n", "    def __rmul_unused__(self, other):\n")),
+            operations="exception", local_gradients="exception", backward="exception",
+            mlp_gradients="exception", train_mlp="exception"),
+    unnamed("tanh_slope_without_the_square", edits(VALUE, (
+        "(1 - result.data ** 2) * result.grad", "(1 - result.data) * result.grad")),
+            "local_gradients", "backward", *BOTH_MLP),
+    unnamed("output_never_seeded", edits(TOPO, ("    self.grad = 1.0\n", "")), "backward",
+            *BOTH_MLP),
+    unnamed("relu_hidden_units", edits(MLP, (
+        "self.b1[0][j]).tanh()", "self.b1[0][j]).relu()")), *BOTH_MLP),
+    unnamed("squared_error_of_the_logit", edits(MLP, (
+        "(model(x).sigmoid() - target) ** 2", "(model(x) - target) ** 2")), *BOTH_MLP),
+    unnamed("biases_never_updated", edits(VALUE_TRAIN, (
+        "        for p in model.parameters():\n            p.data -= ",
+        "        for p in model.parameters()[:len(model.parameters()) // 2]:\n"
+        "            p.data -= ")), "train_mlp"),
+    unnamed("sgd_with_momentum", edits(MODULE, (
+        "lr=learning_rate)", "lr=learning_rate, momentum=0.9)")), "torch_module"),
+    unnamed("adam_instead_of_sgd", edits(MODULE, (
+        "optim.SGD(model.parameters(), lr=learning_rate)",
+        "optim.Adam(model.parameters(), lr=learning_rate)")), "torch_module"),
+]
+CORRECT["autograd_from_scratch"] = [
+    ("answer_key", ()),
+    ("topological_sort_with_a_stack", edits(TOPO, (
+        "    def build(node):\n" + VISITED + "\n    build(self)\n",
+        "    stack = [(self, False)]\n    while stack:\n        node, done = stack.pop()\n"
+        "        if done:\n            topo.append(node)\n"
+        "        elif node not in visited:\n            visited.add(node)\n"
+        "            stack.append((node, True))\n"
+        "            stack.extend((child, False) for child in node._prev)\n"))),
+    ("mean_by_division", edits(MLP, ("sum(errors, Value(0.0)) * (1 / len(errors))",
+                                     "sum(errors, Value(0.0)) / len(errors)"))),
+    ("cross_entropy_of_probabilities", edits(MODULE, (
+        "loss_function = nn.BCEWithLogitsLoss()", "loss_function = nn.BCELoss()"), (
+        "loss_function(model(X), y)", "loss_function(torch.sigmoid(model(X)), y)"))),
+]

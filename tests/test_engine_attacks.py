@@ -525,6 +525,52 @@ def softmax_cross_entropy(logits, labels):
     Attack("zzz_honest_key", 15, "is correct", honest=True),
 ]
 
+# autograd_from_scratch: its Value parts are manual (autograd forbidden in their child), its
+# last part trains with autograd in a child of its own.
+AUTOGRAD_FROM_SCRATCH = "autograd_from_scratch"
+ATTACKS += [
+    Attack("afs_backward_by_kept_autograd", 7, "forbids", assignment=AUTOGRAD_FROM_SCRATCH,
+           code=(("backward_answer", """
+keep_grad = torch.autograd.grad
+def backward(self):
+    torch.set_grad_enabled(True)
+    twin = torch.tensor(self.data, dtype=torch.float64, requires_grad=True)
+    (seed,) = keep_grad(twin * 1.0, twin)
+    topo, visited = [], set()
+    def build(node):
+        if node not in visited:
+            visited.add(node)
+            for child in node._prev:
+                build(child)
+            topo.append(node)
+    build(self)
+    self.grad = float(seed)
+    for node in reversed(topo):
+        node._backward()
+Value.backward = backward
+"""),)),
+    Attack("afs_mlp_gradients_by_torch_func", 12, "forbids", assignment=AUTOGRAD_FROM_SCRATCH,
+           edits=(Edit("mlp_gradients_answer", "    model = MLP(w1, b1, w2, b2)\n"
+                       "    loss = mse_loss(model, X, y)\n    loss.backward()\n",
+                       """    from torch.func import grad
+    def loss_of(*params):
+        w1, b1, w2, b2 = params
+        hidden = torch.tanh(X @ w1 + b1)
+        return ((torch.sigmoid(hidden @ w2 + b2) - y) ** 2).mean()
+    grads = grad(loss_of, argnums=(0, 1, 2, 3))(w1, b1, w2, b2)
+    return (loss_of(w1, b1, w2, b2), *grads)
+"""),)),
+    Attack("afs_hidden_import_reference", 7, "only the student kit",
+           assignment=AUTOGRAD_FROM_SCRATCH, code=(("backward_answer", """
+def backward(self):
+    from autograder.assignments.autograd_from_scratch import simulated_gradients
+    raise RuntimeError(f"never reached: {simulated_gradients} is the grader's")
+Value.backward = backward
+"""),)),
+    Attack("zzz_honest_autograd_from_scratch", 14, "is correct", honest=True,
+           assignment=AUTOGRAD_FROM_SCRATCH),
+]
+
 
 def build(attack: Attack, path: Path, constants: dict) -> None:
     """Write the attack's notebook to path."""

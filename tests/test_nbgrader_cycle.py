@@ -84,6 +84,8 @@ TYPICAL_MISTAKES = {
     "single_neuron": ({"linear"}, 5, "losses is wrong"),
     "autograd_basics": ({"manual_step"}, 4, "the parameters did not change"),
     "two_layer_net": ({"relu_grad_vectorized", "speed"}, 4, "relu_grad is wrong"),
+    "autograd_from_scratch": ({"local_gradients", "backward", "mlp_gradients", "train_mlp"}, 7,
+                              "_backward of a * b is wrong"),
 }
 
 

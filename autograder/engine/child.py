@@ -110,6 +110,18 @@ def run_order(assignment, part_ids: list[str]) -> list[str]:
     return sorted(part_ids, key=rank)
 
 
+def child_groups(assignment, part_ids: list[str]) -> list[list[str]]:
+    """The parts each child runs, each group in `run_order`: a part that trains with autograd
+    (`uses_autograd`) runs apart from the manual-backprop parts, since a child that runs one
+    forbids autograd from its first cell to its end."""
+    ordered = run_order(assignment, part_ids)
+    autograd = [p for p in ordered if assignment.part(p).uses_autograd]
+    rest = [p for p in ordered if p not in autograd]
+    if not any(assignment.part(p).manual_backprop for p in rest):
+        return [ordered]
+    return [group for group in (rest, autograd) if group]
+
+
 def execute_request(workdir: Path, request: dict, cases: dict, notebook: bytes,
                     timer: socket.socket | None = None) -> None:
     """Run the notebook and every requested case, in `run_order`; write status and outputs

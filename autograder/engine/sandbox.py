@@ -44,7 +44,7 @@ from ..kit.python_loops import UNREADABLE, loops_in_notebook
 from ..kit.routes import route_in_source
 from ..visible_data import examples_bytes
 from . import protocol
-from .child import code_cells, run_order
+from .child import child_groups, code_cells
 from .errors import GraderError, Tampered
 from .isolation import FULL, Limits
 from .launch import SERVER_STOPPED, ForkServer, WarmChild
@@ -74,18 +74,18 @@ def run_parts(notebook: bytes, assignment: Assignment, cases: dict[str, list[Cas
 
     Raises GraderError when the grader, not the student, failed."""
     run = SandboxRun()
-    remaining = run_order(assignment, list(cases))
-    while remaining:
-        cells_finished, stopped = _launch(
-            notebook, assignment, {part_id: cases[part_id] for part_id in remaining}, limits,
-            launcher, run)
-        remaining = [p for p in remaining if not run.settled(p)]
-        if remaining and not cells_finished:  # the next child would stop the same way
-            run.failures.update(dict.fromkeys(remaining, Finding(stopped, "stopped")))
-        elif remaining:  # the first unsettled part stopped the child; go on after it
-            run.failures[remaining[0]] = Finding(
-                stopped or "the sandbox stopped during this part.", "stopped")
-        remaining = [p for p in remaining if not run.settled(p)]
+    for remaining in child_groups(assignment, list(cases)):
+        while remaining:
+            cells_finished, stopped = _launch(
+                notebook, assignment, {part_id: cases[part_id] for part_id in remaining},
+                limits, launcher, run)
+            remaining = [p for p in remaining if not run.settled(p)]
+            if remaining and not cells_finished:  # the next child would stop the same way
+                run.failures.update(dict.fromkeys(remaining, Finding(stopped, "stopped")))
+            elif remaining:  # the first unsettled part stopped the child; go on after it
+                run.failures[remaining[0]] = Finding(
+                    stopped or "the sandbox stopped during this part.", "stopped")
+            remaining = [p for p in remaining if not run.settled(p)]
     return run
 
 

@@ -84,6 +84,17 @@ MISTAKES: dict[str, Mistake] = {
     "not_a_leaf": Mistake("a parameter that is not a leaf"),
     "autograd_used": Mistake("autograd used in a manual-backprop part"),
     "route_not_taught": Mistake("a built-in used where the part asks for it by hand"),
+    # A reverse-mode engine by hand, and the loss of a classifier.
+    "overwritten_gradient": Mistake("a gradient overwritten (=) where contributions add up "
+                                    "(+=)"),
+    "missing_chain_factor": Mistake("a local gradient not multiplied by the gradient flowing "
+                                    "in (out.grad)"),
+    "no_visited_set": Mistake("a graph walked without a visited set: a shared node's "
+                              "backward runs once per path"),
+    "wrong_order": Mistake("nodes' backward run in another order than reverse topological"),
+    "mse_for_classification": Mistake("squared error where cross-entropy was asked"),
+    "sigmoid_before_logits_loss": Mistake("a sigmoid given to BCEWithLogitsLoss, which "
+                                          "applies its own"),
     # Numbers and speed.
     "float32": Mistake("float32 where float64 is expected"),
     "float16": Mistake("float16 or bfloat16 where float64 is expected"),

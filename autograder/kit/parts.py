@@ -66,6 +66,9 @@ class Part:
     leaves_from: str | None = None
     # The student does backprop by hand: autograd is unavailable while the function runs.
     manual_backprop: bool = False
+    # The function trains with autograd (backward()): the engine never runs it in a child
+    # with a manual-backprop part, where autograd is forbidden from the first cell on.
+    uses_autograd: bool = False
     # The part measures speed: its outputs include "cpu_seconds", the CPU time of one call.
     # The engine gives the cases only when it starts the clock, from outside the sandbox,
     # and replaces that output with its own measurement.

@@ -1,0 +1,178 @@
+"""Autograd built by hand: a scalar `Value` with its backward pass, a small network on it, then
+the same network in idiomatic PyTorch. How each part is called and judged (untrusted side).
+
+The grader cannot send a student's class a graph: only tensors cross the sandbox. A case
+describes expressions as tensors (operands, operation codes, constants); the calls here build
+them with the student's `Value` in the child, run its backward pass, and return the numbers
+they read off the nodes as float64 tensors. The trusted side builds the same expressions in
+torch and asks autograd.
+"""
+
+import torch
+
+from ..datasets import accuracy
+from ..diagnosis import Finding
+from ..parts import Assignment, Case, Part, StudentError
+from ..tolerances import ONE_OPERATION, ONE_STEP, TRAINING
+
+# Each operation of Value by code (the index), written as the check applies it: `a` and `b`
+# are Values, `c` a plain number.
+OPERATIONS = ("a + b", "a * b", "a + c", "c * a", "a ** c", "a.exp()", "a.tanh()",
+              "a.sigmoid()", "a.relu()")
+ADD, MUL, ADD_NUMBER, NUMBER_TIMES, POW, EXP, TANH, SIGMOID, RELU = range(len(OPERATIONS))
+BINARY = frozenset({ADD, MUL})
+_APPLY = (lambda a, b, c: a + b, lambda a, b, c: a * b, lambda a, b, c: a + c,
+          lambda a, b, c: c * a, lambda a, b, c: a ** c, lambda a, b, c: a.exp(),
+          lambda a, b, c: a.tanh(), lambda a, b, c: a.sigmoid(), lambda a, b, c: a.relu())
+# The outputs of the two parts about single operations: one per operation.
+FORWARD_RETURNS = OPERATIONS
+LOCAL_RETURNS = tuple(f"_backward of {operation}" for operation in OPERATIONS)
+GRADIENTS = "node.grad"
+PARAMETERS = ("w1", "b1", "w2", "b2")
+MLP_RETURNS = ("loss", "grad_w1", "grad_b1", "grad_w2", "grad_b2")
+
+_NUMBER_HINT = {
+    ADD_NUMBER: " a + 2.0 gives __add__ a plain number: wrap it, other = other if "
+                "isinstance(other, Value) else Value(other).",
+    NUMBER_TIMES: " 2.0 * a asks float first, which does not know Value, then Value.__rmul__: "
+                  "define __rmul__ (and __radd__), returning self * other.",
+}
+
+
+def _apply(Value, operation: int, a, b, c: float, shown: str):
+    """A new node: operation applied to the student's Values (a, b) or to a and the number c;
+    StudentError when it raises on a plain number or returns something else than a Value."""
+    try:
+        out = _APPLY[operation](a, b, c)
+    except (TypeError, AttributeError) as error:
+        if operation not in _NUMBER_HINT:
+            raise
+        raise StudentError(f"{shown} raised {type(error).__name__}: {error}."
+                           f"{_NUMBER_HINT[operation]}", "exception") from None
+    if not isinstance(out, Value):
+        raise StudentError(f"{shown} returned a {type(out).__name__}, not a Value: each "
+                           f"operation returns a new Value that remembers its inputs.",
+                           "wrong_type")
+    return out
+
+
+def _number(node, attribute: str) -> float:
+    """A node's .data or .grad as a float, or StudentError."""
+    value = getattr(node, attribute)
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise StudentError(f"a Value's .{attribute} is a {type(value).__name__}, not a number: "
+                           f"keep .data and .grad plain Python floats.", "wrong_type")
+    return float(value)
+
+
+def _numbers(nodes, attribute: str) -> torch.Tensor:
+    return torch.tensor([_number(node, attribute) for node in nodes], dtype=torch.float64)
+
+
+def _leaf(Value, data: float, grad: float | None = None):
+    node = Value(data)
+    if grad is not None:
+        node.grad = grad
+    return node
+
+
+def operation_results(Value, a: torch.Tensor, b: torch.Tensor):
+    """Each operation applied to each column of its row of a (and b: the second Value, or
+    the number c): the .data of every result, per operation."""
+    results = []
+    for operation, (row_a, row_b) in enumerate(zip(a.tolist(), b.tolist(), strict=True)):
+        outs = [_apply(Value, operation, _leaf(Value, x),
+                       _leaf(Value, y) if operation in BINARY else None, y,
+                       OPERATIONS[operation])
+                for x, y in zip(row_a, row_b, strict=True)]
+        results.append(_numbers(outs, "data"))
+    return tuple(results)
+
+
+def local_gradients(Value, a, b, upstream, earlier_a, earlier_b):
+    """For each operation and column: inputs whose .grad already holds a contribution from
+    elsewhere in a graph (earlier_a, earlier_b), the result's .grad set to the gradient
+    flowing in (upstream), then out._backward(). Per operation, the inputs' .grad after it:
+    (a.grad, b.grad) per column for a + b and a * b, a.grad for the others."""
+    results = []
+    for operation in range(len(OPERATIONS)):
+        grads = []
+        for x, y, g, ea, eb in zip(*(t[operation].tolist()
+                                     for t in (a, b, upstream, earlier_a, earlier_b)),
+                                   strict=True):
+            first = _leaf(Value, x, ea)
+            second = _leaf(Value, y, eb) if operation in BINARY else None
+            out = _apply(Value, operation, first, second, y, OPERATIONS[operation])
+            out.grad = g
+            out._backward()
+            grads.append([_number(first, "grad")] + ([_number(second, "grad")]
+                                                      if second is not None else []))
+        tensor = torch.tensor(grads, dtype=torch.float64)
+        results.append(tensor if operation in BINARY else tensor[:, 0])
+    return tuple(results)
+
+
+def graph_gradients(Value, leaves, program, constants):
+    """The expression a case describes, built with the student's Value: a leaf per entry of
+    leaves, then one node per row (operation, first, second) of program, its operands the
+    nodes at those positions (second < 0: none) or the row's constant. backward() from the
+    last node; the .grad of every node, in order."""
+    nodes = [_leaf(Value, x) for x in leaves.tolist()]
+    for (operation, first, second), c in zip(program.tolist(), constants.tolist(),
+                                             strict=True):
+        nodes.append(_apply(Value, operation, nodes[first],
+                            nodes[second] if second >= 0 else None, c, OPERATIONS[operation]))
+    nodes[-1].backward()
+    return _numbers(nodes, "grad")
+
+
+def _held_out(case: Case, outputs: dict[str, torch.Tensor]) -> tuple[float, float, float]:
+    """The trained network's accuracy on the case's held-out points (overall, per class),
+    computed here from the returned parameters: no student code runs."""
+    X, y = case.truth["X_test"], case.truth["y_test"]
+    w1, b1, w2, b2 = (outputs[name] for name in PARAMETERS)
+    return accuracy(torch.sigmoid(torch.tanh(X @ w1 + b1) @ w2 + b2), y)
+
+
+def _separates_the_classes(case: Case, outputs: dict[str, torch.Tensor]) -> Finding | None:
+    """On a run long enough to learn (one with held-out points), each class's held-out
+    points lie on their own side of the boundary at least `min_accuracy` of the time."""
+    if "X_test" not in case.truth:
+        return None
+    least = case.truth["min_accuracy"].item()
+    overall, class_0, class_1 = _held_out(case, outputs)
+    if min(class_0, class_1) < least:
+        return Finding(f"on {len(case.truth['y_test'])} held-out points the trained network is "
+                       f"right {overall:.0%} of the time (class 0: {class_0:.0%}, class 1: "
+                       f"{class_1:.0%}), below the {least:.0%} per class that this training "
+                       f"reaches.", "not_learned")
+    return None
+
+
+def _accuracy_note(case: Case, outputs: dict[str, torch.Tensor]) -> str:
+    if "X_test" not in case.truth:
+        return ""
+    overall, class_0, class_1 = _held_out(case, outputs)
+    return (f"On {len(case.truth['y_test'])} held-out points the trained network is right "
+            f"{overall:.0%} of the time (class 0: {class_0:.0%}, class 1: {class_1:.0%}).")
+
+
+_TRAINING = {"returns": ("losses", PARAMETERS), "tolerance": TRAINING,
+             "sequences": frozenset({"losses"})}
+
+ASSIGNMENT = Assignment("autograd_from_scratch", (
+    Part("operations", "Value", points=2, returns=FORWARD_RETURNS, tolerance=ONE_OPERATION,
+         manual_backprop=True, call=operation_results),
+    Part("local_gradients", "Value", points=2, returns=LOCAL_RETURNS, tolerance=ONE_STEP,
+         manual_backprop=True, call=local_gradients),
+    Part("backward", "Value", points=3, returns=GRADIENTS, tolerance=ONE_STEP,
+         manual_backprop=True, call=graph_gradients),
+    Part("mlp_gradients", "mlp_gradients", points=2, returns=MLP_RETURNS, tolerance=ONE_STEP,
+         builds_on=("Value",), manual_backprop=True),
+    Part("train_mlp", "train_mlp", points=2, builds_on=("Value",), manual_backprop=True,
+         **_TRAINING),
+    Part("torch_module", "train_module", points=3, uses_autograd=True,
+         extra_check=_separates_the_classes, passed_note=_accuracy_note, **_TRAINING),
+))
