@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         from .demo import run_demo
         run_demo(args.workdir)
     elif args.command == "grade":
-        from .assignments import ASSIGNMENTS
+        from .references import ASSIGNMENTS
         if args.assignment not in ASSIGNMENTS:
             parser.error(f"unknown assignment {args.assignment!r}; known: "
                          f"{', '.join(ASSIGNMENTS)}")

@@ -10,15 +10,15 @@ import functools
 import importlib
 from pathlib import Path
 
-from . import assignments
+from . import references
 from .kit import visible
-from .references import COMPUTED
+from .references.graded import COMPUTED
 
 VISIBLE_SEED = 0  # the visible cases' seed; the hidden ones are drawn fresh per submission
 
 
 def _examples(name: str) -> dict:
-    module = importlib.import_module(f".assignments.{name}", __package__)
+    module = importlib.import_module(f".references.{name}", __package__)
     return {example: make() for example, make in module.EXAMPLES.items()}
 
 
@@ -26,7 +26,7 @@ def shipped(name: str) -> visible.Shipped:
     """The visible cases of assignment name, with autograd's outputs and every known
     mistake's outputs on each."""
     parts = {}
-    for part in assignments.get(name).parts:
+    for part in references.get(name).parts:
         parts[part.id] = [
             visible.ShippedCase(case, COMPUTED.reference(part, case),
                                 tuple((known.recognised(), tuple(candidates))
@@ -55,7 +55,7 @@ def after_generate_assignment(assignment: str, student: str, notebooks: list[str
         return
     source = Path(notebooks[0]).resolve().parent
     name = source.name
-    if name not in assignments.ASSIGNMENTS:
+    if name not in references.ASSIGNMENTS:
         return
     # The release folder: of the course's folders (source/ aside) that hold this
     # assignment's notebooks at their top level, the one nbgrader has just written to

@@ -130,12 +130,12 @@ def time_engine(workdir: Path, count: int, jobs: int, scheduler: str | None = No
 def time_floor(workdir: Path, count: int) -> tuple[Timing, dict[str, float]]:
     """The student code and the reference checks alone: in this process, no sandbox, the
     same hidden cases as the engine's (a fresh seed per submission)."""
-    from autograder import assignments
+    from autograder import references
     from autograder.engine.child import code_cells, run_cells
-    from autograder.references import grade_with_references
+    from autograder.references.graded import grade_with_references
 
     course, _ = prepare(workdir, count)
-    graded = assignments.get(ASSIGNMENT)
+    graded = references.get(ASSIGNMENT)
     notebooks = {path.parent.parent.name: json.loads(path.read_bytes())
                  for path in sorted((course.root / "submitted").glob(f"*/{ASSIGNMENT}/*.ipynb"))}
     scores = {}

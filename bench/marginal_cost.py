@@ -21,7 +21,7 @@ from pathlib import Path
 
 import nbformat
 
-from autograder import assignments
+from autograder import references
 from autograder.course import REPO
 from autograder.engine import grade_assignment
 from autograder.engine.launch import default_launcher
@@ -49,7 +49,7 @@ def seconds_to_grade(assignment: str, students: int) -> tuple[float, float, floa
         elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
         time.sleep(0.2)  # the last child reaped
         sandbox = sandbox_cpu(launcher) - sandbox
-    full = sum(part.points for part in assignments.get(assignment).parts)
+    full = sum(part.points for part in references.get(assignment).parts)
     if len(results) != students or any(result.score != full for result in results):
         sys.exit(f"{assignment}: the answer key did not get {full} points every time")
     return elapsed, cpu, sandbox
@@ -77,7 +77,7 @@ def main() -> None:
     print(f"| assignment | {args.small} subs s | {args.n} subs s | marginal s "
           f"| marginal CPU s: grading process | sandbox | both |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for assignment in assignments.ASSIGNMENTS:
+    for assignment in references.ASSIGNMENTS:
         small, large = (seconds_to_grade(assignment, count) for count in (args.small, args.n))
         wall, trusted, sandbox = ((b - a) / (args.n - args.small)
                                   for a, b in zip(small, large, strict=True))

@@ -35,19 +35,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from marginal_cost import sandbox_cpu  # noqa: E402
 from mistake_corpus import CORPUS  # noqa: E402
 
-from autograder import assignments  # noqa: E402
+from autograder import references  # noqa: E402
 from autograder.course import REPO  # noqa: E402
 from autograder.engine.launch import default_launcher  # noqa: E402
 from autograder.engine.runner import Submission, grade_data  # noqa: E402
 from autograder.kit.grading import _attempt, grade_outcomes  # noqa: E402
-from autograder.references import COMPUTED, SEED_POOL, SeedPool  # noqa: E402
+from autograder.references.graded import COMPUTED, SEED_POOL, SeedPool  # noqa: E402
 from autograder.submissions import answered, defined_names, student_answers  # noqa: E402
 
 # Each assignment's typical mistake (the demo's): the wrong submission profiled.
 WRONG = {"nn_from_scratch": "tutorial_d_hidn_sum", "single_neuron": "no_zero_grad_neuron",
          "autograd_basics": "rebound_in_manual_step", "two_layer_net": "slope_1_at_zero"}
 # Judging's parts, by the function whose cumulative CPU time is counted (file, name).
-JUDGING = {"references": ("references.py", "cached_reference"),
+JUDGING = {"references": ("graded.py", "cached_reference"),
            "known mistakes": ("grading.py", "_known_mistake"),
            "figures": ("grading.py", "_figures")}
 
@@ -66,7 +66,7 @@ def in_process(assignment: str, student: str | None, n: int) -> dict[str, float]
     """CPU seconds a submission for cases, student, judging, and judging's parts (their share
     in n more gradings under cProfile, applied to judging's time without it). One grading
     first, not counted, warms up what runs once per process."""
-    graded = assignments.get(assignment)
+    graded = references.get(assignment)
     who, pool = f"{student or 'answer_key'}-", fresh_pool()
     namespace = defined_names(assignment, edits_of(assignment, student))
     totals = dict.fromkeys(("cases", "student", "judging"), 0.0)
@@ -145,7 +145,7 @@ def main() -> None:
     parser.add_argument("--engine", type=int, default=1, help="0: in process only")
     parser.add_argument("--top", type=int, default=0,
                         help="print the trusted side's top functions (cProfile)")
-    parser.add_argument("assignments", nargs="*", default=list(assignments.ASSIGNMENTS))
+    parser.add_argument("assignments", nargs="*", default=list(references.ASSIGNMENTS))
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     torch.set_num_threads(1)

@@ -38,8 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from mistake_corpus import CORPUS, CORRECT, UNNAMED  # noqa: E402
 
-from autograder.assignments import get  # noqa: E402
-from autograder.references import grade_with_references  # noqa: E402
+from autograder.references import get  # noqa: E402
+from autograder.references.graded import grade_with_references  # noqa: E402
 from autograder.submissions import defined_names  # noqa: E402
 from autograder.visible_data import VISIBLE_SEED  # noqa: E402
 

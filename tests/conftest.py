@@ -14,9 +14,9 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from autograder.assignments import get
 from autograder.kit.grading import PartResult
-from autograder.references import grade_with_references
+from autograder.references import get
+from autograder.references.graded import grade_with_references
 from autograder.submissions import defined_names
 
 # A fixed seed for the hidden cases where a test needs them reproducible (the engine draws a

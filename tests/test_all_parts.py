@@ -5,7 +5,7 @@ import pytest
 import torch
 from conftest import grade, solution_functions
 
-from autograder.assignments import ASSIGNMENTS
+from autograder.references import ASSIGNMENTS
 
 PARTS = [(assignment.name, part) for assignment in ASSIGNMENTS.values()
          for part in assignment.parts]

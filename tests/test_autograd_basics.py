@@ -6,8 +6,8 @@ from conftest import grade as grade_in
 from conftest import solution_functions
 from torch import nn
 
-from autograder.assignments import autograd_basics as ab
-from autograder.assignments.nn_from_scratch import random_network
+from autograder.references import autograd_basics as ab
+from autograder.references.nn_from_scratch import random_network
 
 
 def grade(part_id, function, kind="hidden"):

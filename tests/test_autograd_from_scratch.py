@@ -11,13 +11,13 @@ from conftest import HIDDEN_SEED, solution_functions
 from conftest import grade as grade_in
 from mistake_corpus import CORPUS, UNNAMED
 
-from autograder.assignments import autograd_from_scratch as afs
 from autograder.course import REPO
 from autograder.engine import grade_notebook
 from autograder.engine.child import child_groups
 from autograder.engine.isolation import full_isolation_available
-from autograder.kit.assignments import autograd_from_scratch as kit
+from autograder.kit.assignment_parts import autograd_from_scratch as kit
 from autograder.kit.notebook import WrongAnswer, checker
+from autograder.references import autograd_from_scratch as afs
 from autograder.submissions import Edit, answered, defined_names, student_answers
 
 ORDERS = ("topological", "no_visited_set", "preorder", "preorder_no_visited_set",
@@ -199,7 +199,7 @@ def test_backward_by_autograd_is_refused():
 def test_the_module_part_runs_apart_from_the_manual_ones():
     ids = [part.id for part in afs.ASSIGNMENT.parts]
     assert child_groups(afs.ASSIGNMENT, ids) == [ids[:-1], ["torch_module"]]
-    from autograder.assignments import nn_from_scratch
+    from autograder.references import nn_from_scratch
     nn_ids = [part.id for part in nn_from_scratch.ASSIGNMENT.parts]
     assert len(child_groups(nn_from_scratch.ASSIGNMENT, nn_ids)) == 1
 

@@ -10,11 +10,11 @@ import torch
 from conftest import HIDDEN_SEED
 from mistake_corpus import CORPUS
 
-from autograder.assignments import get
 from autograder.course import REPO
 from autograder.kit.compare import value_finding
 from autograder.kit.diagnosis import UNKNOWN_SCALES, Scales, exception_finding
-from autograder.references import grade_with_references
+from autograder.references import get
+from autograder.references.graded import grade_with_references
 from autograder.submissions import defined_names
 from autograder.visible_data import VISIBLE_SEED
 

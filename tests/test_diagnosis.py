@@ -15,11 +15,11 @@ import nbformat
 import pytest
 from mistake_corpus import CORPUS, CORRECT, UNNAMED
 
-from autograder import assignments
+from autograder import references
 from autograder.course import REPO
 from autograder.engine import grade_assignment
 from autograder.kit.diagnosis import MISTAKES
-from autograder.references import cached_reference
+from autograder.references.graded import cached_reference
 from autograder.submissions import answered, student_answers
 
 pytestmark = pytest.mark.slow
@@ -98,7 +98,7 @@ def test_no_message_or_figure_shows_an_expected_value(graded):
     checked = 0
     for (assignment, _), result in graded.items():
         for verdict in result.parts:
-            part = assignments.get(assignment).part(verdict.part_id)
+            part = references.get(assignment).part(verdict.part_id)
             case = next((case for case in part.cases("hidden", result.seed)
                          if case.label in verdict.message), None)
             if verdict.passed or case is None:
@@ -121,10 +121,10 @@ def test_every_required_mistake_is_labelled_twice_where_it_occurs():
     labelled = {wrong.mistake for _, wrong in NAMED}
     assert labelled >= REQUIRED, REQUIRED - labelled
     for assignment, wrong in NAMED:  # the parts exist; the mistake is made in the first
-        parts = {part.id for part in assignments.get(assignment).parts}
+        parts = {part.id for part in references.get(assignment).parts}
         assert set(wrong.fails) <= parts and next(iter(wrong.fails.values())) == wrong.mistake
     for assignment, wrong in WRONG[len(NAMED):]:  # no name fits: none is labelled
-        parts = {part.id for part in assignments.get(assignment).parts}
+        parts = {part.id for part in references.get(assignment).parts}
         assert wrong.mistake is None and set(wrong.fails) <= parts
         assert all(MISTAKES[name].maths is False or name == "not_finite"
                    for name in wrong.fails.values() if name is not None)

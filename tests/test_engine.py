@@ -14,7 +14,6 @@ import torch
 from conftest import HIDDEN_SEED
 from safetensors.torch import save
 
-from autograder.assignments import nn_from_scratch as nn
 from autograder.course import REPO
 from autograder.engine import grade_notebook, protocol
 from autograder.engine.child import run_cells
@@ -23,7 +22,8 @@ from autograder.engine.uids import FIRST_UID
 from autograder.kit import manual_backprop
 from autograder.kit.diagnosis import Finding
 from autograder.kit.parts import Case
-from autograder.references import grade_with_references
+from autograder.references import nn_from_scratch as nn
+from autograder.references.graded import grade_with_references
 from autograder.submissions import answered, student_answers
 
 SOLUTION = REPO / "solutions" / "nn_from_scratch" / "nn_from_scratch.ipynb"

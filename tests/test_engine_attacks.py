@@ -179,7 +179,7 @@ def train_step(*args):
 """),)),
     Attack("call_the_graders_reference", 6, "only the student kit", code=((
         "train_step_answer", """
-from autograder.assignments.nn_from_scratch import reference_train_step
+from autograder.references.nn_from_scratch import reference_train_step
 def train_step(*args):
     return tuple(reference_train_step(*args).values())
 """),)),
@@ -279,7 +279,7 @@ def train(*args):
 import time
 for name in ("perf_counter", "process_time", "thread_time", "monotonic", "time"):
     setattr(time, name, lambda: 0.0)
-import autograder.kit.assignments.two_layer_net as tln
+import autograder.kit.assignment_parts.two_layer_net as tln
 tln.python_loop_seconds = lambda shape: 1e9
 tln.tutorial_loop_seconds_per_entry = lambda: 1e9
 exec("def relu_grad_vectorized(h):\\n"
@@ -478,16 +478,16 @@ def sigmoid_activation(z):
     # the sandbox, however they are asked for (the answer key elsewhere still earns its points).
     Attack("hidden_import_reference", 1, "only the student kit", solved=None, code=((
         "sigmoid_activation_answer", """
-from autograder.assignments.nn_from_scratch import reference_sigmoid
+from autograder.references.nn_from_scratch import reference_sigmoid
 def sigmoid_activation(z):
     return reference_sigmoid(z)["sigmoid_activation(z)"]
 """),)),
-    Attack("hidden_import_module", 8, "autograder.assignments", solved=None,
+    Attack("hidden_import_module", 8, "autograder.references", solved=None,
            assignment=SINGLE_NEURON, code=(("linear_answer", solutions(SINGLE_NEURON)[
                "linear_answer"] + """
 import importlib
 def train_linear(x, y, weight, learning_rate, epochs):
-    answers = importlib.import_module("autograder.assignments.single_neuron")
+    answers = importlib.import_module("autograder.references.single_neuron")
     result = answers.reference_train_linear(x, y, weight, learning_rate, epochs)
     return result["losses"], result["weight"]
 """),)),
@@ -563,7 +563,7 @@ Value.backward = backward
     Attack("afs_hidden_import_reference", 7, "only the student kit",
            assignment=AUTOGRAD_FROM_SCRATCH, code=(("backward_answer", """
 def backward(self):
-    from autograder.assignments.autograd_from_scratch import simulated_gradients
+    from autograder.references.autograd_from_scratch import simulated_gradients
     raise RuntimeError(f"never reached: {simulated_gradients} is the grader's")
 Value.backward = backward
 """),)),

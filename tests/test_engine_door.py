@@ -169,7 +169,7 @@ def test_every_string_the_child_writes_is_read_back_as_plain_text(tmp_path):
     (tmp_path / protocol.STATUS).write_bytes(json.dumps(status).encode())
     (tmp_path / protocol.OUTPUTS).write_bytes(save({}))
     read = protocol.read_status(tmp_path)
-    part = next(p for p in __import__("autograder.assignments", fromlist=["get"]).get(
+    part = next(p for p in __import__("autograder.references", fromlist=["get"]).get(
         ASSIGNMENT).parts if p.id == "sigmoid_activation")
     [finding] = protocol.read_outcomes(tmp_path, [part], {part.id: 2}, read)[part.id]
     for text in (finding.message, read["cell_errors"][0]):
@@ -323,12 +323,12 @@ def route_verdicts(assignment: str, part_id: str, template: str, body: str):
     """(the trusted side's verdict on the source, the kit's on a call) for one answer."""
     import torch
 
-    from autograder import assignments
+    from autograder import references
     from autograder.engine.child import code_cells
     from autograder.kit.parts import StudentError
     from autograder.kit.routes import route_in_source
 
-    part = assignments.get(assignment).part(part_id)
+    part = references.get(assignment).part(part_id)
     code = template.format(body)
     answers = student_answers(assignment)
     answers[next(k for k in answers if k.startswith(part_id) or

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import assignments
+from autograder import references
 from autograder.course import REPO, Course
 from autograder.service.course import MAX_UNFINISHED
 
@@ -36,7 +36,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(
 
 ASSIGNMENT = "nn_from_scratch"
 COURSE_ID = "backprop-lab"
-FULL = sum(part.points for part in assignments.get(ASSIGNMENT).parts)
+FULL = sum(part.points for part in references.get(ASSIGNMENT).parts)
 ADA, BOB, EVE = "bpxada", "bpxbob", "bpxeve"  # unix accounts made (and removed) here
 MAX_PER_HOUR = 20
 WAIT_SECONDS = 120

@@ -22,7 +22,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import assignments
+from autograder import references
 from autograder.course import COURSE_ID, REPO, Course
 from autograder.demo import INVALID_JSON, Student, write_submission
 from autograder.kit.messages import LINE_WIDTH
@@ -31,7 +31,7 @@ from autograder.submissions import Edit
 pytestmark = pytest.mark.slow
 
 ASSIGNMENT = "nn_from_scratch"
-FULL = sum(part.points for part in assignments.get(ASSIGNMENT).parts)
+FULL = sum(part.points for part in references.get(ASSIGNMENT).parts)
 CHEAT = 'check = lambda *a, **k: print("✔ correct")'
 SIGN_ERROR = Edit("train_step_answer", "(y - output) * sigmoid_delta",
                   "(output - y) * sigmoid_delta")

@@ -6,7 +6,7 @@ from conftest import grade as grade_in
 from conftest import sgd_run
 from torch import nn
 
-from autograder.assignments import single_neuron as sn
+from autograder.references import single_neuron as sn
 
 
 def grade(part_id, function, kind="hidden"):

@@ -5,8 +5,8 @@ import torch
 from conftest import sgd_run
 from torch import nn
 
-from autograder.assignments import single_neuron as sn
 from autograder.kit.tolerances import LEARNED
+from autograder.references import single_neuron as sn
 
 
 def test_linear_training_equals_torch_optim_sgd():

@@ -6,9 +6,9 @@ import pytest
 import torch
 from conftest import grade as grade_in
 
-from autograder.assignments import nn_from_scratch as nn
 from autograder.course import REPO
 from autograder.kit.notebook import WrongAnswer, checker
+from autograder.references import nn_from_scratch as nn
 
 
 def grade(part_id, function, kind="hidden"):

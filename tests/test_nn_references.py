@@ -2,8 +2,8 @@
 
 import torch
 
-from autograder.assignments import nn_from_scratch as nn
-from autograder.references import grade_with_references
+from autograder.references import nn_from_scratch as nn
+from autograder.references.graded import grade_with_references
 from autograder.submissions import defined_names
 
 

@@ -1,12 +1,12 @@
-"""The pool of hidden seeds and the memo of autograd references (autograder.references)."""
+"""The pool of hidden seeds and the memo of autograd references (autograder.references.graded)."""
 
 from collections import Counter, defaultdict
 
 import torch
 
-from autograder import references
-from autograder.assignments import get
-from autograder.references import SeedPool, cached_reference, remembered
+from autograder.references import get
+from autograder.references import graded as references
+from autograder.references.graded import SeedPool, cached_reference, remembered
 
 
 def test_a_student_never_gets_the_same_hidden_cases_twice():

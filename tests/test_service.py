@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder import assignments
+from autograder import references
 from autograder.course import REPO, Course
 from autograder.demo import INVALID_JSON, Student, write_submission
 from autograder.submissions import Edit
@@ -29,7 +29,7 @@ from autograder.submissions import Edit
 pytestmark = pytest.mark.slow
 
 ASSIGNMENT = "nn_from_scratch"
-FULL = sum(part.points for part in assignments.get(ASSIGNMENT).parts)
+FULL = sum(part.points for part in references.get(ASSIGNMENT).parts)
 SIGN_ERROR = Edit("train_step_answer", "(y - output) * sigmoid_delta",
                   "(output - y) * sigmoid_delta")
 KEY = Student("key", "the answer key", answer_key=True)

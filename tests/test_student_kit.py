@@ -17,11 +17,11 @@ from nbgrader.utils import determine_grade, is_grade
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from autograder.assignments import get
 from autograder.course import REPO, assignment_names
 from autograder.kit import visible
 from autograder.kit.grading import grade_part
-from autograder.references import grade_with_references
+from autograder.references import get
+from autograder.references.graded import grade_with_references
 from autograder.submissions import defined_names, solutions, student_answers
 from autograder.visible_data import VISIBLE_SEED
 
@@ -31,7 +31,7 @@ pytestmark = pytest.mark.slow
 # a seed of hidden cases. None of these names may be in the kit's installed files.
 GRADER_ONLY = ("def reference_", "make_cases", "HIDDEN_SEED", "_cases(kind", "def mistaken_",
                "seeded_networks", "VISIBLE_SEED", "from ..known_mistakes", "from ..references",
-               "import autograder.references", "def random_data", "def leaky_data",
+               "import autograder.references.graded", "def random_data", "def leaky_data",
                "def one_input_data", "def _trained", "def pre_activations",
                "HIDDEN_TIMED_SHAPE", "TIMED_CALLS")
 
@@ -97,7 +97,7 @@ def test_the_install_holds_the_kit_alone(kit_python):
         text = path.read_text()
         found = [name for name in GRADER_ONLY if name in text]
         assert not found, f"{path.name} holds {found}"
-    for module in ("autograder.assignments", "autograder.references", "autograder.engine",
+    for module in ("autograder.references", "autograder.references.graded", "autograder.engine",
                    "autograder.visible_data"):
         done = subprocess.run([str(kit_python), "-c", f"import {module}"], capture_output=True,
                               text=True, cwd=kit_python.parent)

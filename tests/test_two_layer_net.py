@@ -8,9 +8,9 @@ import torch
 from conftest import HIDDEN_SEED, solution_functions
 from conftest import grade as grade_in
 
-from autograder.assignments import two_layer_net as tln
-from autograder.kit.assignments import two_layer_net as timing
-from autograder.references import grade_with_references
+from autograder.kit.assignment_parts import two_layer_net as timing
+from autograder.references import two_layer_net as tln
+from autograder.references.graded import grade_with_references
 
 
 def grade(part_id, function, kind="hidden"):

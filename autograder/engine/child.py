@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from IPython.core.inputtransformer2 import TransformerManager
 
-from ..kit import assignments, manual_backprop
+from ..kit import assignment_parts, manual_backprop
 from ..kit.grading import call_student
 from ..kit.parts import StudentError
 from . import protocol
@@ -131,7 +131,7 @@ def execute_request(workdir: Path, request: dict, cases: dict, notebook: bytes,
     (timer) only once the server has read this process's CPU clock, says DONE when its
     outputs are written, and the server ends it there."""
     device = torch.device(request["device"])
-    assignment = assignments.get(request["assignment"])
+    assignment = assignment_parts.get(request["assignment"])
     # Copies, taken before any student code: what the cells do to the grader's own objects
     # (a frozen dataclass yields to object.__setattr__) does not reach these.
     order = [(dataclasses.replace(assignment.part(part_id)), part_id in request["timed"])

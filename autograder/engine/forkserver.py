@@ -306,7 +306,7 @@ def prepare_children() -> None:
     from safetensors.torch import load, save
 
     import autograder.kit  # noqa: F401 -- every setup cell imports it
-    import autograder.kit.assignments  # noqa: F401 -- every child reads its parts
+    import autograder.kit.assignment_parts  # noqa: F401 -- every child reads its parts
 
     x = torch.linspace(0.1, 0.9, 6, dtype=torch.float64).reshape(2, 3)
     repr(x)

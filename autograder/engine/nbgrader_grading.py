@@ -23,7 +23,7 @@ import nbformat
 from nbconvert.exporters import NotebookExporter
 from nbgrader.preprocessors import NbGraderPreprocessor
 
-from .. import assignments
+from .. import references
 from ..kit.figures import alt_text, as_image
 from ..kit.grading import PartResult
 from ..kit.messages import error_lines, wrap
@@ -79,7 +79,7 @@ class SandboxedExecute(NbGraderPreprocessor):
     def preprocess(self, nb, resources):
         assignment = resources["nbgrader"]["assignment"]
         student = resources["nbgrader"]["student"]
-        graded = assignments.get(assignment)
+        graded = references.get(assignment)
         record = nb.metadata.get(METADATA, {})
         if record.get("note"):  # an unreadable notebook's stand-in: nothing to run
             parts = [PartResult(part.id, 0, part.points, f"Not graded: {record['note']}",

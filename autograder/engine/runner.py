@@ -1,6 +1,6 @@
 """Grade one notebook, or every submission of an assignment: the engine's entry points.
 
-`grade_notebook` draws a seed for the hidden cases (from `references.SEED_POOL`: never one
+`grade_notebook` draws a seed for the hidden cases (from `references.graded.SEED_POOL`: never one
 the student had before; recorded in the result, so that any grade can be reproduced), runs
 the student's code in the sandbox and judges the tensors it returns against the autograd
 references, here, in the trusted process.
@@ -38,9 +38,9 @@ from pathlib import Path
 import psutil
 import torch
 
-from .. import assignments
+from .. import references
 from ..kit.grading import PartResult, failed, grade_outcomes
-from ..references import COMPUTED, SEED_POOL
+from ..references.graded import COMPUTED, SEED_POOL
 from ..student_ids import shown, student_id_problem
 from .course_config import CourseConfig, CourseError, course_lock, load_course
 from .errors import GraderError
@@ -246,7 +246,7 @@ def grade_data(submission: Submission, assignment: str, *, seed: int | None = No
     # One core a grading (the jobs take them all): on the trusted side's small tensors,
     # torch's intra-op threads cost 1.8 to 5 times the CPU, spinning.
     torch.set_num_threads(1)
-    graded = assignments.get(assignment)
+    graded = references.get(assignment)
     seed = SEED_POOL.draw(assignment, student) if seed is None else seed
     result = SubmissionResult(assignment, [], seed, student=student,
                               notebook_sha256=submission.sha256)
@@ -372,9 +372,9 @@ class GradingRun:
                  regrade: bool = False, wait: bool = False,
                  on_wait: Callable[[str], None] = lambda holder: None):
         self.started = time.time()
-        if assignment not in assignments.ASSIGNMENTS:
+        if assignment not in references.ASSIGNMENTS:
             raise CourseError(f"unknown assignment {assignment!r}: the grader knows "
-                              f"{', '.join(sorted(assignments.ASSIGNMENTS))}.")
+                              f"{', '.join(sorted(references.ASSIGNMENTS))}.")
         self.course = load_course(course_root, gradebook)
         self.assignment, self.regrade = assignment, regrade
         self.layout = CourseLayout(self.course, assignment,
@@ -432,7 +432,7 @@ class GradingRun:
                               f"{self.assignment}.ipynb: release it again ({release} "
                               f"--force).") from None
         points = {cell.name: cell.max_score for cell in notebook.grade_cells}
-        for part in assignments.get(self.assignment).parts:
+        for part in references.get(self.assignment).parts:
             if points.get(part.id) != part.points:
                 raise CourseError(f"the gradebook's {self.assignment} does not have the "
                                   f"grader's test cell {part.id} worth {part.points:g} points: "

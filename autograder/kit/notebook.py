@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from . import assignments, visible
+from . import assignment_parts, visible
 from .grading import grade_part
 from .messages import error_lines
 
@@ -32,7 +32,7 @@ class WrongAnswer(AssertionError):
 def checker(assignment: str, folder: Path | None = None):
     """A `check(part_id, function)` function bound to one assignment, whose visible cases
     are read from folder (the notebook's own, the working directory, by default)."""
-    spec = assignments.get(assignment)
+    spec = assignment_parts.get(assignment)
 
     def check(part_id: str, function) -> None:
         __tracebackhide__ = True  # pytest hides this frame from the traceback
@@ -59,7 +59,7 @@ def example(name: str, folder: Path | None = None) -> tuple[torch.Tensor, ...]:
 def _shipped(folder: Path, on_device: bool) -> visible.Shipped:
     if not on_device:
         return visible.read(folder)
-    from .assignments.two_layer_net import chosen_device
+    from .assignment_parts.two_layer_net import chosen_device
     return visible.read(folder, chosen_device())
 
 

@@ -3,7 +3,7 @@
 A part is one stub in a notebook, worth points. Here it says how the student's function is
 called and judged: its name, the values it returns, the tolerance and the facts checked
 beyond the reference. Its cases and its autograd reference are the grader's
-(`autograder.references`); the kit gets the visible ones as data.
+(`autograder.references.graded`); the kit gets the visible ones as data.
 """
 
 from collections.abc import Callable, Mapping

@@ -73,7 +73,7 @@ class CourseService:
                  max_per_hour: int | None, identity: str):
         from nbgrader.exchange.default import Exchange
 
-        from .. import assignments
+        from .. import references
 
         self.course = load_course(root)
         self.root = self.course.root
@@ -82,7 +82,7 @@ class CourseService:
         self.max_per_hour, self.identity = max_per_hour, identity
         self.slots = jobs  # gradings and collects at once
         self.roster = Roster(self.course.db_url, self.course.course_id)
-        self.assignments = set(assignments.ASSIGNMENTS)
+        self.assignments = set(references.ASSIGNMENTS)
         self.inbound = Path(Exchange(config=self.course.config).root) \
             / self.course.course_id / "inbound"
         self.waiting: dict[str, Inbound] = {}  # examined, not yet started
@@ -248,7 +248,7 @@ class CourseService:
 
     def collected(self, work: Work) -> None:
         """The collect thread came back: grade it, or say why not."""
-        from ..references import SEED_POOL
+        from ..references.graded import SEED_POOL
 
         submission = work.inbound
         try:

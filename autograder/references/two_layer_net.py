@@ -1,6 +1,6 @@
 """A two-layer ReLU network without bias, gradients by hand (tutorial 002, after
 jcjohnson/pytorch-examples), on whichever device is present: seeded inputs, autograd
-references and known mistakes (grader only; `autograder.kit.assignments.two_layer_net` says
+references and known mistakes (grader only; `autograder.kit.assignment_parts.two_layer_net` says
 how each part is called and judged, the timing included).
 
 The loss is jcjohnson's sum((y_pred - y)**2), without a 1/2.
@@ -8,11 +8,11 @@ The loss is jcjohnson's sum((y_pred - y)**2), without a 1/2.
 
 import torch
 
-from ..kit.assignments import two_layer_net as spec
-from ..kit.assignments.two_layer_net import TIMED_SHAPE
+from ..kit.assignment_parts import two_layer_net as spec
+from ..kit.assignment_parts.two_layer_net import TIMED_SHAPE
 from ..kit.parts import Case
 from ..known_mistakes import LOSS_AFTER_UPDATE, KnownMistake, rate_mistakes
-from ..references import Grading, graded, remembered
+from .graded import Grading, graded, remembered
 
 chosen_device = spec.chosen_device
 # The hidden timed inputs: another shape than the visible check's, timed several times.

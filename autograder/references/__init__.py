@@ -1,7 +1,7 @@
 """The assignments the grader knows, by nbgrader assignment id: the kit's parts with their
 cases, autograd references and known mistakes (grader only)."""
 
-from ..kit import assignments as kit_assignments
+from ..kit import assignment_parts as kit_parts
 from ..kit.parts import Assignment
 from . import (
     autograd_basics,
@@ -19,4 +19,4 @@ ASSIGNMENTS: dict[str, Assignment] = {
 
 def get(name: str) -> Assignment:
     """The assignment called name, with its references, or a KeyError naming the known ones."""
-    return kit_assignments.get(name, ASSIGNMENTS)
+    return kit_parts.get(name, ASSIGNMENTS)

@@ -1,5 +1,5 @@
 """One neuron, step by step (tutorial 000): seeded inputs, autograd references and known
-mistakes (grader only; `autograder.kit.assignments.single_neuron` says how each part is
+mistakes (grader only; `autograder.kit.assignment_parts.single_neuron` says how each part is
 called and judged).
 
 Every model is trained on the mean squared error (`nn.MSELoss`) with plain gradient descent
@@ -10,10 +10,10 @@ known map (the case's `truth`), so the checks can also ask whether that map was 
 import torch
 import torch.nn.functional as F
 
-from ..kit.assignments import single_neuron as spec
+from ..kit.assignment_parts import single_neuron as spec
 from ..kit.parts import Case
 from ..known_mistakes import LOSS_AFTER_UPDATE, KnownMistake, rate_mistakes
-from ..references import Grading, graded
+from .graded import Grading, graded
 
 # The one-input examples: (batch, learning rate, epochs) per case; the second case of each
 # kind has negative inputs (where the dead start is a positive weight, not a negative one).

@@ -1,5 +1,5 @@
 """Autograd basics (tutorial 001): seeded inputs, autograd references and known mistakes
-(grader only; `autograder.kit.assignments.autograd_basics` says how each part is called,
+(grader only; `autograder.kit.assignment_parts.autograd_basics` says how each part is called,
 and holds the calls that report what a student's code did to leaf tensors).
 
 The network is tutorial 001's two layers, each a matrix product, a bias and a sigmoid, on
@@ -9,10 +9,10 @@ the same seeded networks as nn_from_scratch.
 import torch
 import torch.nn.functional as F
 
-from ..kit.assignments import autograd_basics as spec
+from ..kit.assignment_parts import autograd_basics as spec
 from ..kit.parts import Case
 from ..known_mistakes import KnownMistake
-from ..references import Grading, graded
+from .graded import Grading, graded
 from .nn_from_scratch import loss_function, random_network, reference_forward, seeded_networks
 
 _NETWORK = ("X", "y", "w1", "b1", "w2", "b2")

@@ -1,5 +1,5 @@
 """The 5-3-1 network from scratch (tutorial 003): seeded inputs, autograd references and
-known mistakes (grader only; the kit's `autograder.kit.assignments.nn_from_scratch` says how
+known mistakes (grader only; the kit's `autograder.kit.assignment_parts.nn_from_scratch` says how
 each part is called and judged).
 
 The loss is 0.5 * sum((y - output)**2): the tutorial computes `loss = y - output` and
@@ -8,11 +8,11 @@ adds the deltas (`w += ...`), which is gradient descent on exactly that function
 
 import torch
 
-from ..kit.assignments import nn_from_scratch as spec
+from ..kit.assignment_parts import nn_from_scratch as spec
 from ..kit.datasets import random_parameters, two_moons
 from ..kit.parts import Case
 from ..known_mistakes import LOSS_AFTER_UPDATE, KnownMistake, rate_mistakes
-from ..references import Grading, graded
+from .graded import Grading, graded
 
 LEARNING_RATE = 0.1
 EPOCHS = 500

@@ -1,5 +1,5 @@
 """Autograd built by hand: seeded expressions and networks, autograd references and known
-mistakes (grader only; the kit's `autograder.kit.assignments.autograd_from_scratch` says how
+mistakes (grader only; the kit's `autograder.kit.assignment_parts.autograd_from_scratch` says how
 each part is called and judged).
 
 Every expression a case describes is built here in torch, on float64 scalars, and autograd
@@ -14,8 +14,8 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
-from ..kit.assignments import autograd_from_scratch as spec
-from ..kit.assignments.autograd_from_scratch import (
+from ..kit.assignment_parts import autograd_from_scratch as spec
+from ..kit.assignment_parts.autograd_from_scratch import (
     ADD,
     ADD_NUMBER,
     BINARY,
@@ -31,7 +31,7 @@ from ..kit.assignments.autograd_from_scratch import (
 from ..kit.datasets import random_parameters, two_moons
 from ..kit.parts import Case
 from ..known_mistakes import LOSS_AFTER_UPDATE, KnownMistake, rate_mistakes
-from ..references import Grading, graded
+from .graded import Grading, graded
 
 _PARAMETERS = spec.PARAMETERS
 # Each operation in torch, on tensors a and b (b: the second operand, or the number c).

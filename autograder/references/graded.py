@@ -14,9 +14,9 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from .kit.grading import Outputs, PartResult, grade_part
-from .kit.parts import Assignment, Case, Part
-from .known_mistakes import KnownMistake
+from ..kit.grading import Outputs, PartResult, grade_part
+from ..kit.parts import Assignment, Case, Part
+from ..known_mistakes import KnownMistake
 
 
 @dataclass(frozen=True, kw_only=True)
