@@ -158,7 +158,10 @@ def verdicts_of(submission: Submission, graded: dict, visible: dict,
                 changes: frozenset[str]) -> list[dict]:
     """One row per part: what the labels expect, what the engine and the checks gave."""
     rows = []
+    known = module_of(submission.assignment).PARTS
     for part in graded["parts"]:
+        if part["id"] not in known:
+            continue  # added after the corpus was written: no label for it
         loss = submission.lost.get(part["id"])
         expected = part["max_score"] if loss is None else loss.points
         label = None if loss is None else loss.name
@@ -181,6 +184,24 @@ def verdicts_of(submission: Submission, graded: dict, visible: dict,
             "message": part["message"].splitlines()[0][:160] if part["message"] else "",
         })
     return rows
+
+
+def unknown_parts(changes: frozenset[str]) -> None:
+    """Say which parts of the releases the corpus has no labels for (they are not judged),
+    and check that the labels use only names of this grader's vocabulary."""
+    for submission in all_submissions():
+        for loss in submission.lost.values():
+            for name in (loss.name, *loss.ok):
+                if name not in (None, CHANGES_INPUTS) and name not in MISTAKES:
+                    print(f"{submission.name}: label {name!r} is not a name of this grader")
+    for assignment in sorted({s.assignment for s in all_submissions()}):
+        path = REPO / "assignments" / assignment / f"{assignment}.ipynb"
+        tests = [cell.metadata["nbgrader"]["grade_id"]
+                 for cell in nbformat.read(path, as_version=4).cells
+                 if cell.cell_type == "code" and cell.metadata.get("nbgrader", {}).get("grade")]
+        extra = sorted(set(tests) - set(module_of(assignment).PARTS))
+        if extra:
+            print(f"{assignment}: parts the corpus does not judge (added since): {extra}")
 
 
 def percent(count: int, total: int, empty: float = 100.0) -> float:
@@ -264,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
 
     changes = input_change_names()
     print(f"grader at {REPO}; names for changed inputs: {sorted(changes) or 'none'}")
+    unknown_parts(changes)
     torch.set_num_threads(1)
     chosen = [s for s in all_submissions() if args.only in s.name]
     results, started = [], time.monotonic()
@@ -281,15 +303,17 @@ def main(argv: list[str] | None = None) -> int:
             "name": submission.name, "assignment": submission.assignment,
             "why": submission.why, "correct": submission.correct,
             "changes_inputs": submission.changes_inputs, "seed": graded["seed"],
-            "score": graded["score"], "max_score": graded["max_score"],
+            # Over the parts the corpus judges (a part added since is left out).
+            "score": sum(row["got"] for row in rows),
+            "max_score": sum(row["max"] for row in rows),
             "expected": sum(row["expected"] for row in rows),
             "score_right": all(row["score_right"] for row in rows),
             "visible_all_passed": all(row["visible_passed"] for row in rows),
             "rows": rows,
         }
         results.append(result)
-        print(f"[{number}/{len(chosen)}] {submission.name}: {graded['score']:g}/"
-              f"{graded['max_score']:g} (labelled {result['expected']:g}), seed "
+        print(f"[{number}/{len(chosen)}] {submission.name}: {result['score']:g}/"
+              f"{result['max_score']:g} (labelled {result['expected']:g}), seed "
               f"{graded['seed']}, {time.monotonic() - started:.0f} s", flush=True)
 
     print_table(results)

@@ -5,6 +5,9 @@ change their inputs anywhere in the notebook."""
 from . import CHANGES_INPUTS, Loss, Submission, edited
 
 ASSIGNMENT = "nn_from_scratch"
+# The graded parts when the corpus was written: a part added since is not judged.
+PARTS = ("sigmoid_activation", "forward", "sigmoid_delta", "gradient_check", "train_step",
+         "train", "learn_2d")
 
 BASE = {
     "sigmoid_activation_answer": '''

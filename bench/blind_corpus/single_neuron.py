@@ -4,6 +4,8 @@
 from . import CHANGES_INPUTS, Loss, Submission, edited
 
 ASSIGNMENT = "single_neuron"
+# The graded parts when the corpus was written: a part added since is not judged.
+PARTS = ("linear", "relu_backprop", "dead_relu", "leaky_relu", "bias", "several_inputs")
 
 BASE = {
     "linear_answer": '''

@@ -4,6 +4,8 @@
 from . import CHANGES_INPUTS, Loss, Submission, edited
 
 ASSIGNMENT = "two_layer_net"
+# The graded parts when the corpus was written: a part added since is not judged.
+PARTS = ("relu_grad_loop", "relu_grad_vectorized", "backward", "train", "speed")
 
 BASE = {
     "relu_grad_loop_answer": '''
