@@ -60,12 +60,14 @@ BARS = {"right score": 100.0, "named right": 90.0, "misleading": 5.0}
 
 def input_change_names() -> frozenset[str]:
     """The grader's names for a function that changes its inputs or returns an alias of one:
-    those whose explanation speaks of the inputs (or arguments) being changed, modified,
-    written into or aliased."""
+    those whose name and explanation speak of the inputs (or arguments) being changed,
+    modified, written into, aliased or sharing their memory."""
     about_inputs = re.compile(r"\b(inputs?|arguments?)\b")
-    changed = re.compile(r"chang|modif|mutat|alias|written into|writes into|in place|in-place")
+    changed = re.compile(r"chang|modif|mutat|alias|written into|writes into|in place|in-place"
+                         r"|shares? (its |their )?memory")
     return frozenset(name for name, mistake in MISTAKES.items()
-                     if about_inputs.search(mistake.title) and changed.search(mistake.title))
+                     if about_inputs.search(mistake.title)
+                     and changed.search(f"{name} {mistake.title}"))
 
 
 def names_for(label: str | None, changes: frozenset[str]) -> frozenset[str | None]:
