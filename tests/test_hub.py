@@ -49,6 +49,8 @@ def hub():
     finally:
         hub.stop()
         hub.remove_accounts()
+        if (run_dir / "hub.log").is_file():  # its last lines say what a failure was
+            shutil.copy(run_dir / "hub.log", "/tmp/hub-test-last.log")
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
@@ -57,7 +59,6 @@ def student_day(hub):
     """ada's day in the browser: the checks' verdicts, what Validate said, and the seconds
     from the Submit click to her feedback shown."""
     from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.keys import Keys
 
     ada = Person(hub, hub.students[0], DOCS)
     try:
@@ -65,7 +66,8 @@ def student_day(hub):
         ada.find(".validate-button .jp-ToolbarButtonComponent-label").click()
         validated = ada.find(".jp-Dialog-content", timeout=180).text
         ada.shot("3-student-validate")
-        ada.keys(Keys.ESCAPE)
+        ada.find(".jp-Dialog .jp-mod-accept").click()
+        ada.wait("!document.querySelector('.jp-Dialog')")
         seconds = submit_until_feedback(ada, 0)
         ada.shot("4-student-feedback-fetched")
         ada.find_text("(view feedback)", "a").click()
@@ -120,7 +122,13 @@ def test_students_read_the_kit_not_the_grader(hub):
 
     kit = as_student("import autograder.kit.notebook")
     assert kit.returncode == 0, kit.stderr
-    assert "PermissionError" in as_student("import autograder.assignments.nn_from_scratch").stderr
+    for module in ("autograder.assignments.nn_from_scratch", "autograder.references"):
+        refused = as_student(f"import {module}")
+        assert refused.returncode != 0 and re.search("ModuleNotFound|PermissionError",
+                                                     refused.stderr), refused.stderr
+    references = as_student("import autograder, pathlib; print(pathlib.Path(autograder.__file__)"
+                            ".with_name('references.py').read_text())")
+    assert "PermissionError" in references.stderr, references.stdout[:200]
 
 
 @pytest.mark.slow
