@@ -127,7 +127,8 @@ class Person:
         from selenium.webdriver.common.keys import Keys
 
         self.menu("File", "New", "Terminal")
-        self.find(".jp-Terminal .xterm-helper-textarea").send_keys(command + Keys.ENTER)
+        self.find(".jp-Terminal .xterm-screen").click()
+        self.keys(command + Keys.ENTER)
 
     def shot(self, name: str) -> None:
         """SHOTS/hub-NAME.png, small: scaled to SHOT_WIDTH, 256 colours (none without
