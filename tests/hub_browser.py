@@ -185,12 +185,17 @@ def start_work(person: Person) -> list[str]:
 def submit_until_feedback(person: Person, earlier: int, timeout: float = 120) -> float:
     """In the Assignments tab, click Submit, then Fetch Feedback until the submission's
     "(view feedback)" shows (earlier submissions have theirs); the seconds it took."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
     person.find_text("Assignments", "div[contains(@class,'lm-TabBar-tabLabel')]").click()
     person.find_text("Submit", "button").click()
     clicked = time.monotonic()
     shown = "//a[contains(., 'view feedback')]"
     while len(person.driver.find_elements("xpath", shown)) <= earlier:
         assert time.monotonic() - clicked < timeout, f"no feedback {timeout} s after Submit"
-        person.find_text("Fetch Feedback", "button").click()
+        try:
+            person.find_text("Fetch Feedback", "button").click()
+        except StaleElementReferenceException:  # the list was redrawn under the click
+            continue
         time.sleep(0.2)
     return time.monotonic() - clicked
