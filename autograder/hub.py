@@ -192,8 +192,11 @@ def staff_only(python: Path) -> None:
     """Of the installed package, other accounts read only SANDBOX_MODULES (the kit and the
     child's side of the engine, what the sandbox itself shows); the rest is STAFF's."""
     run("groupadd", "--force", "--system", STAFF)
-    package = Path(run(str(python), "-c", "import autograder.references as r; print(r.__file__)"
-                       ).stdout.strip()).parent
+    # -I and cwd /: the installed package, never a checkout that the working folder holds.
+    package = Path(run(str(python), "-I", "-c", "import autograder; "
+                       "print(autograder.__file__)", cwd="/").stdout.strip()).parent
+    if ENV not in package.parents:
+        raise HubError(f"the package imported from {package}, not from {ENV}")
     gid = grp.getgrnam(STAFF).gr_gid
     for path in [package, *package.rglob("*")]:
         os.chown(path, 0, gid, follow_symlinks=False)
@@ -202,8 +205,8 @@ def staff_only(python: Path) -> None:
         shown = package / name
         for path in [shown, *(shown.rglob("*") if shown.is_dir() else [])]:
             path.chmod(path.stat().st_mode | (0o005 if path.is_dir() else 0o004))
-        for parent in shown.relative_to(package).parents:
-            (package / parent).chmod((package / parent).stat().st_mode | 0o001)
+        for parent in shown.relative_to(package).parents:  # listed: Python's finder reads it
+            (package / parent).chmod((package / parent).stat().st_mode | 0o005)
 
 
 # ---- one start ---------------------------------------------------------------------------
@@ -358,10 +361,18 @@ class Hub:
         (course / "roster.csv").write_text(
             "id,first_name\n" + "".join(f"{s},{s[len(self.prefix):].title()}\n"
                                        for s in self.students))
-        for path in [course, *course.rglob("*")]:
+        # The grader's server runs in their home, where nbgrader (the formgrader too) reads
+        # ~/.jupyter/nbgrader_config.py: the course's configuration, from the course.
+        (course.parent / ".jupyter").mkdir()
+        (course.parent / ".jupyter" / "nbgrader_config.py").write_text(
+            f"load_subconfig('nbgrader_config.py', path={str(course)!r})\n")
+        for path in [course, *course.rglob("*"), *(course.parent / ".jupyter").rglob("*"),
+                     course.parent / ".jupyter"]:
             os.chown(path, account.pw_uid, account.pw_gid)
         (course / "nbgrader_config_local.py").chmod(0o600)  # the database's password
-        course.chmod(0o700)
+        # setgid: what the service (root) writes here belongs to the grader's group, and,
+        # with the hub's umask 002, the formgrader's Autograde can replace it.
+        course.chmod(0o2770)
         self.nbgrader("generate_assignment", ASSIGNMENT, "--force")
         self.nbgrader("db", "student", "import", "roster.csv")
         self.nbgrader("release_assignment", ASSIGNMENT, "--force")
@@ -383,7 +394,8 @@ class Hub:
             [str(ENV / "venv" / "bin" / "jupyterhub"), "-f",
              str(self.run_dir / "jupyterhub_config.py")], cwd=self.run_dir,
             env={**os.environ, "PATH": f"{ENV}/venv/bin:{os.environ['PATH']}"},
-            stdout=log, stderr=subprocess.STDOUT if log else None, start_new_session=True)
+            stdout=log, stderr=subprocess.STDOUT if log else None, start_new_session=True,
+            umask=0o002)  # the service's files in the course: writable by the grader's group
         deadline = time.monotonic() + timeout
         while True:
             try:

@@ -14,6 +14,8 @@ KEY = json.loads((REPO / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_
 PARTS = ("sigmoid_activation_answer", "forward_answer")  # what the student types in
 WRITTEN = "A kink: the difference quotient straddles it, so it is off by design."
 WIDTH, HEIGHT, SHOT_WIDTH = 1280, 860, 960
+KERNEL_IDLE = """[...document.querySelectorAll('.jp-StatusBar-TextItem')]
+    .some(e => /\\| Idle/.test(e.textContent))"""
 CHECKS_SHOWN = """(() => { const out = [...document.querySelectorAll(
     '.jp-Notebook .jp-OutputArea-output')].map(o => o.textContent)
     .filter(t => t.includes('✔')); return out.length >= 2 && out; })()"""
@@ -125,7 +127,8 @@ class Person:
         from selenium.webdriver.common.keys import Keys
 
         self.menu("File", "New", "Terminal")
-        self.find(".jp-Terminal .xterm-helper-textarea").send_keys(command + Keys.ENTER)
+        self.find(".jp-Terminal .xterm-screen").click()
+        self.keys(command + Keys.ENTER)
 
     def shot(self, name: str) -> None:
         """SHOTS/hub-NAME.png, small: scaled to SHOT_WIDTH, 256 colours (none without
@@ -161,10 +164,18 @@ def start_work(person: Person) -> list[str]:
         code = answer(part)
         person.type_into_cell(code.splitlines()[0], code)
     person.type_into_cell("YOUR ANSWER HERE", WRITTEN)
-    # From the first code cell through Part 2's check, as Shift+Enter nine times runs them.
-    person.find(".jp-Notebook .jp-CodeCell .jp-InputPrompt").click()
-    person.keys(Keys.ENTER, Keys.SHIFT, times=9)
-    checks = person.wait(CHECKS_SHOWN)
+    # From the first code cell through Part 2's check, as Shift+Enter nine times runs them,
+    # once the kernel is idle; again if it lost them (a kernel restarted while starting).
+    for attempt in range(2):
+        person.wait(KERNEL_IDLE)
+        person.find(".jp-Notebook .jp-CodeCell .jp-InputPrompt").click()
+        person.keys(Keys.ENTER, Keys.SHIFT, times=9)
+        try:
+            checks = person.wait(CHECKS_SHOWN, timeout=60)
+            break
+        except AssertionError:
+            if attempt:
+                raise
     person.shot("2-student-visible-checks")
     person.keys("s", Keys.CONTROL)
     person.wait("!document.querySelector('.jp-NotebookPanel.jp-mod-dirty')")
@@ -174,12 +185,17 @@ def start_work(person: Person) -> list[str]:
 def submit_until_feedback(person: Person, earlier: int, timeout: float = 120) -> float:
     """In the Assignments tab, click Submit, then Fetch Feedback until the submission's
     "(view feedback)" shows (earlier submissions have theirs); the seconds it took."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
     person.find_text("Assignments", "div[contains(@class,'lm-TabBar-tabLabel')]").click()
     person.find_text("Submit", "button").click()
     clicked = time.monotonic()
     shown = "//a[contains(., 'view feedback')]"
     while len(person.driver.find_elements("xpath", shown)) <= earlier:
         assert time.monotonic() - clicked < timeout, f"no feedback {timeout} s after Submit"
-        person.find_text("Fetch Feedback", "button").click()
+        try:
+            person.find_text("Fetch Feedback", "button").click()
+        except StaleElementReferenceException:  # the list was redrawn under the click
+            continue
         time.sleep(0.2)
     return time.monotonic() - clicked
