@@ -22,11 +22,14 @@ As root, it builds (once) what every user's server runs, then, at each start:
 """
 
 import argparse
+import contextlib
+import fcntl
 import grp
 import hashlib
 import json
 import os
 import pwd
+import re
 import secrets
 import shutil
 import signal
@@ -47,7 +50,8 @@ ENV = Path(os.environ.get("HUB_DIR") or REPO / "build" / "hub")
 SYSTEM_PYTHON = "/usr/bin/python3"  # every account can run it (pyenv's may sit in /root)
 PROXY = "configurable-http-proxy@5.1.0"
 STAFF = "backprop-staff"  # the group that reads the grader's code
-MARK = "backprop-lab hub"  # the GECOS of the accounts this module made
+MARK = "backprop-lab hub"  # the GECOS of the accounts this module made, then their hub's RUN
+SERVICE_LINE = re.compile(r"^\d{4}-\d\d-\d\dT[\d:.]+Z [a-z-]+( |$)")  # autograder.service.log
 COURSE_ID = "backprop-lab"
 ASSIGNMENT = "nn_from_scratch"
 STUDENTS = ("ada", "bob", "cho")
@@ -150,47 +154,65 @@ def check_machine() -> None:
 
 # ---- the environment every server runs, built once --------------------------------------
 
-def environment_stamp() -> str:
-    """What the environment is built from: the pins, the project, the package's code."""
-    digest = hashlib.sha256(PROXY.encode())
-    for path in [REPO / "pyproject.toml", REPO / "constraints.txt",
-                 *sorted((REPO / "autograder").rglob("*.py"))]:
+def stamp_of(paths: list[Path], *extra: str) -> str:
+    """A digest of the files' names and contents (and of extra)."""
+    digest = hashlib.sha256("".join(extra).encode())
+    for path in paths:
         digest.update(str(path.relative_to(REPO)).encode() + path.read_bytes())
     return digest.hexdigest()
 
 
 def build_environment(say=print) -> None:
-    """ENV/venv (Debian's python3, the pinned packages and this package) and
-    ENV/node_modules (configurable-http-proxy), unless the stamp says they are current."""
-    stamp = ENV / "stamp"
-    if stamp.is_file() and stamp.read_text() == environment_stamp():
-        return
-    started = time.monotonic()
-    os.umask(0o022)  # every account runs what is built here
-    say(f"building the hub's environment in {ENV} (once; a few minutes)")
+    """ENV/venv (Debian's python3 with the pinned packages; ENV/node_modules, the proxy),
+    rebuilt when the pins change, and this package in it (with the release, which the
+    engine reads beside the package), reinstalled when its code or the release changes.
+    One build at a time (a lock): concurrent starts wait for it."""
     ENV.mkdir(parents=True, exist_ok=True)
     ENV.chmod(0o755)
-    python = ENV / "venv" / "bin" / "python"
-    if not python.exists():
-        run(SYSTEM_PYTHON, "-m", "venv", str(ENV / "venv"))
+    with open(ENV / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        packages = stamp_of([REPO / "pyproject.toml", REPO / "constraints.txt"], PROXY)
+        code = stamp_of(sorted([*(REPO / "autograder").rglob("*.py"),
+                                *(REPO / "assignments").rglob("*.*")]), packages)
+        if (ENV / "stamp").is_file() and (ENV / "stamp").read_text() == code:
+            return
+        os.umask(0o022)  # every account runs what is built here
+        python = ENV / "venv" / "bin" / "python"
+        started = time.monotonic()
+        if not (ENV / "packages").is_file() or (ENV / "packages").read_text() != packages:
+            say(f"building the hub's environment in {ENV} (once; a few minutes)")
+            install_packages(python)
+            (ENV / "packages").write_text(packages)
+        run(str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--force-reinstall",
+            f"{REPO}")
+        package = staff_only(python)
+        release = package.parent / "assignments"  # autograder.course.REPO / "assignments"
+        shutil.rmtree(release, ignore_errors=True)
+        shutil.copytree(REPO / "assignments", release)
+        (ENV / "stamp").write_text(code)
+        say(f"the hub's environment is current ({time.monotonic() - started:.0f} s)")
+
+
+def install_packages(python: Path) -> None:
+    """A fresh ENV/venv with the pinned packages; configurable-http-proxy in ENV."""
+    shutil.rmtree(ENV / "venv", ignore_errors=True)
+    run(SYSTEM_PYTHON, "-m", "venv", str(ENV / "venv"))
     run(str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip")
     extras = tomllib.loads((REPO / "pyproject.toml").read_text())
     hub = extras["project"]["optional-dependencies"]["hub"]
     run(str(python), "-m", "pip", "install", "--quiet", "-c", str(REPO / "constraints.txt"),
         *hub, f"{REPO}")
-    staff_only(python)
     settings = ENV / "venv" / "share" / "jupyter" / "lab" / "settings"
     settings.mkdir(parents=True, exist_ok=True)  # JupyterLab fetches no news (loopback only)
     (settings / "overrides.json").write_text(json.dumps(
         {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false"}}))
     run("npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(ENV), PROXY)
-    stamp.write_text(environment_stamp())
-    say(f"built in {time.monotonic() - started:.0f} s")
 
 
-def staff_only(python: Path) -> None:
+def staff_only(python: Path) -> Path:
     """Of the installed package, other accounts read only SANDBOX_MODULES (the kit and the
-    child's side of the engine, what the sandbox itself shows); the rest is STAFF's."""
+    child's side of the engine, what the sandbox itself shows); the rest is STAFF's. Returns
+    the package's folder."""
     run("groupadd", "--force", "--system", STAFF)
     # -I and cwd /: the installed package, never a checkout that the working folder holds.
     package = Path(run(str(python), "-I", "-c", "import autograder; "
@@ -207,6 +229,21 @@ def staff_only(python: Path) -> None:
             path.chmod(path.stat().st_mode | (0o005 if path.is_dir() else 0o004))
         for parent in shown.relative_to(package).parents:  # listed: Python's finder reads it
             (package / parent).chmod((package / parent).stat().st_mode | 0o005)
+    return package
+
+
+def remove_accounts(names) -> None:
+    """Unix accounts, their processes and their homes."""
+    for name in names:
+        subprocess.run(["pkill", "-KILL", "-u", name], check=False)
+        subprocess.run(["userdel", "--remove", name], check=False, capture_output=True)
+
+
+def remove_abandoned_accounts() -> None:
+    """The accounts of hubs whose state folder is gone (a run killed before its clean-up)."""
+    remove_accounts(account.pw_name for account in pwd.getpwall()
+                    if account.pw_gecos.startswith(f"{MARK} /")
+                    and not Path(account.pw_gecos[len(MARK) + 1:]).exists())
 
 
 # ---- one start ---------------------------------------------------------------------------
@@ -261,14 +298,17 @@ class Hub:
     def make_accounts(self) -> None:
         """The grader (in STAFF) and the students, with fresh passwords and fresh homes."""
         for name in [self.grader, *self.students]:
+            mark = f"{MARK} {self.run_dir}"
             try:
                 account = pwd.getpwnam(name)
             except KeyError:
-                run("useradd", "--create-home", "--shell", "/bin/bash", "--comment", MARK, name)
+                run("useradd", "--create-home", "--shell", "/bin/bash", "--comment", mark, name)
                 account = pwd.getpwnam(name)
-            if account.pw_gecos != MARK:
+            if not account.pw_gecos.startswith(MARK):
                 raise HubError(f"the account {name} exists and is not this hub's: remove it, "
                                f"or start the hub with another --prefix")
+            if account.pw_gecos != mark:
+                run("usermod", "--comment", mark, name)
             home = Path(account.pw_dir)
             shutil.rmtree(home, ignore_errors=True)
             home.mkdir(mode=0o700)
@@ -290,9 +330,7 @@ class Hub:
 
     def remove_accounts(self) -> None:
         """The accounts this hub made, with their homes (the tests' clean-up)."""
-        for name in self.accounts:
-            subprocess.run(["pkill", "-KILL", "-u", name], check=False)
-            subprocess.run(["userdel", "--remove", name], check=False, capture_output=True)
+        remove_accounts(self.accounts)
 
     def start_postgres(self) -> str:
         """A PostgreSQL cluster of the hub's own on loopback; the gradebook's URL."""
@@ -370,9 +408,8 @@ class Hub:
                      course.parent / ".jupyter"]:
             os.chown(path, account.pw_uid, account.pw_gid)
         (course / "nbgrader_config_local.py").chmod(0o600)  # the database's password
-        # setgid: what the service (root) writes here belongs to the grader's group, and,
-        # with the hub's umask 002, the formgrader's Autograde can replace it.
-        course.chmod(0o2770)
+        course.chmod(0o770)  # the service (root) shares what it writes here with the grader's
+        # group (autograder.service.serve.shared_with_instructors): the formgrader replaces it
         self.nbgrader("generate_assignment", ASSIGNMENT, "--force")
         self.nbgrader("db", "student", "import", "roster.csv")
         self.nbgrader("release_assignment", ASSIGNMENT, "--force")
@@ -388,14 +425,19 @@ class Hub:
             "# Written by `make hub` (autograder/hub.py): the settings, then its CONFIG.\n"
             + header + "\n" + CONFIG)
 
-    def start(self, log=None, timeout: float = 120) -> None:
-        """jupyterhub, as root, until it answers on its URL."""
-        self.process = subprocess.Popen(
-            [str(ENV / "venv" / "bin" / "jupyterhub"), "-f",
-             str(self.run_dir / "jupyterhub_config.py")], cwd=self.run_dir,
-            env={**os.environ, "PATH": f"{ENV}/venv/bin:{os.environ['PATH']}"},
-            stdout=log, stderr=subprocess.STDOUT if log else None, start_new_session=True,
-            umask=0o002)  # the service's files in the course: writable by the grader's group
+    @property
+    def log_file(self) -> Path:
+        return self.run_dir / "hub.log"
+
+    def start(self, logged: bool = False, timeout: float = 120) -> None:
+        """jupyterhub, as root, until it answers on its URL; its output (the proxy's, the
+        servers' and the grading service's too) in log_file if logged."""
+        with open(self.log_file, "w") if logged else contextlib.nullcontext() as log:
+            self.process = subprocess.Popen(
+                [str(ENV / "venv" / "bin" / "jupyterhub"), "-f",
+                 str(self.run_dir / "jupyterhub_config.py")], cwd=self.run_dir,
+                env={**os.environ, "PATH": f"{ENV}/venv/bin:{os.environ['PATH']}"},
+                stdout=log, stderr=subprocess.STDOUT if log else None, start_new_session=True)
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -403,9 +445,21 @@ class Hub:
                     return
             except OSError as error:
                 if self.process.poll() is not None or time.monotonic() > deadline:
-                    raise HubError(f"jupyterhub did not answer on {self.url} "
-                                   f"(exit {self.process.poll()})") from error
-                time.sleep(0.5)
+                    raise HubError(f"jupyterhub did not answer on {self.url} (exit "
+                                   f"{self.process.poll()})\n{self.logs()}") from error
+                time.sleep(0.2)
+
+    def logs(self, lines: int = 40) -> str:
+        """The end of log_file, and of the grading service's lines in it: what a failure's
+        message shows."""
+        if not self.log_file.is_file():
+            return "(the hub's output is not logged)"
+        text = self.log_file.read_text(errors="replace").splitlines()
+        service = [line for line in text if SERVICE_LINE.match(line)]
+        return (f"--- the hub's log ({self.log_file}), last {lines} lines:\n"
+                + "\n".join(text[-lines:])
+                + f"\n--- the grading service's lines, last {lines // 2}:\n"
+                + "\n".join(service[-lines // 2:]))
 
     def stop(self) -> None:
         """jupyterhub (it stops the users' servers, the proxy and the service), then

@@ -1,6 +1,7 @@
 """A person at Chromium on the hub (Selenium with Debian's chromium-driver), and a student's
 steps in JupyterLab: tests/test_hub.py and bench/hub_latency.py."""
 
+import contextlib
 import io
 import json
 import shutil
@@ -32,7 +33,9 @@ def answer(grade_id: str) -> str:
 class Person:
     """Someone at a browser: Chromium, logged in to the hub as one account."""
 
-    def __init__(self, hub: Hub, name: str, shots: Path | None = None):
+    def __init__(self, hub: Hub, name: str, shots: Path | None = None, start: str = "/hub/"):
+        """Chromium at start (a hub page or a user's), then the hub's login page it leads to;
+        logged in as name."""
         from selenium import webdriver
         from selenium.webdriver.chrome.service import Service
 
@@ -44,7 +47,7 @@ class Person:
         self.driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")),
                                        options=options)
         self.hub, self.name, self.shots = hub, name, shots
-        self.get("/hub/login")
+        self.get(start)
         self.find("#username_input").send_keys(name)
         self.find("#password_input").send_keys(hub.accounts[name])
         self.find("#login_submit").click()
@@ -52,29 +55,41 @@ class Person:
     def get(self, path: str) -> None:
         self.driver.get(self.hub.url + path)
 
-    def find(self, css: str, timeout: float = 60):
-        from selenium.webdriver.support import expected_conditions as seen
+    def failed(self, what: str, timeout: float) -> AssertionError:
+        """A step that did not happen in time: what, where the browser was, and the ends of
+        the hub's and the grading service's logs."""
+        return AssertionError(f"{self.name}: {what} not seen in {timeout:.0f} s (at "
+                              f"{self.driver.current_url})\n{self.hub.logs()}")
+
+    def until(self, condition, what: str, timeout: float, every: float = 0.1):
+        """Selenium's wait for condition (tried every so many seconds); a timeout fails with
+        `failed`."""
+        from selenium.common.exceptions import TimeoutException
         from selenium.webdriver.support.ui import WebDriverWait
 
-        return WebDriverWait(self.driver, timeout).until(
-            seen.element_to_be_clickable(("css selector", css)))
+        try:
+            return WebDriverWait(self.driver, timeout, poll_frequency=every).until(condition)
+        except TimeoutException:
+            raise self.failed(what, timeout) from None
+
+    def find(self, css: str, timeout: float = 60):
+        from selenium.webdriver.support import expected_conditions as seen
+
+        return self.until(seen.element_to_be_clickable(("css selector", css)), css, timeout)
 
     def find_text(self, text: str, tag: str = "*", timeout: float = 60):
         """The visible element tag whose own text is text."""
         from selenium.webdriver.support import expected_conditions as seen
-        from selenium.webdriver.support.ui import WebDriverWait
 
-        return WebDriverWait(self.driver, timeout).until(seen.element_to_be_clickable(
-            ("xpath", f"//{tag}[normalize-space(text())={json.dumps(text)}]")))
+        return self.until(seen.element_to_be_clickable(
+            ("xpath", f"//{tag}[normalize-space(text())={json.dumps(text)}]")),
+            f"{tag} {text!r}", timeout)
 
-    def wait(self, script: str, timeout: float = 120, every: float = 0.2, args=()):
+    def wait(self, script: str, timeout: float = 120, args=()):
         """Until the JavaScript expression script is truthy (arguments[i] are args); its
         value."""
-        deadline = time.monotonic() + timeout
-        while not (value := self.driver.execute_script(f"return {script}", *args)):
-            assert time.monotonic() < deadline, f"{self.name}: not seen in {timeout} s: {script}"
-            time.sleep(every)
-        return value
+        return self.until(lambda driver: driver.execute_script(f"return {script}", *args),
+                          script, timeout)
 
     def lab(self) -> None:
         """Wait until JupyterLab has started (the server spawned, the shell drawn)."""
@@ -110,17 +125,29 @@ class Person:
             .some(e => e && e.textContent.trim().startsWith({json.dumps(starts_with)})))""")
         for _ in range(5):  # the notebook lays cells out as they scroll in: aim again
             self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", cell)
-            time.sleep(0.5)
+            self.settled(cell)
             rendered = cell.find_elements("css selector", ".jp-MarkdownOutput")
             if not (rendered and rendered[0].is_displayed()):
                 break
             ActionChains(self.driver).double_click(rendered[0]).perform()  # opens markdown
         editor = cell.find_element("css selector", ".cm-content")
-        self.wait("arguments[0].offsetParent", every=0.1, args=(editor,))
+        self.wait("arguments[0].offsetParent", args=(editor,))
         editor.click()
         self.keys("a", Keys.CONTROL)
         # Typed as one input, as a paste is: the editor adds no indentation of its own.
         self.driver.execute_cdp_cmd("Input.insertText", {"text": text})
+
+    def settled(self, element, timeout: float = 10) -> None:
+        """Until element stays where it is for a poll."""
+        where = [None]
+
+        def still(driver) -> bool:
+            now = driver.execute_script("return arguments[0].getBoundingClientRect().top",
+                                        element)
+            before, where[0] = where[0], now
+            return now == before
+
+        self.until(still, "the element settled", timeout)
 
     def terminal(self, command: str) -> None:
         """Type command into a new JupyterLab terminal."""
@@ -137,6 +164,8 @@ class Person:
 
         if self.shots is None:
             return
+        self.driver.execute_async_script(  # what the page drew last is painted
+            "requestAnimationFrame(() => requestAnimationFrame(arguments[0]))")
         image = Image.open(io.BytesIO(self.driver.get_screenshot_as_png())).convert("RGB")
         image = image.resize((SHOT_WIDTH, round(image.height * SHOT_WIDTH / image.width)))
         image.quantize(256).save(self.shots / f"hub-{name}.png", optimize=True)
@@ -191,11 +220,13 @@ def submit_until_feedback(person: Person, earlier: int, timeout: float = 120) ->
     person.find_text("Submit", "button").click()
     clicked = time.monotonic()
     shown = "//a[contains(., 'view feedback')]"
-    while len(person.driver.find_elements("xpath", shown)) <= earlier:
-        assert time.monotonic() - clicked < timeout, f"no feedback {timeout} s after Submit"
-        try:
+
+    def shown_else_fetch(driver) -> bool:
+        if len(driver.find_elements("xpath", shown)) > earlier:
+            return True
+        with contextlib.suppress(StaleElementReferenceException):  # the list was redrawn
             person.find_text("Fetch Feedback", "button").click()
-        except StaleElementReferenceException:  # the list was redrawn under the click
-            continue
-        time.sleep(0.2)
+        return False
+
+    person.until(shown_else_fetch, "the submission's \"(view feedback)\"", timeout, every=0.2)
     return time.monotonic() - clicked

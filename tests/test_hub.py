@@ -14,16 +14,24 @@ import csv
 import io
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 from hub_browser import Person, start_work, submit_until_feedback
 
-from autograder.hub import ASSIGNMENT, CONFIG, ENV, REPO, Hub, free_port
+from autograder.hub import (
+    ASSIGNMENT,
+    CONFIG,
+    ENV,
+    REPO,
+    Hub,
+    free_port,
+    remove_abandoned_accounts,
+)
 
 DOCS = REPO / "docs"
 on_a_hub = pytest.mark.skipif(
@@ -39,18 +47,19 @@ def test_readme_shows_the_hubs_configuration():
 
 @pytest.fixture(scope="module")
 def hub():
+    """One hub for the module, with accounts of its own (bpt<random>-*: a concurrent run,
+    anyone's, has others) and free ports; the accounts of runs killed before their clean-up
+    are removed first."""
+    remove_abandoned_accounts()
     run_dir = Path(tempfile.mkdtemp(prefix="hub-test-", dir="/tmp"))
-    hub = Hub(run_dir, port=free_port(), prefix="bpt-")
+    hub = Hub(run_dir, port=free_port(), prefix=f"bpt{secrets.token_hex(3)}-")
     try:
         hub.setup(say=lambda line: None)
-        with open(run_dir / "hub.log", "w") as log:
-            hub.start(log)
+        hub.start(logged=True)
         yield hub
     finally:
         hub.stop()
         hub.remove_accounts()
-        if (run_dir / "hub.log").is_file():  # its last lines say what a failure was
-            shutil.copy(run_dir / "hub.log", "/tmp/hub-test-last.log")
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
@@ -74,7 +83,9 @@ def student_day(hub):
         ActionChains(ada.driver).double_click(
             ada.find_text(f"{ASSIGNMENT}.html", "span")).perform()
         ada.find(".jp-HTMLViewer iframe")
-        time.sleep(1)
+        ada.wait("""(d => d && d.readyState == 'complete' && d.body.textContent.includes(
+            'sigmoid_activation'))(document.querySelector('.jp-HTMLViewer iframe')
+            .contentDocument)""")
         ada.shot("5-student-feedback")
         yield {"checks": checks, "validated": validated, "seconds": seconds}
     finally:
@@ -97,11 +108,11 @@ def test_another_student_cannot_reach_the_feedback(hub, student_day):
     ada, bob = hub.students[0], hub.students[1]
     pages = sorted((Path("/home") / ada / ASSIGNMENT / "feedback").glob("*/*.html"))
     assert pages, "ada has no feedback"
-    person = Person(hub, bob)
+    person = Person(hub, bob, start=f"/user/{ada}/files/"
+                                   f"{pages[0].relative_to(Path('/home') / ada)}")
     try:
-        person.find("body")
-        person.get(f"/user/{ada}/files/{pages[0].relative_to(Path('/home') / ada)}")
-        person.find("body")
+        person.wait("document.readyState == 'complete' && /\\b403\\b/.test(document.title + "
+                    "document.body.textContent)")
         page = person.driver.page_source
     finally:
         person.close()
@@ -137,6 +148,10 @@ def test_instructor_grades_autogrades_reports_and_exports(hub, student_day):
     from nbgrader.api import Gradebook
 
     ada = hub.students[0]
+    wrote = [path for step in ("autograded", "feedback") for path in (hub.course / step).rglob("*")]
+    unshared = [str(path) for path in wrote if path.stat().st_gid != hub.course.stat().st_gid
+                or path.is_dir() and not path.stat().st_mode & 0o020]
+    assert wrote and not unshared, f"the grader's group cannot replace {unshared}"
     grader = Person(hub, hub.grader, DOCS)
     try:
         grader.lab()
@@ -166,19 +181,13 @@ def test_instructor_grades_autogrades_reports_and_exports(hub, student_day):
         grader.terminal(f"cd ~/backprop-lab && python -m autograder report {ASSIGNMENT} "
                         "--course . && nbgrader export --to grades.csv")
         grades = hub.course / "grades.csv"
-        deadline = time.monotonic() + 180
-        while not grades.is_file():
-            assert time.monotonic() < deadline, "no grades.csv from the terminal"
-            time.sleep(0.5)
-        time.sleep(1)
+        grader.until(lambda driver: grades.is_file(), "grades.csv from the terminal", 180)
         grader.shot("9-instructor-terminal")
         grader.get(f"/user/{hub.grader}/files/reports/{ASSIGNMENT}.html")
         grader.find("body")
-        time.sleep(1)
         grader.shot("10-instructor-class-report")
         grader.get(f"/user/{hub.grader}/lab/tree/grades.csv")
         grader.find(".jp-CSVViewer, .jp-DataGrid, .lm-DataGrid", timeout=60)
-        time.sleep(1)
         grader.shot("11-instructor-grades-csv")
     finally:
         grader.close()
