@@ -380,6 +380,11 @@ class Hub:
             "c = get_config()\n"
             f"c.Exchange.root = {str(self.exchange)!r}\n"
             f"c.CourseDirectory.course_id = {COURSE_ID!r}\n")
+        # The staff's servers escape the formgrader's pages and typeset their maths offline;
+        # students' servers (their file replaces this setting) have no formgrader at all.
+        (config_dir / "jupyter_server_config.json").write_text(json.dumps(
+            {"ServerApp": {"jpserver_extensions": {"autograder.formgrader_guard": True}}},
+            indent=1))
         (config_dir / "student" / "jupyter_server_config.json").write_text(json.dumps(
             {"ServerApp": {"jpserver_extensions": {
                 "nbgrader.server_extensions.formgrader": False}}}, indent=1))
@@ -461,17 +466,39 @@ class Hub:
                 + f"\n--- the grading service's lines, last {lines // 2}:\n"
                 + "\n".join(service[-lines // 2:]))
 
-    def stop(self) -> None:
+    def stop(self, graceful: bool = True) -> None:
         """jupyterhub (it stops the users' servers, the proxy and the service), then
-        PostgreSQL."""
+        PostgreSQL; not graceful (the tests' clean-up), the hub's processes are killed at
+        once instead (stopped first, so that none starts another meanwhile)."""
         if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            if graceful:
+                self.process.send_signal(signal.SIGTERM)
+            else:
+                for sent in (signal.SIGSTOP, signal.SIGKILL):
+                    for pid in [self.process.pid, *descendants(self.process.pid)]:
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(pid, sent)
             try:
                 self.process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         self.stop_postgres()
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes below pid, from /proc."""
+    children: dict[int, list[int]] = {}
+    for status in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            parent = int(status.read_text().rsplit(")", 1)[1].split()[1])
+            children.setdefault(parent, []).append(int(status.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        below = children.get(todo.pop(), [])
+        found += below
+        todo += below
+    return found
 
 
 def interrupt(signum, frame):

@@ -4,6 +4,7 @@ steps in JupyterLab: tests/test_hub.py and bench/hub_latency.py."""
 import contextlib
 import io
 import json
+import pwd
 import shutil
 import sys
 import time
@@ -207,7 +208,12 @@ def start_work(person: Person) -> list[str]:
                 raise
     person.shot("2-student-visible-checks")
     person.keys("s", Keys.CONTROL)
-    person.wait("!document.querySelector('.jp-NotebookPanel.jp-mod-dirty')")
+    # Saved: on disk, and its tab no longer marked dirty (the save has taken the file's new
+    # hash). Validate saves again; begun before this save ends, its save finds a hash it did
+    # not write and asks "File Changed": overwrite or revert.
+    saved = Path(pwd.getpwnam(person.name).pw_dir) / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    person.until(lambda driver: WRITTEN in saved.read_text(), "the notebook saved", 60)
+    person.wait("!document.querySelector('.lm-TabBar-tab.jp-mod-dirty')")
     return checks
 
 

@@ -58,13 +58,21 @@ def hub():
         hub.start(logged=True)
         yield hub
     finally:
-        hub.stop()
+        hub.stop(graceful=False)
         hub.remove_accounts()
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
-def student_day(hub):
+def instructor(hub):
+    """The grader, logged in first: the hub starts their server while ada works."""
+    grader = Person(hub, hub.grader, DOCS)
+    yield grader
+    grader.close()
+
+
+@pytest.fixture(scope="module")
+def student_day(hub, instructor):
     """ada's day in the browser: the checks' verdicts, what Validate said, and the seconds
     from the Submit click to her feedback shown."""
     from selenium.webdriver.common.action_chains import ActionChains
@@ -73,7 +81,9 @@ def student_day(hub):
     try:
         checks = start_work(ada)
         ada.find(".validate-button .jp-ToolbarButtonComponent-label").click()
-        validated = ada.find(".jp-Dialog-content", timeout=180).text
+        ada.find_text("Validation Results", "*[contains(@class,'jp-Dialog-header')]",
+                      timeout=180)
+        validated = ada.find(".jp-Dialog-content").text
         ada.shot("3-student-validate")
         ada.find(".jp-Dialog .jp-mod-accept").click()
         ada.wait("!document.querySelector('.jp-Dialog')")
@@ -96,6 +106,10 @@ def student_day(hub):
 @on_a_hub
 def test_student_fetches_works_validates_submits_and_gets_feedback(hub, student_day):
     assert len(student_day["checks"]) >= 2, student_day["checks"]
+    # Validate lists the checks that fail: the parts not written yet, not the two typed in.
+    assert 'check("sigmoid_delta"' in student_day["validated"], student_day["validated"]
+    for part in ("sigmoid_activation", "forward"):
+        assert f'check("{part}"' not in student_day["validated"], student_day["validated"]
     print(f"submit click -> feedback shown: {student_day['seconds']:.1f} s")
     assert student_day["seconds"] < 60
 
@@ -144,7 +158,7 @@ def test_students_read_the_kit_not_the_grader(hub):
 
 @pytest.mark.slow
 @on_a_hub
-def test_instructor_grades_autogrades_reports_and_exports(hub, student_day):
+def test_instructor_grades_autogrades_reports_and_exports(hub, student_day, instructor):
     from nbgrader.api import Gradebook
 
     ada = hub.students[0]
@@ -152,45 +166,50 @@ def test_instructor_grades_autogrades_reports_and_exports(hub, student_day):
     unshared = [str(path) for path in wrote if path.stat().st_gid != hub.course.stat().st_gid
                 or path.is_dir() and not path.stat().st_mode & 0o020]
     assert wrote and not unshared, f"the grader's group cannot replace {unshared}"
-    grader = Person(hub, hub.grader, DOCS)
-    try:
-        grader.lab()
-        grader.menu("Nbgrader", "Formgrader")
-        grader.find("iframe", timeout=60)
-        grader.shot("6-instructor-formgrader")
-        grader.get(f"/user/{hub.grader}/formgrader/gradebook/{ASSIGNMENT}/{ASSIGNMENT}")
-        grader.find("a.name-hidden").click()
-        grader.driver.execute_script(
-            "$(document).on('finished_saving', () => { window.scoreSaved = true; })")
-        for _ in range(3):  # a click before the page's models are bound is lost: again
-            grader.wait("""(() => { let e = document.getElementById('kink_written');
-                while (e && !e.querySelector('.full-credit')) e = e.parentElement;
-                return e && e.querySelector('.full-credit'); })()""").click()
-            try:
-                grader.wait("window.scoreSaved", timeout=10)
-                break
-            except AssertionError:
-                continue
-        grader.shot("7-instructor-written-answer")
-        grader.get(f"/user/{hub.grader}/formgrader/manage_submissions/{ASSIGNMENT}")
-        grader.find("td.autograde a").click()
-        grader.find_text("Success", "h4", timeout=180)
-        grader.shot("8-instructor-autograde")
-        grader.get(f"/user/{hub.grader}/lab")
-        grader.lab()
-        grader.terminal(f"cd ~/backprop-lab && python -m autograder report {ASSIGNMENT} "
-                        "--course . && nbgrader export --to grades.csv")
-        grades = hub.course / "grades.csv"
-        grader.until(lambda driver: grades.is_file(), "grades.csv from the terminal", 180)
-        grader.shot("9-instructor-terminal")
-        grader.get(f"/user/{hub.grader}/files/reports/{ASSIGNMENT}.html")
-        grader.find("body")
-        grader.shot("10-instructor-class-report")
-        grader.get(f"/user/{hub.grader}/lab/tree/grades.csv")
-        grader.find(".jp-CSVViewer, .jp-DataGrid, .lm-DataGrid", timeout=60)
-        grader.shot("11-instructor-grades-csv")
-    finally:
-        grader.close()
+    grader = instructor
+    grader.lab()
+    grader.menu("Nbgrader", "Formgrader")
+    grader.find("iframe", timeout=60)
+    grader.shot("6-instructor-formgrader")
+    grader.get(f"/user/{hub.grader}/formgrader/gradebook/{ASSIGNMENT}/{ASSIGNMENT}")
+    grader.find("a.name-hidden").click()
+    # The submission's maths is typeset, with MathJax from the server (formgrader_guard):
+    # every script the page has is this server's (and this machine has no network).
+    grader.wait("document.querySelector('#notebook .MathJax, #notebook .MathJax_Display')")
+    scripts = grader.driver.execute_script(
+        "return [...document.scripts].map(s => s.src).filter(s => s)")
+    assert scripts and all(src.startswith(hub.url) for src in scripts), scripts
+    grader.driver.execute_script(
+        "$(document).on('finished_saving', () => { window.scoreSaved = true; })")
+    for attempt in range(10):  # a click before the page's models are bound is lost: again
+        grader.wait("""(() => { let e = document.getElementById('kink_written');
+            while (e && !e.querySelector('.full-credit')) e = e.parentElement;
+            return e && e.querySelector('.full-credit'); })()""").click()
+        try:
+            grader.wait("window.scoreSaved", timeout=2)
+            break
+        except AssertionError:
+            if attempt == 9:
+                raise
+    grader.shot("7-instructor-written-answer")
+    grader.get(f"/user/{hub.grader}/formgrader/manage_submissions/{ASSIGNMENT}")
+    grader.find("td.autograde a").click()
+    grader.find_text("Success", "h4", timeout=180)
+    grader.shot("8-instructor-autograde")
+    grader.get(f"/user/{hub.grader}/lab")
+    grader.lab()
+    grader.terminal(f"cd ~/backprop-lab && python -m autograder report {ASSIGNMENT} "
+                    "--course . && nbgrader export --to grades.csv")
+    grades = hub.course / "grades.csv"
+    grader.until(lambda driver: grades.is_file(), "grades.csv from the terminal", 180)
+    grader.shot("9-instructor-terminal")
+    grader.get(f"/user/{hub.grader}/files/reports/{ASSIGNMENT}.html")
+    report = grader.find("body").text
+    assert "graded by hand" in report and "1 graded, 0 pending" in report, report[:2000]
+    grader.shot("10-instructor-class-report")
+    grader.get(f"/user/{hub.grader}/lab/tree/grades.csv")
+    grader.find(".jp-CSVViewer, .jp-DataGrid, .lm-DataGrid", timeout=60)
+    grader.shot("11-instructor-grades-csv")
     rows = {row["student_id"]: row for row in csv.DictReader(io.StringIO(grades.read_text()))}
     config = (hub.course / "nbgrader_config_local.py").read_text()
     db_url = config.split("db_url = ")[1].split("\n")[0].strip("'\"")
