@@ -21,8 +21,8 @@ $(BIN)/activate: pyproject.toml constraints.txt | preflight
 demo: preflight $(BIN)/activate  ## a simulated class through the whole nbgrader cycle
 	$(BIN)/python -m autograder demo
 
-hub: preflight $(BIN)/activate  ## a real JupyterHub for the course on 127.0.0.1:$(HUB_PORT), as root; Ctrl-C stops it
-	$(BIN)/python -m autograder.hub --port $(HUB_PORT)
+hub: preflight  ## a real JupyterHub for the course on 127.0.0.1:$(HUB_PORT), as root; Ctrl-C stops it (its own environment in build/hub, no .venv)
+	$(PYTHON) -m autograder.hub --port $(HUB_PORT)
 
 test: preflight $(BIN)/activate  ## lint, then the test suite on every core (a test file per worker)
 	$(BIN)/ruff check .

@@ -137,7 +137,8 @@ def check_machine() -> None:
     if os.geteuid() != 0:
         raise HubError("make hub needs root: it creates unix accounts and runs the hub as "
                        "root (sudo make hub)")
-    for tool, package in (("npm", "npm"), ("useradd", "passwd"), ("runuser", "util-linux"),
+    for tool, package in (("node", "nodejs"), ("npm", "npm"), ("useradd", "passwd"),
+                          ("runuser", "util-linux"), ("pkill", "procps"),
                           ("bwrap", "bubblewrap")):
         if shutil.which(tool) is None:
             raise HubError(f"{tool} is missing: apt-get install -y {package}")
