@@ -4,11 +4,12 @@
 
 One student logs in, fetches nn_from_scratch, types two parts, then N times: clicks Submit
 in the Assignments tab, then Fetch Feedback until the new submission's "(view feedback)"
-link shows. Prints each time and the median (p50). The hub, its accounts (bpb-*) and its
-PostgreSQL are removed at the end.
+link shows. Prints each time and the median (p50). The hub, its accounts (bpb<random>-*)
+and its PostgreSQL are removed at the end.
 """
 
 import argparse
+import secrets
 import shutil
 import statistics
 import sys
@@ -20,7 +21,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from hub_browser import Person, start_work, submit_until_feedback  # noqa: E402
 
-from autograder.hub import Hub, free_port  # noqa: E402
+from autograder.hub import Hub, free_port, remove_abandoned_accounts  # noqa: E402
 
 
 def main() -> None:
@@ -28,11 +29,11 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20, help="submissions (default 20)")
     args = parser.parse_args()
     run_dir = Path(tempfile.mkdtemp(prefix="hub-bench-", dir="/tmp"))
-    hub = Hub(run_dir, port=free_port(), prefix="bpb-")
+    remove_abandoned_accounts()
+    hub = Hub(run_dir, port=free_port(), prefix=f"bpb{secrets.token_hex(3)}-")
     try:
         hub.setup(say=lambda line: print(line, flush=True))
-        with open(run_dir / "hub.log", "w") as log:
-            hub.start(log)
+        hub.start(logged=True)
         person = Person(hub, hub.students[0])
         try:
             start_work(person)
@@ -43,7 +44,7 @@ def main() -> None:
         finally:
             person.close()
     finally:
-        hub.stop()
+        hub.stop(graceful=False)
         hub.remove_accounts()
         shutil.rmtree(run_dir, ignore_errors=True)
     print(f"submit click -> feedback shown, {args.n} submissions: p50 "
