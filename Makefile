@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test quick lint release bench sweep screenshots constraints clean preflight
+.PHONY: demo hub test quick lint release bench sweep screenshots constraints clean preflight
 N ?= 100
+HUB_PORT ?= 8000
 SEEDS ?= 100
 
 preflight:  ## the Python version, venv and bubblewrap, said (or installed) before anything else
@@ -19,6 +20,9 @@ $(BIN)/activate: pyproject.toml constraints.txt | preflight
 
 demo: preflight $(BIN)/activate  ## a simulated class through the whole nbgrader cycle
 	$(BIN)/python -m autograder demo
+
+hub: preflight  ## a real JupyterHub for the course on 127.0.0.1:$(HUB_PORT), as root; Ctrl-C stops it (its own environment in build/hub, no .venv)
+	$(PYTHON) -m autograder.hub --port $(HUB_PORT)
 
 test: preflight $(BIN)/activate  ## lint, then the test suite on every core (a test file per worker)
 	$(BIN)/ruff check .

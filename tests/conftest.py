@@ -66,7 +66,8 @@ def neuron_solution():
 # start first, so that the short ones fill in beside them.
 # The order of a profile on 2 cores (--durations, CPU time per file); pyproject.toml keeps
 # xdist from reordering the files by their number of tests.
-LONGEST_FIRST = ("test_nbgrader_cycle.py", "test_nbgrader_sandbox.py", "test_faults.py",
+LONGEST_FIRST = ("test_hub.py",
+                 "test_nbgrader_cycle.py", "test_nbgrader_sandbox.py", "test_faults.py",
                  "test_release.py", "test_service.py", "test_cluster.py",
                  "test_student_kit.py", "test_engine_attacks.py", "test_notebooks.py",
                  "test_corpus_checks.py", "test_diagnosis.py", "test_engine_course.py",

@@ -287,12 +287,15 @@ def test_formgrader_page_runs_nothing_a_student_wrote(course, browser, loopback,
     with Gradebook(f"sqlite:///{course.root / 'gradebook.db'}", "backprop-lab") as gradebook:
         submission = gradebook.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, HOSTILE.id).id
     browser.open(f"{url}/formgrader?token={token}")  # the login cookie, before any deeper page
-    page = f"{url}/formgrader/submissions/{submission}/"
+    # ?index=0: the formgrader's script puts it there once it has run (it stopped short of
+    # that when MathJax, from a CDN, was missing).
+    page = f"{url}/formgrader/submissions/{submission}/?index=0"
     loopback.asked.clear()
-    seen = inspect(browser, page, loopback)
+    seen = inspect(browser, page, loopback, MATHJAX_DONE)
     assert_nothing_ran(seen, page, loopback)
     own = browser.evaluate(OWN_CONTENT)
     assert own["passed"] and own["failed"] and own["figures"] >= 1, own
+    assert own["typeset"] > 10, own  # offline: MathJax from the server (formgrader_guard)
     assert HOSTILE.id in browser.evaluate("document.body.textContent")  # shown, as text
 
 

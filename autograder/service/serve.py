@@ -31,6 +31,7 @@ def serve(courses: list[Path], max_per_hour: int | None = None, jobs: int | None
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     jobs = jobs or os.cpu_count() or 1
+    os.umask(0o002)  # before any process starts: see shared_with_instructors
     warm_up()  # the fork server imports torch while this process imports nbgrader
     pool, collectors = ThreadPoolExecutor(jobs), ThreadPoolExecutor(COLLECT_THREADS)
     feedback = FeedbackProcesses(FEEDBACK_PROCESSES)
@@ -42,6 +43,9 @@ def serve(courses: list[Path], max_per_hour: int | None = None, jobs: int | None
         except CourseError as error:
             log("error", why=str(error))
             return 2
+        if os.geteuid() == 0:
+            for service in services:
+                shared_with_instructors(service.course)
         if identity == "folder-name":
             log("warning", why="--identity folder-name: whoever can write inbound/ can "
                                "submit as any student on the roster")
@@ -79,6 +83,19 @@ def serve(courses: list[Path], max_per_hour: int | None = None, jobs: int | None
         pool.shutdown(cancel_futures=True)
         collectors.shutdown(cancel_futures=True)
         feedback.close()
+
+
+def shared_with_instructors(course) -> None:
+    """The course's step folders (submitted, autograded, feedback) take the course root's
+    group and setgid, so that what the service writes in them as root (with umask 002) is
+    that group's to replace: the instructor's formgrader autogrades again over it."""
+    gid = course.root.stat().st_gid
+    for step in (course.submitted_directory, course.autograded_directory,
+                 course.feedback_directory):
+        folder = course.root / step
+        folder.mkdir(exist_ok=True)
+        os.chown(folder, -1, gid)
+        folder.chmod(folder.stat().st_mode | 0o2070)
 
 
 def health(courses: list[Path]) -> int:
