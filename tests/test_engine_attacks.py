@@ -792,21 +792,23 @@ def scores(result: SubmissionResult) -> tuple:
 
 
 def test_a_hostile_class_beside_an_honest_one_changes_none_of_its_grades(corpus, tmp_path):
-    """The honest class's assignments, each graded by a run of its own while one run grades
-    the hostile class on the same machine, get the grades the corpus run gave the same
+    """The honest class's assignments, each a course graded by a run of its own while one run
+    grades the hostile class on the same machine, get the grades the corpus run gave the same
     submissions (where each earns what its code does)."""
     constants = {"BREACH_DIR": str(tmp_path), "PORT": 9, "SECRET": SECRET,
                  "UNIX": str(tmp_path / "none.sock")}
-    honest = write_course(tmp_path / "honest", HONEST, constants)
     hostile = write_course(tmp_path / "hostile", HOSTILE, constants)
     beside = grade_in_a_subprocess(hostile, ASSIGNMENT)
-    runs = [grade_in_a_subprocess(honest, assignment)
-            for assignment in sorted({a.assignment for a in HONEST})]
-    for run in runs:
+    runs = {}
+    for assignment in sorted({a.assignment for a in HONEST}):
+        course = write_course(tmp_path / assignment, HONEST, constants)
+        runs[course] = grade_in_a_subprocess(course, assignment)
+    graded = {}
+    for course, run in runs.items():
         _, said = run.communicate(timeout=600)
         assert run.returncode == 0, said
+        graded |= {student: scores(result) for student, result in
+                   stored_results(course, HONEST).items()}
     beside.communicate(timeout=600)
-    graded = {student: scores(result) for student, result in
-              stored_results(honest, HONEST).items()}
     assert graded == {a.student: scores(corpus["results"][a.student]) for a in HONEST}
     assert stray_sandbox_processes() == []
