@@ -37,8 +37,7 @@ FEEDBACK = [("feedback-nn_from_scratch", "nn_from_scratch", "cho", "train_step")
             ("feedback-single_neuron", "single_neuron", "cho", "linear"),
             ("feedback-autograd_basics", "autograd_basics", "dev", "sgd_step"),
             ("feedback-two_layer_net", "two_layer_net", "cho", "relu_grad_vectorized"),
-            ("feedback-autograd_from_scratch", "autograd_from_scratch", "cho",
-             "local_gradients")]
+            ("feedback-autograd_from_scratch", "autograd_from_scratch", "cho", "backward")]
 # (assignment, student, the written answer's grade id) for the formgrader's picture
 WRITTEN = ("nn_from_scratch", "ada", "kink_written")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
