@@ -2,7 +2,8 @@
 
 release_assignment -> students fetch_assignment, fill in and submit -> collect -> autograde
 (in the sandbox, as the course's nbgrader_config.py says) -> generate_feedback -> export.
-Every step is a real nbgrader command. Then the engine grades the class again for the class
+Every step is nbgrader's own: its commands, and for the students its exchange as
+the Assignment List extension runs it. Then the engine grades the class again for the class
 reports (HTML and CSV). The demo ends with a
 grade table (student x part) and the path of every student's HTML feedback.
 """

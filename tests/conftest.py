@@ -1,8 +1,11 @@
 """Shared helpers: the solution functions of an assignment, taken from its source notebook,
 and grading one part against autograd's references, as the engine does."""
 
+import fcntl
 import os
+import shutil
 from functools import cache
+from pathlib import Path
 
 # One thread per torch: `make test` runs a worker per core, and each spawns graders, kernels
 # and nbgrader commands beside it. torch's default (a thread per core in every process) has
@@ -14,6 +17,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from autograder.course import Course
 from autograder.kit.grading import PartResult
 from autograder.references import get
 from autograder.references.graded import grade_with_references
@@ -53,6 +57,31 @@ def sgd_run(model, x, y, epochs, lr):
 
 
 @pytest.fixture(scope="session")
+def generated_course(tmp_path_factory):
+    """A function: a fresh course in a folder with one assignment generated into its release
+    and gradebook, as `nbgrader generate_assignment` leaves them (5 to 10 s of CPU each),
+    copied from a generation made once per test run and shared by the xdist workers."""
+    shared = tmp_path_factory.getbasetemp()
+    if "PYTEST_XDIST_WORKER" in os.environ:  # each worker's folder sits in the run's folder
+        shared = shared.parent
+
+    def make(workdir: Path, assignment: str) -> Course:
+        template = shared / f"generated-{assignment}"
+        with open(shared / f"generated-{assignment}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (template / "generated").exists():
+                Course.scaffold(template, [assignment]).run("generate_assignment", assignment,
+                                                            "--force")
+                (template / "generated").touch()
+        course = Course.scaffold(workdir, [assignment])
+        shutil.copytree(template / "course" / "assignments", course.root / "assignments")
+        shutil.copy(template / "course" / "gradebook.db", course.root)
+        return course
+
+    return make
+
+
+@pytest.fixture(scope="session")
 def nn_solution():
     return solution_functions("nn_from_scratch")
 
@@ -63,14 +92,15 @@ def neuron_solution():
 
 
 # `make test` runs the test files on every core (pytest-xdist, --dist loadfile): the longest
-# start first, so that the short ones fill in beside them.
-# The order of a profile on 2 cores (--durations, CPU time per file); pyproject.toml keeps
-# xdist from reordering the files by their number of tests.
-LONGEST_FIRST = ("test_hub.py",
-                 "test_nbgrader_cycle.py", "test_nbgrader_sandbox.py", "test_faults.py",
-                 "test_release.py", "test_service.py", "test_cluster.py",
-                 "test_student_kit.py", "test_engine_attacks.py", "test_notebooks.py",
-                 "test_corpus_checks.py", "test_diagnosis.py", "test_engine_course.py",
+# start first, so that the short ones fill in beside them and the workers end together.
+# The order of a profile on 2 cores (CPU seconds per file; test_hub's, about 90 s, is its
+# author's estimate); pyproject.toml keeps xdist from reordering the files by their number
+# of tests.
+LONGEST_FIRST = ("test_nbgrader_cycle.py", "test_student_kit.py", "test_faults.py",
+                 "test_hub.py", "test_nbgrader_sandbox.py", "test_engine_attacks.py",
+                 "test_exchange_attacks.py", "test_release.py", "test_engine_door.py",
+                 "test_pages.py", "test_service.py", "test_corpus_checks.py",
+                 "test_diagnosis.py", "test_cluster.py", "test_engine_course.py",
                  "test_engine.py")
 
 

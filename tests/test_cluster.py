@@ -10,7 +10,6 @@ import json
 import nbformat
 import pytest
 
-from autograder.course import Course
 from autograder.engine import grade_assignment
 from autograder.engine.cluster import dask_executor, local_cluster
 from autograder.submissions import Edit, answered, student_answers
@@ -32,9 +31,8 @@ STUDENTS = {f"s{index}": kind for index, kind in enumerate(list(KINDS) * 3)}
 
 
 @pytest.fixture(scope="module")
-def course(tmp_path_factory):
-    course = Course.scaffold(tmp_path_factory.mktemp("cluster"), [ASSIGNMENT])
-    course.run("generate_assignment", ASSIGNMENT, "--force")
+def course(tmp_path_factory, generated_course):
+    course = generated_course(tmp_path_factory.mktemp("cluster"), ASSIGNMENT)
     release = course.root / "assignments" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     for student, kind in STUDENTS.items():
         folder = course.root / "submitted" / student / ASSIGNMENT

@@ -232,11 +232,9 @@ def test_rebuilt_metadata_gives_no_point_and_a_valid_notebook():
 
 @pytest.mark.slow
 @FULL_ISOLATION
-def test_nbgrader_autograde_and_feedback_grade_hostile_metadata_and_strings(tmp_path):
-    from autograder.course import Course
-
-    course = Course.scaffold(tmp_path / "work", [ASSIGNMENT])
-    course.run("generate_assignment", ASSIGNMENT)
+def test_nbgrader_autograde_and_feedback_grade_hostile_metadata_and_strings(
+        tmp_path, generated_course):
+    course = generated_course(tmp_path / "work", ASSIGNMENT)
     key = json.loads((REPO / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text())
     surrogate = nbformat.reads(json.dumps(key), as_version=4)
     for cell in surrogate.cells:

@@ -94,9 +94,9 @@ def folder(student: str, notebook: str | None, *, claimed: str | None = None,
 class Exchange:
     """The course, its exchange, the accounts and the running service."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, course: Course):
         self.workdir = workdir
-        self.course = Course.scaffold(workdir / "lab", [ASSIGNMENT])
+        self.course = course
         self.inbound = self.course.exchange / COURSE_ID / "inbound"
         self.log = workdir / "service.log"
         self.process = None
@@ -167,7 +167,7 @@ class Exchange:
 
 
 @pytest.fixture(scope="module")
-def attacked():
+def attacked(generated_course):
     workdir = Path(tempfile.mkdtemp(prefix="exchange-attacks-", dir="/tmp"))
     workdir.chmod(0o755)  # the students must reach the exchange inside it
     made = []
@@ -179,7 +179,7 @@ def attacked():
                             "--shell", "/usr/sbin/nologin", account], check=True)
             made.append(account)
     try:
-        yield run_attacks(Exchange(workdir))
+        yield run_attacks(Exchange(workdir, generated_course(workdir / "lab", ASSIGNMENT)))
     finally:
         for account in made:
             subprocess.run(["userdel", account], check=False)
@@ -191,7 +191,6 @@ def run_attacks(exchange: Exchange) -> dict:
 
     course, seen = exchange.course, {}
     course.configure("c.LateSubmissionPlugin.penalty_method = 'zero'")
-    course.run("generate_assignment", ASSIGNMENT, "--force")
     course.run("release_assignment", ASSIGNMENT, "--force")
     exchange.course.exchange.chmod(0o755)
     exchange.inbound.chmod(0o3733)  # the README's layout: no one renames another's folder

@@ -45,9 +45,8 @@ ROOT_LINE = "c.CourseDirectory.root = "
 # ---- a small course, copied for each test ------------------------------------------------
 
 @pytest.fixture(scope="module")
-def template(tmp_path_factory) -> Path:
-    course = Course.scaffold(tmp_path_factory.mktemp("faults") / "template", [ASSIGNMENT])
-    course.run("generate_assignment", ASSIGNMENT, "--force")
+def template(tmp_path_factory, generated_course) -> Path:
+    course = generated_course(tmp_path_factory.mktemp("faults") / "template", ASSIGNMENT)
     release = course.root / "assignments" / ASSIGNMENT / NOTEBOOK
     for student in ROSTER.values():
         demo.write_submission(submit(course.root, student.id, release.read_bytes()),

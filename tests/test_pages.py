@@ -11,23 +11,16 @@ import http.server
 import importlib.util
 import io
 import json
-import os
 import re
-import secrets
 import shutil
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
-from pathlib import Path
 from urllib.parse import quote
 
 import nbformat
 import pytest
 
-from autograder.course import REPO, Course
+from autograder.course import REPO
 from autograder.demo import Student, write_submission
 from autograder.engine.results import SubmissionResult
 from autograder.kit.grading import PartResult
@@ -142,14 +135,13 @@ def loopback():
 
 
 @pytest.fixture(scope="module")
-def course(tmp_path_factory, loopback):
+def course(tmp_path_factory, loopback, generated_course):
     """A course in which the hostile student's submission is autograded (in the sandbox),
     with outputs of their choosing put back in (as a course that kept them would show
     them), then given feedback; the roster's formula students and a grade export."""
     from nbgrader.api import Gradebook
 
-    course = Course.scaffold(tmp_path_factory.mktemp("pages"), [ASSIGNMENT])
-    course.run("generate_assignment", ASSIGNMENT, "--force")
+    course = generated_course(tmp_path_factory.mktemp("pages"), ASSIGNMENT)
     with Gradebook(f"sqlite:///{course.root / 'gradebook.db'}", "backprop-lab") as gradebook:
         for formula in FORMULAS:
             gradebook.add_student(formula, first_name=formula, last_name=formula, email=formula)
@@ -180,46 +172,24 @@ def course(tmp_path_factory, loopback):
     return course
 
 
+SPEC = importlib.util.spec_from_file_location("screenshots", REPO / "docs/screenshots.py")
+screenshots = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(screenshots)
+
+
 @pytest.fixture(scope="module")
 def browser():
-    spec = importlib.util.spec_from_file_location("screenshots", REPO / "docs/screenshots.py")
-    screenshots = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(screenshots)
     browser = screenshots.Browser()
     yield browser
     browser.close()
 
 
 @pytest.fixture(scope="module")
-def formgrader(course, tmp_path_factory):
+def formgrader(course):
     """A jupyter server in the course root with nbgrader's formgrader: (its URL, token)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    token = secrets.token_hex(16)
-    bin_dir = Path(sys.executable).parent
-    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-           "JUPYTER_RUNTIME_DIR": str(tmp_path_factory.mktemp("runtime"))}
-    server = subprocess.Popen(
-        [str(bin_dir / "jupyter"), "server", "--no-browser", "--allow-root",
-         "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={course.root}",
-         "--ServerApp.jpserver_extensions={'autograder.formgrader_guard': True}"],
-        cwd=course.root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=1)
-            break
-        except OSError:
-            if server.poll() is not None or time.monotonic() > deadline:
-                server.kill()
-                raise RuntimeError("the jupyter server did not start") from None
-            time.sleep(0.2)
-    yield url, token
-    server.terminate()
-    server.wait(timeout=30)
+    server = screenshots.Formgrader(course.root)
+    yield server.url, server.token
+    server.close()
 
 
 # What the page shows after it has loaded: the flags the payloads set, where it is, and

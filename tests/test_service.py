@@ -156,13 +156,12 @@ def expected_feedback(course: Course) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory):
+def served(tmp_path_factory, generated_course):
     """Round 1: three students submit at once, the service grades them, they fetch their
     feedback. Round 2 (after the due date): a burst with the service killed mid-way."""
     workdir = tmp_path_factory.mktemp("service")
-    course = Course.scaffold(workdir, [ASSIGNMENT])
+    course = generated_course(workdir, ASSIGNMENT)
     course.configure("c.LateSubmissionPlugin.penalty_method = 'zero'")
-    course.run("generate_assignment", ASSIGNMENT, "--force")
     course.run("release_assignment", ASSIGNMENT, "--force")
     log = workdir / "service.log"
     service = Service(course, log)  # it warms up while the students fetch and submit

@@ -127,13 +127,25 @@ def errors(notebook) -> list:
             if o.output_type == "error"]
 
 
+# What an answer key prints where it follows its tutorial step by step.
+TUTORIAL_PRINTS = {"nn_from_scratch": ("a1 = tensor([[0.9697, 0.8139, 0.3020]]",
+                                       "output = tensor([[0.8594]]", "final loss:")}
+
+
 @pytest.mark.parametrize("assignment", assignment_names())
 def test_release_and_answer_key_run_in_the_kit(assignment, kit_python, tmp_path):
+    """Top to bottom in a fresh kernel of the kit alone: the answer key cleanly, earning
+    every point (and reproducing its tutorial's numbers); the blank release without
+    crashing the kernel, its checks saying what is wrong."""
     key = execute(REPO / "solutions" / assignment / f"{assignment}.ipynb", kit_python,
                   tmp_path / "key")
     assert errors(key) == []
     grades = [determine_grade(c) for c in key.cells if is_grade(c) and c.cell_type == "code"]
     assert grades and all(score == maximum for score, maximum in grades)
+    printed = "".join(o.get("text", "") for c in key.cells if c.cell_type == "code"
+                      for o in c.outputs)
+    for phrase in TUTORIAL_PRINTS.get(assignment, ()):
+        assert phrase in printed
     blank = execute(REPO / "assignments" / assignment / f"{assignment}.ipynb", kit_python,
                     tmp_path / "blank")
     assert {o.ename for o in errors(blank)} <= {"NotImplementedError", "WrongAnswer",
