@@ -38,8 +38,9 @@ lint: $(BIN)/activate
 release: $(BIN)/activate  ## regenerate assignments/ and solutions/ from source/
 	$(BIN)/python -m autograder release
 
-bench: $(BIN)/activate  ## the engine vs nbgrader autograde on N submissions; the service on a burst of N
+bench: $(BIN)/activate  ## the engine vs nbgrader autograde on N submissions; each assignment's marginal cost; the service on a burst of N
 	$(BIN)/python bench/bench.py --n $(N)
+	$(BIN)/python bench/marginal_cost.py
 	$(BIN)/python bench/service_latency.py --n $(N)
 
 sweep: $(BIN)/activate  ## the answer keys and the mistake corpus on SEEDS hidden seeds each

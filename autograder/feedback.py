@@ -22,6 +22,7 @@ import html
 import importlib.util
 import json
 import re
+from functools import lru_cache
 from pathlib import Path
 
 from nbconvert.exporters import HTMLExporter, TemplateExporter
@@ -69,7 +70,7 @@ class OfflineFeedbackExporter(HTMLExporter):
         language = nb.metadata.get("language_info", {})
         lexer = language.get("pygments_lexer", language.get("name", None))
         self.register_filter("highlight_code", self.filters.get(
-            "highlight_code", Highlight2HTML(pygments_lexer=lexer, parent=self)))
+            "highlight_code", RememberedHighlight(pygments_lexer=lexer, parent=self)))
         resources = self._init_resources(resources)
         self.register_filter("filter_data_type", WidgetsDataTypeFilter(
             notebook_metadata=self._nb_metadata, parent=self, resources=resources))
@@ -86,6 +87,29 @@ class OfflineFeedbackExporter(HTMLExporter):
         page = _MATHJAX_CONFIG_BLOCK.sub("", page.replace(MATHJAX_CDN, loader), count=1)
         page = page.replace("<head>", f"<head>\n{content_security_policy(loader)}", 1)
         return page, resources
+
+
+class RememberedHighlight(Highlight2HTML):
+    """nbconvert's code highlighting, remembered for each cell's source: the grading
+    service renders a page per submission, and every code cell but the answers is the
+    release's, the same on every page (pygments was a quarter of a page's cost)."""
+
+    def __call__(self, source, language=None, metadata=None):
+        magics = metadata.get("magics_language") if isinstance(metadata, dict) else None
+        if not isinstance(source, str) or len(source) > HIGHLIGHT_REMEMBERED_CHARS \
+                or not isinstance(magics, str | None) or self.extra_formatter_options:
+            return super().__call__(source, language, metadata)
+        return _highlighted(source, language or self.pygments_lexer, magics)
+
+
+HIGHLIGHT_REMEMBERED = 512  # highlighted cells kept
+HIGHLIGHT_REMEMBERED_CHARS = 10_000  # a longer cell is highlighted afresh
+
+
+@lru_cache(maxsize=HIGHLIGHT_REMEMBERED)
+def _highlighted(source: str, language: str, magics: str | None) -> str:
+    return Highlight2HTML(pygments_lexer=language)(
+        source, None, {"magics_language": magics} if magics else None)
 
 
 # What nbconvert makes focusable: each cell's input and each output (the class attribute of

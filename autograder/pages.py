@@ -28,7 +28,7 @@ MathJax configuration) refuses links and styles inside formulas.
 import html
 import re
 import urllib.parse
-from functools import cache
+from functools import cache, lru_cache
 
 import bleach
 import nbformat
@@ -113,6 +113,7 @@ MARKDOWN_CHARS = 10_000  # a cell's markdown rendered as markdown; the course's 
 # The markdown a page renders (about 20 ms a kB of dense markup); the releases hold 18 to
 # 30 kB. Past it, cells are replaced by a note (3 MB of markdown took over 5 minutes).
 MARKDOWN_PAGE_CHARS = 100_000
+MARKDOWN_REMEMBERED = 1024  # rendered cells kept (each at most MARKDOWN_CHARS of source)
 CODE_CHARS = 100_000  # a code cell's source shown in a page (highlighting it takes time too)
 
 
@@ -125,7 +126,19 @@ def markdown2html(context, source: str) -> str:
         return (f"<pre>{html.escape(source[:MARKDOWN_CHARS])}</pre><p><em>This cell is "
                 f"longer than {MARKDOWN_CHARS:,} characters: it is shown as plain text, and "
                 f"only its first {MARKDOWN_CHARS:,}.</em></p>")
-    return sanitize_html(_markdown_exporter().markdown2html(context, source))
+    if context.get("cell", {}).get("attachments") or _markdown_exporter().embed_images \
+            or not isinstance(source, str):  # images of the cell's own, or from its folder
+        return sanitize_html(_markdown_exporter().markdown2html(context, source))
+    return _rendered_markdown(source)
+
+
+@lru_cache(maxsize=MARKDOWN_REMEMBERED)
+def _rendered_markdown(source: str) -> str:
+    """A cell's markdown rendered and sanitised, remembered: the grading service renders a
+    page per submission, and all but the written answers are the release's text, the same
+    on every page (a third of a page's cost). nbconvert's filter reads nothing else of its
+    context where the cell has no attachments and no image is embedded from a file."""
+    return sanitize_html(_markdown_exporter().markdown2html({}, source))
 
 
 class SanitizeStudentContent(Preprocessor):

@@ -7,7 +7,9 @@ the sandbox (the course's configuration) and with our engine.
 Every system runs as a subprocess on the same course directory and is timed twice, on a
 small warm-up set and on all N, so that start-up and marginal cost can be told apart:
 marginal = (T(N) - T(n0)) / (N - n0). Peak memory is the largest total RSS of the process
-tree, sampled every 50 ms. The last line printed is `speedup: <ratio>x`.
+tree, sampled every 50 ms, and the largest total PSS (each page shared among processes
+counted once: a sandbox shares most of its pages with the fork server it was forked from,
+which RSS counts again for each). The last line printed is `speedup: <ratio>x`.
 """
 
 import argparse
@@ -37,28 +39,44 @@ class Timing:
     count: int
     wall: float
     peak_bytes: int
+    peak_pss_bytes: int = 0
+
+
+def proportional_bytes(pid: int) -> int:
+    """A process's proportional set size (PSS): its resident pages, each shared page counted
+    as its share among the processes that map it. A sandbox forked from the fork server
+    shares nearly all its pages with it: RSS counts them again for every child, PSS once."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
 
 
 def run_measured(command: list[str], cwd: Path,
-                 also: list[psutil.Process] = ()) -> tuple[float, int]:
-    """Wall seconds and peak RSS (bytes) of one command's process tree, plus `also`'s."""
+                 also: list[psutil.Process] = ()) -> tuple[float, int, int]:
+    """Wall seconds, peak RSS and peak PSS (bytes, each summed over the processes) of one
+    command's process tree, plus `also`'s."""
     start = time.perf_counter()
     process = psutil.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
-    peak = 0
+    peak = peak_pss = 0
     done = threading.Event()
 
     def sample():
-        nonlocal peak
+        nonlocal peak, peak_pss
         while not done.is_set():
-            total = 0
+            total = total_pss = 0
             for root in (process, *also):
                 try:
                     for p in (root, *root.children(recursive=True)):
                         total += p.memory_info().rss
+                        total_pss += proportional_bytes(p.pid)
                 except psutil.Error:
                     pass
-            peak = max(peak, total)
+            peak, peak_pss = max(peak, total), max(peak_pss, total_pss)
             done.wait(0.05)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -67,7 +85,7 @@ def run_measured(command: list[str], cwd: Path,
         raise SystemExit(f"{' '.join(command)} failed")
     done.set()
     sampler.join()
-    return time.perf_counter() - start, peak
+    return time.perf_counter() - start, peak, peak_pss
 
 
 def nbgrader_scores(course: Course) -> dict[str, float]:
@@ -103,9 +121,10 @@ def time_nbgrader(workdir: Path, count: int, sandboxed: bool) -> tuple[Timing, d
     if not sandboxed:
         course.configure(*stock_autograde())
     nbgrader = str(Path(sys.executable).parent / "nbgrader")
-    wall, peak = run_measured([nbgrader, "autograde", ASSIGNMENT, "--force"], course.root)
+    wall, peak, pss = run_measured([nbgrader, "autograde", ASSIGNMENT, "--force"],
+                                   course.root)
     name = "nbgrader autograde, sandboxed" if sandboxed else "nbgrader autograde, stock"
-    return Timing(name, count, wall, peak), nbgrader_scores(course)
+    return Timing(name, count, wall, peak, pss), nbgrader_scores(course)
 
 
 def engine_scores(course: Course) -> dict[str, float]:
@@ -123,8 +142,8 @@ def time_engine(workdir: Path, count: int, jobs: int, scheduler: str | None = No
     if scheduler:
         command += ["--scheduler", scheduler]
         name = f"engine on Dask, {len(workers)} workers"
-    wall, peak = run_measured(command, course.root, workers)
-    return Timing(name, count, wall, peak), engine_scores(course)
+    wall, peak, pss = run_measured(command, course.root, workers)
+    return Timing(name, count, wall, peak, pss), engine_scores(course)
 
 
 def time_floor(workdir: Path, count: int) -> tuple[Timing, dict[str, float]]:
@@ -151,13 +170,14 @@ def time_floor(workdir: Path, count: int) -> tuple[Timing, dict[str, float]]:
 
 def report(rows: list[tuple[Timing, Timing]], baseline: Timing) -> None:
     print(f"{'system':34} {'N':>5} {'wall s':>8} {'subs/s':>8} {'marginal s':>11} "
-          f"{'peak MiB':>9} {'vs nbgrader':>12}")
+          f"{'peak MiB':>9} {'PSS MiB':>8} {'vs nbgrader':>12}")
     for small, full in rows:
         marginal = (full.wall - small.wall) / (full.count - small.count)
         peak = f"{full.peak_bytes / 2**20:9.0f}" if full.peak_bytes else f"{'-':>9}"
+        pss = f"{full.peak_pss_bytes / 2**20:8.0f}" if full.peak_pss_bytes else f"{'-':>8}"
         ratio = (full.count / full.wall) / (baseline.count / baseline.wall)
         print(f"{full.system:34} {full.count:5d} {full.wall:8.1f} {full.count / full.wall:8.2f} "
-              f"{marginal:11.3f} {peak} {ratio:11.1f}x")
+              f"{marginal:11.3f} {peak} {pss} {ratio:11.1f}x")
 
 
 def main() -> None:

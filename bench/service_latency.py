@@ -87,24 +87,34 @@ def stage_seconds(log: str) -> dict[str, list[float]]:
                                  if ("released", n) in at and ("graded", n) in at]}
 
 
-def tree_cpu_seconds(root: int) -> float:
+def tree_cpu_seconds(root: int) -> dict[str, float]:
     """CPU seconds used so far by a process and all its descendants, those that ended and
-    were waited for included (the sandboxes: their fork server waits for each)."""
-    parents, used = {}, {}
+    were waited for included (the sandboxes: their fork server waits for each), by part:
+    the service's own process, its feedback processes, the sandboxes (bubblewrap, the fork
+    server and its children) and anything else it started."""
+    parents, used, names = {}, {}, {}
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             try:
                 fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+                command = Path(entry.path, "cmdline").read_bytes()
             except OSError:
                 continue
             parents[int(entry.name)] = int(fields[1])
             used[int(entry.name)] = sum(int(value) for value in fields[11:15])
-    tree, grown = {root}, True
-    while grown:
-        found = {pid for pid, parent in parents.items() if parent in tree} - tree
-        tree |= found
-        grown = bool(found)
-    return sum(used.get(pid, 0) for pid in tree) / os.sysconf("SC_CLK_TCK")
+            names[int(entry.name)] = command
+    ticks = os.sysconf("SC_CLK_TCK")
+    parts = {"service": used.get(root, 0) / ticks}
+    for child in (pid for pid, parent in parents.items() if parent == root):
+        tree, grown = {child}, True
+        while grown:
+            found = {pid for pid, parent in parents.items() if parent in tree} - tree
+            tree |= found
+            grown = bool(found)
+        part = "feedback" if b"spawn_main" in names[child] else "sandboxes" \
+            if b"bwrap" in names[child] or b"forkserver" in names[child] else "other"
+        parts[part] = parts.get(part, 0.0) + sum(used.get(pid, 0) for pid in tree) / ticks
+    return parts
 
 
 def feedback_batches(log: str) -> list[tuple[int, float, float]]:
@@ -173,10 +183,17 @@ def main() -> None:
                 sys.exit(f"not all feedback came back:\n{log.read_text()[-3000:]}")
             time.sleep(0.02)
         spread = max(submitted.values()) - min(submitted.values())
-        cpu = tree_cpu_seconds(service.pid) - cpu_before
+        cpu_after = tree_cpu_seconds(service.pid)
+        parts = {part: seconds - cpu_before.get(part, 0.0) for part, seconds in cpu_after.items()}
+        cpu = sum(parts.values())
     finally:
         service.terminate()
-        service.wait(timeout=60)
+        try:
+            service.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # its figures are taken: do not lose them
+            print("the service took over 60 s to stop: killed", file=sys.stderr)
+            service.kill()
+            service.wait()
     values = list(latency.values())
     stages = stage_seconds(log.read_text())
     batches = feedback_batches(log.read_text())
@@ -196,6 +213,8 @@ def main() -> None:
     print(f"CPU from the first submission to the last feedback (the service, its processes "
           f"and sandboxes): {cpu:.1f} s, {cpu / args.n:.3f} s a submission; load average at "
           f"the end: {os.getloadavg()[0]:.1f}")
+    print("of it, CPU s a submission: " + ", ".join(
+        f"{part} {seconds / args.n:.3f}" for part, seconds in parts.items()))
     if not args.keep:
         shutil.rmtree(args.workdir, ignore_errors=True)
 

@@ -9,12 +9,19 @@ import nbformat
 import torch
 from nbgrader.utils import determine_grade
 
+from autograder.course import REPO
 from autograder.engine.nbgrader_grading import show_verdicts
-from autograder.feedback import ClearTestTracebacks, mathjax_loader
+from autograder.feedback import (
+    ClearTestTracebacks,
+    RememberedHighlight,
+    _highlighted,
+    mathjax_loader,
+)
 from autograder.kit import figures
 from autograder.kit.grading import PartResult
 from autograder.kit.messages import LINE_WIDTH
 from autograder.kit.notebook import WrongAnswer
+from autograder.pages import _rendered_markdown, markdown2html, sanitize_html
 
 VALIDATE_CUT = 87 - len("    ")  # nbgrader validate indents each line and cuts it at 87
 
@@ -106,3 +113,31 @@ def test_the_feedback_loads_mathjax_from_this_machine():
     assert (Path(on_disk).parent / "config" / "TeX-AMS-MML_HTMLorMML-full.js").is_file()
     assert (Path(on_disk).parent / "fonts" / "HTML-CSS" / "STIX-Web").is_dir()
     assert "cdnjs" not in loader
+
+
+def test_remembered_cells_render_as_nbconvert_renders_them():
+    """The feedback exporter remembers each cell's rendered markdown and highlighted code
+    from one page to the next: what it gives, the first time and after, is what nbconvert's
+    own filters give (markdown then sanitised), for every cell of every solution notebook."""
+    from nbconvert.exporters import HTMLExporter
+    from nbconvert.filters.highlight import Highlight2HTML
+
+    _rendered_markdown.cache_clear()
+    _highlighted.cache_clear()
+    nbconvert = HTMLExporter()
+    remembered, plain = RememberedHighlight(pygments_lexer="ipython3"), \
+        Highlight2HTML(pygments_lexer="ipython3")
+    cells = [cell for path in sorted((REPO / "solutions").glob("*/*.ipynb"))
+             for cell in nbformat.read(path, as_version=4).cells]
+    for _ in range(2):
+        for cell in cells:
+            context = {"cell": cell, "resources": {"metadata": {"path": "some/where"}}}
+            if cell.cell_type == "markdown":
+                assert markdown2html(context, cell.source) == sanitize_html(
+                    nbconvert.markdown2html(context, cell.source))
+            elif cell.cell_type == "code":
+                for metadata in (cell.metadata, {"magics_language": "bash"}):
+                    assert remembered(cell.source, None, metadata) == plain(
+                        cell.source, None, metadata)
+    assert _rendered_markdown.cache_info().hits >= sum(c.cell_type == "markdown" for c in cells)
+    assert _highlighted.cache_info().hits >= sum(c.cell_type == "code" for c in cells)

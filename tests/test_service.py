@@ -10,6 +10,7 @@ import html
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -315,6 +316,50 @@ def test_the_feedback_process_pages_are_nbgraders(served):
         pages.append(page.read_bytes())
     assert pages[0] == pages[1] == pages[2]
     assert "✔" in pages[0].decode()
+
+
+def test_the_kept_gradebook_reads_what_was_committed_since(served, tmp_path):
+    """The feedback process keeps its gradebook open from page to page
+    (`GradesFromKeptGradebook`): a grade changed after one page shows on the next, and a
+    failed read drops the gradebook, which the next page opens again."""
+    from nbgrader.api import Gradebook
+
+    from autograder.engine.course_config import load_course
+    from autograder.service import grades
+    from autograder.service.feedback import _feedback_course, _generate
+
+    course = load_course(served["course"].root)
+    api = _feedback_course(str(course.root))[1]
+    page = course.root / "feedback" / "cho" / ASSIGNMENT / f"{ASSIGNMENT}.html"
+    part = references.get(ASSIGNMENT).parts[0]
+
+    def score_shown() -> str:
+        assert _generate(course, api, ASSIGNMENT, {"cho"})
+        found = re.search(rf'href="#{part.id}">Test cell</a> \(Score: ([\d.]+)',
+                          page.read_text())
+        return found[1]
+
+    def set_manual_score(value):
+        with Gradebook(course.db_url, course.course_id) as book:
+            book.find_grade(part.id, ASSIGNMENT, ASSIGNMENT, "cho").manual_score = value
+            book.db.commit()
+
+    assert score_shown() == f"{part.points:.1f}"
+    assert course.db_url in grades._GRADEBOOKS  # kept
+    set_manual_score(0.5)
+    try:
+        assert score_shown() == "0.5"
+        # A gradebook that cannot answer (a copy without cho's submission) in its place:
+        shutil.copy(course.root / "gradebook.db", tmp_path / "other.db")
+        grades._GRADEBOOKS[course.db_url].close()
+        other = grades._GRADEBOOKS[course.db_url] = Gradebook(f"sqlite:///{tmp_path}/other.db")
+        other.remove_submission(ASSIGNMENT, "cho")
+        assert not _generate(course, api, ASSIGNMENT, {"cho"})
+        assert course.db_url not in grades._GRADEBOOKS  # dropped
+        assert score_shown() == "0.5"
+    finally:
+        set_manual_score(None)
+    assert score_shown() == f"{part.points:.1f}"
 
 
 class FakeFeedback:

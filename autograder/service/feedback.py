@@ -131,6 +131,11 @@ def _feedback_course(root: str):
 
         course = load_course(Path(root))
         config = Config(course.config)
+        preprocessors = config.GenerateFeedback.get("preprocessors")
+        if isinstance(preprocessors, list):
+            config.GenerateFeedback.preprocessors = [
+                GRADES_FROM_KEPT_GRADEBOOK if step in GET_GRADES else step
+                for step in preprocessors]
         exporter = config.GenerateFeedback.get("exporter_class")
         if exporter is not None:
             config.GenerateFeedback.exporter_class = _keeping_templates(
@@ -138,6 +143,10 @@ def _feedback_course(root: str):
         _FEEDBACK_COURSES[root] = course, NbGraderAPI(coursedir=course_directory(course),
                                                       config=config)
     return _FEEDBACK_COURSES[root]
+
+
+GET_GRADES = ("nbgrader.preprocessors.GetGrades", "nbgrader.preprocessors.getgrades.GetGrades")
+GRADES_FROM_KEPT_GRADEBOOK = "autograder.service.grades.GradesFromKeptGradebook"
 
 
 _COMPILED_TEMPLATES = None  # in the feedback process: jinja2's compiled templates, by source
