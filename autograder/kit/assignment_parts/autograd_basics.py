@@ -42,6 +42,10 @@ CLEARED = (
     "backward() ran, but the parameters did not change and their .grad is empty: the gradients "
     "were cleared after backward() and before the update, which then had nothing to apply. "
     "Clear them before backward().")
+CLEARED_TO_NONE = (
+    "the update raised TypeError: backward() filled the gradients, but every .grad was None "
+    "when the update ran, so they were cleared (p.grad = None) after backward() and before "
+    "the update. Clear them before backward().")
 NO_BACKWARD = (
     "the parameters did not change, and backward() never ran on them: compute the loss from "
     "the parameters you are given and call backward() before the update.")
@@ -64,6 +68,10 @@ def step_on_leaves(function, w1, b1, w2, b2, X, y, learning_rate):
     except RuntimeError as error:
         if "leaf Variable that requires grad" in str(error):
             raise StudentError(IN_PLACE_ON_A_LEAF, "in_place_on_leaf") from None
+        raise
+    except TypeError:  # e.g. p -= learning_rate * p.grad, with p.grad set to None
+        if reached and all(param.grad is None for param in params):
+            raise StudentError(CLEARED_TO_NONE, "cleared_before_step") from None
         raise
     after = tuple(param.detach().clone() for param in params)
     if any(value.isnan().any() for value in after):
