@@ -294,19 +294,21 @@ def _swapped(part: Part, name: str, outputs: Outputs, references: Outputs) -> Fi
 
 def _same_as(part: Part, name: str, what: str, outputs: Outputs,
              references: Outputs) -> Finding | None:
-    """Evidence: this output holds exactly the values of another output, though the two
-    should differ. No name: it may be one tensor returned twice (a .grad kept without a
-    copy, then zeroed in place and refilled) or the same quantity computed twice."""
+    """Evidence: this output, of several entries (one number may equal another by chance),
+    holds exactly the values of another output, though the two should differ. No name: it
+    may be one tensor returned twice (a .grad kept without a copy, then zeroed in place and
+    refilled) or a quantity computed from the wrong inputs."""
     for other in references:
-        if other != name and outputs[other].shape == outputs[name].shape \
+        if other != name and outputs[name].numel() > 1 \
+                and outputs[other].shape == outputs[name].shape \
                 and outputs[other].dtype == outputs[name].dtype \
                 and torch.equal(outputs[other], outputs[name]) \
                 and not _holds(part, references[other], references[name]):
             return Finding(f"{wrong_by(what, outputs[name], references[name])} It holds "
-                           f"exactly the values of {other}, though the two should differ. If "
-                           f"they are one tensor (a .grad kept without .clone(), then zeroed "
-                           f"in place and refilled by the next backward()), keep a copy; "
-                           f"otherwise compute {name} as its own quantity.")
+                           f"exactly the values of {other}, though the two should differ: "
+                           f"check what {name} is computed from. (If it is the same tensor as "
+                           f"{other}, kept without .clone() and changed in place later, like "
+                           f"a .grad that the next backward() refills, keep a copy.)")
     return None
 
 
