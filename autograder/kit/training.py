@@ -9,7 +9,6 @@ every gradient the optimizer holds is empty although the backward() before it fi
 
 import torch
 from torch.optim.optimizer import register_optimizer_step_pre_hook
-from torch.overrides import TorchFunctionMode
 
 from .diagnosis import Finding
 from .parts import ReturnSpec, unpack
@@ -17,26 +16,20 @@ from .parts import ReturnSpec, unpack
 # The output a recording call adds: (steps taken, steps that found every gradient cleared
 # although the backward() before them had filled some).
 STEPS = "optimizer steps"
-_BACKWARDS = (torch.Tensor.backward, torch.autograd.backward)
 
 
-class _Steps(TorchFunctionMode):
-    """Counts the optimizer's steps while the student's function runs, and those that found
-    every gradient empty (None or zero) although the backward() before them had left some
-    of that optimizer's gradients nonzero. (An optimizer is known from its first step on:
-    its parameters, whose gradients a backward() fills, are unknown before.)"""
+class _Steps:
+    """Counts the optimizer steps while the student's function runs, and those that found
+    every gradient empty (None or zero) although a backward() since the step before had
+    left one of that optimizer's gradients nonzero. An optimizer is known from its first
+    step on (its parameters, whose gradients backward() fills, are unknown before): a hook on
+    each of its parameters then notes what backward() accumulates there."""
 
     def __init__(self):
-        super().__init__()
         self.optimizers: list = []
-        self.filled = False  # the last backward() left a known optimizer's gradient nonzero
+        self.hooks: list = []
+        self.filled = False  # a backward() left a known optimizer's gradient nonzero
         self.steps = [0, 0]
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        result = func(*args, **(kwargs or {}))
-        if func in _BACKWARDS:
-            self.filled = any(not _empty(grads) for grads in map(_gradients, self.optimizers))
-        return result
 
     def before_step(self, optimizer, _args, _kwargs) -> None:
         self.steps[0] += 1
@@ -44,7 +37,16 @@ class _Steps(TorchFunctionMode):
             self.steps[1] += self.filled and _empty(_gradients(optimizer))
         else:
             self.optimizers.append(optimizer)
+            self.hooks += [param.register_post_accumulate_grad_hook(self._accumulated)
+                           for group in optimizer.param_groups for param in group["params"]]
         self.filled = False
+
+    def _accumulated(self, param) -> None:
+        self.filled = self.filled or bool(param.grad is not None and param.grad.any())
+
+    def remove(self) -> None:
+        for hook in self.hooks:
+            hook.remove()
 
 
 def _gradients(optimizer) -> list:
@@ -63,10 +65,10 @@ def recording_steps(function_name: str, returns: tuple[ReturnSpec, ...],
         record = _Steps()
         handle = register_optimizer_step_pre_hook(record.before_step)
         try:
-            with record:
-                result = function(*args)
+            result = function(*args)
         finally:
             handle.remove()
+            record.remove()
         unpack(function_name, result, returns, sequences)  # a clear StudentError if not
         return (*result, torch.tensor(record.steps, dtype=torch.float64))
 
