@@ -43,7 +43,7 @@ def _is_dead_start(case: Case, outputs: dict[str, torch.Tensor]) -> Finding | No
     return None
 
 
-def _trained(function: str, returns: tuple[str, ...]) -> dict:
+def _training_part(function: str, returns: tuple[str, ...]) -> dict:
     """A training part: its outputs, then the optimizer's steps as `training` records them."""
     losses = frozenset({"losses"})
     return {"returns": (*returns, STEPS), "sequences": losses, "extra_check": _learned_the_map,
@@ -54,13 +54,14 @@ def _trained(function: str, returns: tuple[str, ...]) -> dict:
 _NEURON = ("losses", "weight", "bias")
 
 ASSIGNMENT = Assignment("single_neuron", returning_new_tensors(
-    Part("linear", "train_linear", points=2, **_trained("train_linear", ("losses", "weight"))),
+    Part("linear", "train_linear", points=2,
+         **_training_part("train_linear", ("losses", "weight"))),
     Part("relu_backprop", "relu_backprop", points=2,
          returns=("d_loss_d_output", "relu_slope", "weight_grad"), tolerance=ONE_STEP),
     Part("dead_relu", "dead_relu_start", points=1, returns="weight", tolerance=ONE_STEP,
          extra_check=_is_dead_start),
     Part("leaky_relu", "leaky_relu_gradient", points=1, returns="weight_grad",
          tolerance=ONE_STEP),
-    Part("bias", "train_neuron", points=2, **_trained("train_neuron", _NEURON)),
-    Part("several_inputs", "train_neuron", points=2, **_trained("train_neuron", _NEURON)),
+    Part("bias", "train_neuron", points=2, **_training_part("train_neuron", _NEURON)),
+    Part("several_inputs", "train_neuron", points=2, **_training_part("train_neuron", _NEURON)),
 ))
