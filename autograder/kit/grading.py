@@ -115,7 +115,7 @@ def _run(part: Part, function, args: list, mode: TorchFunctionMode | None = None
 
 # requires_grad as torch's C type defines it (bound on import, before any student code): a
 # patched torch.Tensor property is not read.
-_REQUIRES_GRAD = torch._C.TensorBase.__dict__["requires_grad"].__get__
+requires_grad = torch._C.TensorBase.__dict__["requires_grad"].__get__
 
 
 def flat_inputs(args) -> torch.Tensor:
@@ -131,9 +131,8 @@ def _left_behind(part: Part, args: list, outputs: Outputs) -> Outputs:
     output that shares memory with an input changes with it). Facts for the trusted side
     to judge, nothing judged here. (The outputs returned are copies, taken before.)"""
     tensors = [value for value in args if isinstance(value, torch.Tensor)]
-    left: Outputs = {INPUTS_AFTER: flat_inputs(tensors),
-            REQUIRES_GRAD_AFTER: torch.tensor([_REQUIRES_GRAD(t) for t in tensors],
-                                              dtype=torch.bool)}
+    flags = torch.tensor([requires_grad(t) for t in tensors], dtype=torch.bool)
+    left: Outputs = {INPUTS_AFTER: flat_inputs(tensors), REQUIRES_GRAD_AFTER: flags}
     if part.new_tensors:
         returned = {name: tensor.clone() for name, tensor in outputs.items()}
         for tensor in tensors:

@@ -4,6 +4,7 @@ report what a student's code did to leaf tensors (untrusted side)."""
 import torch
 
 from ..diagnosis import Finding
+from ..grading import requires_grad
 from ..parts import Assignment, Case, Part, StudentError, unpack
 from ..routes import Route, follow
 from ..tolerances import ONE_OPERATION, ONE_STEP
@@ -11,13 +12,13 @@ from ..tolerances import ONE_OPERATION, ONE_STEP
 PREPARED = ("X", "w1", "b1", "w2", "b2")
 PARAMETERS = ("w1", "b1", "w2", "b2")
 
-# The flags as torch's C type defines them (immutable, taken before any student code runs):
-# a student's subclass is refused by `unpack`, and a patched torch.Tensor property is not read.
-_REQUIRES_GRAD = torch._C.TensorBase.__dict__["requires_grad"].__get__
+# The flags as torch's C type defines them (immutable, taken before any student code runs,
+# requires_grad's in `grading`): a student's subclass is refused by `unpack`, and a patched
+# torch.Tensor property is not read.
 _IS_LEAF = torch._C.TensorBase.__dict__["is_leaf"].__get__
 
 
-def with_autograd_flags(function, X, w1, b1, w2, b2, *, readers=(_REQUIRES_GRAD, _IS_LEAF)):
+def with_autograd_flags(function, X, w1, b1, w2, b2, *, readers=(requires_grad, _IS_LEAF)):
     """Call prepare(...) and report, as 0/1 tensors, which results require grad and are
     leaves (read with the readers bound when this module loaded)."""
     result = function(X, w1, b1, w2, b2)
