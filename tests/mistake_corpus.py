@@ -191,6 +191,25 @@ NN_FROM_SCRATCH = [
         "train_losses.append(loss(X, y, w1, b1, w2, b2).item() / len(X))",
         "train_losses.append(((y - forward(X, w1, b1, w2, b2)[3]) ** 2).mean().item())")),
              first="learn_2d", train=None),
+    nn_wrong("backward_difference", "one_sided_difference", edits(CHECK, (
+        "p.view(-1)[i] = start + h", "p.view(-1)[i] = start"), (
+        "(up - down) / (2 * h)", "(up - down) / h")), first="gradient_check", train=None),
+    nn_wrong("entry_left_at_plus_h", "perturbation_kept", edits(CHECK, (
+        "            p.view(-1)[i] = start + h\n            up = loss(X, y, *params)\n"
+        "            p.view(-1)[i] = start - h\n            down = loss(X, y, *params)\n"
+        "            p.view(-1)[i] = start  # put it back before the next entry\n",
+        "            p.view(-1)[i] = start - h\n            down = loss(X, y, *params)\n"
+        "            p.view(-1)[i] = start + h\n            up = loss(X, y, *params)\n")),
+             first="gradient_check", train=None),
+    # Inputs changed in place: the outputs are right, the caller's tensors are not.
+    nn_wrong("updates_in_place", "changed_input", tuple(
+        Edit(STEP, update, update.replace(" = ", " += ", 1).replace(
+            update.split(" = ")[0] + " + ", "")) for update in UPDATES),
+             learn_2d="changed_input"),
+    nn_wrong("parameters_copied_back", "changed_input", edits(TRAIN, (
+        "        w1, b1, w2, b2 = train_step(X, y, w1, b1, w2, b2, learning_rate)\n",
+        "        for p, new in zip((w1, b1, w2, b2), train_step(X, y, w1, b1, w2, b2, "
+        "learning_rate)):\n            p.copy_(new)\n")), first="train"),
     nn_wrong("fit_losses_after_the_epoch", "loss_after_update", edits(FIT, (
         "        train_losses.append(loss(X, y, w1, b1, w2, b2).item() / len(X))\n"
         "        val_losses.append(loss(X_val, y_val, w1, b1, w2, b2).item() / len(X_val))\n",
@@ -243,8 +262,30 @@ SINGLE_NEURON = [
         "nn.LeakyReLU(negative_slope)", "nn.ReLU()")), *BOTH_NEURONS),
     wrong("live_start", "not_dead", edits("dead_relu_answer", (
         "return -sign *", "return sign *")), "dead_relu"),
-    wrong("zero_start", "not_dead", edits("dead_relu_answer", (
-        "return -sign *", "return 0 * sign *")), "dead_relu"),
+    wrong("always_positive_start", "not_dead", edits("dead_relu_answer", (
+        "return -sign *", "return")), "dead_relu"),
+    wrong("slope_1_at_zero", "relu_slope_at_zero", edits("relu_backprop_answer", (
+        "relu_slope = (z.detach() > 0)", "relu_slope = (z.detach() >= 0)")), "relu_backprop"),
+    wrong("slope_as_one_minus_negative", "relu_slope_at_zero", edits("relu_backprop_answer", (
+        "relu_slope = (z.detach() > 0).to(x.dtype)",
+        "relu_slope = 1 - (z.detach() < 0).to(x.dtype)")), "relu_backprop"),
+    wrong("neuron_shares_the_weight", "changed_input", edits(LINEAR, (
+        "    with torch.no_grad():\n        neuron.weight.copy_(weight)\n",
+        "    neuron.weight = nn.Parameter(weight)\n    with torch.no_grad():\n")),
+          "linear", *BOTH_NEURONS),
+    wrong("gradient_on_the_weight_given", "changed_input", edits("relu_backprop_answer", (
+        "    neuron = neuron_with(weight)\n    z = neuron(x)\n",
+        "    weight.requires_grad_()\n    z = x @ weight.T\n"), (
+        "neuron.weight.grad", "weight.grad")), "relu_backprop"),
+    wrong("zero_grad_after_backward", "cleared_before_step", edits(LINEAR, (
+        "        optimizer.zero_grad()\n        loss = loss_function(neuron(x), y)\n"
+        "        loss.backward()\n",
+        "        loss = loss_function(neuron(x), y)\n        loss.backward()\n"
+        "        optimizer.zero_grad()\n")), "linear"),
+    wrong("neuron_cleared_before_step", "cleared_before_step", edits(NEURON, (
+        "        loss.backward()\n        optimizer.step()\n",
+        "        loss.backward()\n        model.zero_grad()\n        optimizer.step()\n")),
+          *BOTH_NEURONS),
     wrong("float32_linear_layer", "float32", edits(LINEAR, (
         ", dtype=weight.dtype)", ")")), "linear", "relu_backprop", "leaky_relu",
           *BOTH_NEURONS),
@@ -277,8 +318,10 @@ IN_PLACE = ("    with torch.no_grad():\n        for p in params:\n"
 
 
 AUTOGRAD_BASICS = [
+    # prepare changes the caller's X: so do the parts that call it.
     wrong("input_requires_grad", "requires_grad_on_input", edits(PREPARE, (
-        "return X, w1", "return X.requires_grad_(), w1")), "requires_grad"),
+        "return X, w1", "return X.requires_grad_(), w1")), "requires_grad",
+          losses="changed_input", accumulate="changed_input"),
     wrong("input_clone_requires_grad", "requires_grad_on_input", edits(PREPARE, (
         "return X, w1", "return X.clone().requires_grad_(), w1")), "requires_grad"),
     wrong("no_requires_grad", "missing_requires_grad", edits(PREPARE, (
@@ -403,6 +446,16 @@ AUTOGRAD_BASICS = [
         "return sum_loss, mse_loss, sum_grad_w2, mse_grad_w2",
         "return sum_loss, mse_loss, mse_grad_w2, sum_grad_w2")),
           "losses"),
+    wrong("parameters_made_leaves_in_place", "changed_input", edits(PREPARE, (
+        LEAVES, LEAVES.replace("p.clone().requires_grad_()", "p.requires_grad_()"))),
+          "requires_grad", "losses", "accumulate"),
+    wrong("logits_shifted_in_place", "changed_input", edits(SOFTMAX, (
+        "    exps = torch.exp(logits - logits.max(dim=1, keepdim=True).values)\n",
+        "    logits -= logits.max(dim=1, keepdim=True).values\n"
+        "    exps = torch.exp(logits)\n")), "softmax_cross_entropy"),
+    wrong("grads_set_to_none_before_update", "cleared_before_step", edits(MANUAL, (
+        "    loss.backward()\n", "    loss.backward()\n    for p in params:\n"
+                                "        p.grad = None\n")), "manual_step"),
     wrong("builtin_softmax", "route_not_taught", edits(SOFTMAX, (
         "probabilities = exps / exps.sum(dim=1, keepdim=True)",
         "probabilities = torch.softmax(logits, dim=1)")), "softmax_cross_entropy"),
@@ -421,7 +474,19 @@ ONE_OPERATION = "return (h > 0).to(h.dtype)"
 
 TWO_LAYER_NET = [
     wrong("slope_1_at_zero", "relu_slope_at_zero", edits(VECTORIZED, ("(h > 0)", "(h >= 0)")),
-          "relu_grad_vectorized", "speed"),
+          "relu_grad_vectorized", "speed", "backward"),
+    wrong("jcjohnsons_mask", "relu_slope_at_zero", edits(BACKWARD, (
+        "grad_h = grad_y_pred.mm(w2.t()) * relu_grad_vectorized(h)",
+        "grad_h = grad_y_pred.mm(w2.t())\n    grad_h[h < 0] = 0")), "backward"),
+    wrong("jcjohnsons_updates_in_place", "changed_input", edits(NET_TRAIN, (
+        "w1 = w1 - learning_rate * grad_w1", "w1 -= learning_rate * grad_w1"), (
+        "w2 = w2 - learning_rate * grad_w2", "w2 -= learning_rate * grad_w2")), "train"),
+    wrong("loop_writes_into_h", "changed_input", edits("relu_grad_loop_answer", (
+        "    grad = torch.zeros_like(h)\n    flat = grad.view(-1)\n"
+        "    for i, value in enumerate(h.reshape(-1)):\n        if value > 0:\n"
+        "            flat[i] = 1.0\n    return grad",
+        "    flat = h.view(-1)\n    for i in range(flat.numel()):\n"
+        "        flat[i] = 1.0 if flat[i] > 0 else 0.0\n    return h")), "relu_grad_loop"),
     wrong("loop_slope_1_at_zero", "relu_slope_at_zero", edits(
         "relu_grad_loop_answer", ("if value > 0:", "if value >= 0:")), "relu_grad_loop"),
     wrong("comprehension", "python_loop", edits(VECTORIZED, (
@@ -587,6 +652,13 @@ UNNAMED: dict[str, list[Wrong]] = {
         unnamed("activation_before_the_layer", edits(NEURON, (
             "nn.Sequential(linear, nn.LeakyReLU(negative_slope))",
             "nn.Sequential(nn.LeakyReLU(negative_slope), linear)")), *BOTH_NEURONS),
+        unnamed("zero_start", edits("dead_relu_answer", (
+            "return -sign *", "return 0 * sign *")), "dead_relu"),
+        unnamed("losses_in_a_default_list", edits(LINEAR, (
+            "def train_linear(x, y, weight, learning_rate, epochs):",
+            "def train_linear(x, y, weight, learning_rate, epochs, losses=[]):"), (
+            "    loss_function = nn.MSELoss()\n    losses = []\n",
+            "    loss_function = nn.MSELoss()\n")), "linear"),
         unnamed("boolean_relu_slope", edits("relu_backprop_answer", (
             "relu_slope = (z.detach() > 0).to(x.dtype)", "relu_slope = z.detach() > 0")),
                 relu_backprop="wrong_type"),
@@ -603,6 +675,10 @@ UNNAMED: dict[str, list[Wrong]] = {
                 "manual_step"),
         unnamed("step_without_backward", edits(SGD, ("    loss.backward()\n", "")),
                 "sgd_step"),
+        unnamed("sum_gradient_kept_by_reference", edits(LOSSES, (
+            "sum_grad_w2 = w2.grad.clone()\n    w2.grad = None\n",
+            "sum_grad_w2 = w2.grad\n    w2.grad.zero_()\n"), (
+            "mse_grad_w2 = w2.grad.clone()", "mse_grad_w2 = w2.grad")), "losses"),
     ],
     "two_layer_net": [
         unnamed("relu_output_for_its_slope", edits(BACKWARD, (
@@ -613,6 +689,13 @@ UNNAMED: dict[str, list[Wrong]] = {
         unnamed("loss_without_the_square", edits(BACKWARD, (
             "loss = (y_pred - y).pow(2).sum()", "loss = (y_pred - y).abs().sum()")),
                 "backward", "train"),
+        unnamed("losses_in_a_default_list", edits(NET_TRAIN, (
+            "def train(x, y, w1, w2, learning_rate, steps):",
+            "def train(x, y, w1, w2, learning_rate, steps, losses=[]):"), (
+            "    losses = []\n", "")), "train"),
+        unnamed("loss_summed_over_the_batch_only", edits(BACKWARD, (
+            "loss = (y_pred - y).pow(2).sum()", "loss = (y_pred - y).pow(2).sum(0)")),
+                backward="shape", train="exception"),
         unnamed("mean_of_the_slopes", edits(VECTORIZED, (
             ONE_OPERATION, "return (h > 0).to(h.dtype) * (h > 0).to(h.dtype).mean()")),
                 "relu_grad_vectorized", "backward", "train", "speed"),
@@ -752,6 +835,13 @@ AUTOGRAD_FROM_SCRATCH = [
     wrong("module_zero_grad_once", "missing_zero_grad", edits(MODULE, (
         "        optimizer.zero_grad()\n", ""), (
         "    losses = []\n", "    losses = []\n    optimizer.zero_grad()\n")), "torch_module"),
+    wrong("module_zero_grad_before_step", "cleared_before_step", edits(MODULE, (
+        "        optimizer.zero_grad()\n", ""), (
+        "        optimizer.step()\n", "        optimizer.zero_grad()\n        optimizer.step()\n")),
+          "torch_module"),
+    wrong("model_zero_grad_after_backward", "cleared_before_step", edits(MODULE, (
+        "        loss.backward()\n", "        loss.backward()\n        model.zero_grad()\n")),
+          "torch_module"),
     wrong("module_squared_error", "mse_for_classification", edits(MODULE, (
         "loss = loss_function(model(X), y)",
         "loss = ((torch.sigmoid(model(X)) - y) ** 2).mean()")), "torch_module"),

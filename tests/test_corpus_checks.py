@@ -21,8 +21,9 @@ from autograder.visible_data import VISIBLE_SEED
 sys.path.insert(0, str(REPO / "bench"))
 from seed_sweep import labelled_submissions, sweep_one  # noqa: E402
 
-# two_layer_net's speed part is timed, and its measurement is being rewritten: its verdicts
-# are not labels' to predict here (`make sweep` reports them).
+# two_layer_net's speed part is timed: its verdicts depend on the machine's load, and are
+# not labels' to predict in a test (`make sweep` reports them, `bench/speed_margin.py` their
+# margins).
 TIMED = frozenset({"speed"})
 
 

@@ -100,12 +100,19 @@ def read(tmp_path, status, device=protocol.CPU):
     return protocol.read_outcomes(tmp_path, [SIGMOID], {SIGMOID.id: 2}, status, device)
 
 
+def every_output(index, tensor):
+    """One case's outputs as the child writes them: the student's, then what the call left
+    in its inputs (`Part.output_names`), each here a copy of the given tensor."""
+    return {protocol.key(SIGMOID.id, index, name): tensor.clone()
+            for name in SIGMOID.output_names()}
+
+
 def test_outcomes_are_read_back_as_plain_tensors(tmp_path):
     name = SIGMOID.output_names()[0]
     raised = protocol.failure(Finding("it raised", "exception"))
     forged = {"message": "it raised", "mistake": "a name the grader never gives"}
     status = child_files(tmp_path, {SIGMOID.id: ["ok", raised]},
-                         {protocol.key(SIGMOID.id, 0, name): torch.zeros(3, dtype=torch.float64)})
+                         every_output(0, torch.zeros(3, dtype=torch.float64)))
     first, second = read(tmp_path, status)[SIGMOID.id]
     assert type(first[name]) is torch.Tensor and first[name].shape == (3,)
     assert second == Finding("it raised", "exception")
@@ -115,9 +122,10 @@ def test_outcomes_are_read_back_as_plain_tensors(tmp_path):
 
 def test_outputs_go_back_to_the_device_the_child_had_them_on(tmp_path):
     name = SIGMOID.output_names()[0]
-    on_gpu, on_cpu = (protocol.key(SIGMOID.id, index, name) for index in (0, 1))
+    on_gpu = protocol.key(SIGMOID.id, 0, name)
     status = child_files(tmp_path, {SIGMOID.id: ["ok", "ok"]},
-                         {k: torch.zeros(3, dtype=torch.float64) for k in (on_gpu, on_cpu)})
+                         {**every_output(0, torch.zeros(3, dtype=torch.float64)),
+                          **every_output(1, torch.zeros(3, dtype=torch.float64))})
     status["on_device"] = [on_gpu]  # as the child records an output on the inputs' GPU
     first, second = read(tmp_path, status, device=torch.device("meta"))[SIGMOID.id]
     assert first[name].device.type == "meta" and second[name].device.type == "cpu"
@@ -130,8 +138,8 @@ def test_tensors_that_share_memory_cross_as_copies(tmp_path):
     _, cases = protocol.read_request(tmp_path)
     assert torch.equal(cases[SIGMOID.id][1].args["z"], weight[0])
     name = SIGMOID.output_names()[0]
-    returned = {protocol.key(SIGMOID.id, index, name): protocol.own_copy(weight)
-                for index in (0, 1)}  # one tensor returned twice
+    returned = {**every_output(0, protocol.own_copy(weight)),
+                **every_output(1, protocol.own_copy(weight))}  # one tensor returned twice
     status = child_files(tmp_path, {SIGMOID.id: ["ok", "ok"]}, returned)
     weight.zero_()  # the student's code changing a tensor it returned changes no output
     first, second = read(tmp_path, status)[SIGMOID.id]

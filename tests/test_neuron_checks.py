@@ -68,8 +68,16 @@ def test_dead_start_must_oppose_the_sign_of_the_inputs():
         result = grade("dead_relu", always_minus_one, kind)
         assert result.score == 0 and "choose the weight's sign against the sign of x" in \
             result.message
-    zero = grade("dead_relu", lambda x: torch.zeros(1, 1, dtype=x.dtype))
-    assert "w * x >= 0" in zero.message
+
+
+def test_a_zero_weight_is_not_called_a_start_that_learns():
+    """At w = 0 every z is on the kink, where the slope is 0 by convention: the neuron does
+    not learn there, so "not_dead" (it still learns) would be false; the message says why
+    the start fails instead, and names nothing."""
+    for zero in (0.0, -0.0):
+        result = grade("dead_relu", lambda x, zero=zero: torch.full((1, 1), zero, dtype=x.dtype))
+        assert result.score == 0 and result.mistake is None
+        assert "on ReLU's kink" in result.message and "still learns" not in result.message
 
 
 def test_dead_start_with_a_wrong_shape_or_dtype_gets_a_plain_message():

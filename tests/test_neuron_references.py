@@ -40,9 +40,11 @@ def test_relu_factors_multiply_to_the_gradient_and_vanish_at_dead_starts():
         factors = sn.reference_relu_backprop(x, y, weight)
         chain_rule = (factors["d_loss_d_output"] * factors["relu_slope"] * x).sum()
         torch.testing.assert_close(chain_rule.reshape(1, 1), factors["weight_grad"])
-        dead = bool((x @ weight.T < 0).all())
+        dead = bool((x @ weight.T <= 0).all())  # every z below 0, but the one at x = 0
         assert "dead start" in case.label if dead else "live start" in case.label
         assert factors["weight_grad"].eq(0).all() == dead
+        # z = 0 at the example with x = 0, where the prose defines ReLU's slope as 0
+        assert (x == 0).any() and factors["relu_slope"][x == 0].eq(0).all()
 
 
 def test_leaky_gradient_is_not_zero_at_the_dead_starts():

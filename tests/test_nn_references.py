@@ -75,7 +75,9 @@ def test_central_differences_agree_with_autograd_and_one_sided_ones_do_not():
     for case in part.cases("hidden", 3):
         X, y, w1, b1, w2, b2, h = case.args.values()
         reference = nn.reference_gradients(X, y, w1, b1, w2, b2, h)
-        variants = [({}, True)] + [({"central": False, "denominator": 1}, False)] * (h >= 5e-4)
+        one_sided = [({"offsets": offsets, "denominator": 1}, False)
+                     for offsets in ((1, 0), (0, -1))]
+        variants = [({}, True), ({"offsets": (-1, 1)}, True)] + one_sided * (h >= 5e-4)
         for variant, agrees in variants:
             got = nn.finite_differences(X, y, (w1, b1, w2, b2), h, **variant)
             close = all(torch.allclose(got[name], reference[name], rtol=part.tolerance.rtol,

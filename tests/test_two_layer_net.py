@@ -9,6 +9,7 @@ from conftest import HIDDEN_SEED, solution_functions
 from conftest import grade as grade_in
 
 from autograder.kit.assignment_parts import two_layer_net as timing
+from autograder.kit.grading import timed_outcomes
 from autograder.references import two_layer_net as tln
 from autograder.references.graded import grade_with_references
 
@@ -104,13 +105,16 @@ def test_per_entry_python_work_in_a_helper_fails_the_ratio():
     assert result.score == 0 and "as fast as a plain Python loop" in result.message
 
 
-def test_speed_is_cpu_time_against_the_fastest_python_loop_over_the_entries():
+def test_the_visible_check_times_the_calls_as_the_engine_does_not_the_student_call():
+    """The call reports no time of its own (the engine replaces it with the fork server's;
+    the notebook's check with this process's CPU time over the calls, `timed_outcomes`)."""
     part = tln.ASSIGNMENT.part("speed")
-    h = part.cases("visible", 0)[0].args["h"]
-    grad, seconds, loops = timing.timed_call(solution("relu_grad_vectorized"), h)
-    assert torch.equal(grad, (h > 0).to(h.dtype)) and loops.item() == 0
-    python_loop = timing.python_loop_seconds(tuple(h.shape))
-    assert seconds.item() * timing.OVER_ANY_PYTHON_LOOP * 2 < python_loop  # a margin of 2
+    cases = part.cases("visible", 0)
+    grad, seconds, loops = timing.timed_call(solution("relu_grad_vectorized"), cases[0].args["h"])
+    assert torch.equal(grad, (cases[0].args["h"] > 0).to(grad.dtype)) and loops.item() == 0
+    assert seconds.isnan()
+    (outcome,) = timed_outcomes(part, solution("relu_grad_vectorized"), cases)
+    assert 0 < outcome["cpu_seconds"].item() < timing.python_loop_seconds(timing.TIMED_SHAPE)
 
 
 def test_results_on_another_device_are_refused():

@@ -87,13 +87,14 @@ def _dtype_finding(what: str, got: torch.Tensor, expected: torch.Tensor) -> Find
 def _shape_finding(what: str, got: torch.Size, expected: torch.Size,
                    scales: Scales) -> Finding:
     """Evidence: "transposed" when got is expected's shape with its two axes swapped; a sum
-    over the wrong axis only in an output that is a sum over the batch (scales.batch_sum)."""
+    over the wrong axis only in an output that is a sum over the batch (scales.batch_sum);
+    otherwise the plain fact, "shape"."""
     message = f"{what} has shape {tuple(got)}, but should have shape {tuple(expected)}."
     if len(got) == 2 and tuple(got) == tuple(expected)[::-1]:
         return Finding(message + " It looks transposed: check the order of the factors in "
                                  "torch.mm.", "transposed")
     if not scales.batch_sum:
-        return Finding(message)
+        return Finding(message, "shape")
     if len(expected) == 2 and len(got) == 2 and expected[0] == 1 and scales.batch \
             and scales.batch > 1 and got[0] == scales.batch and got[1] in (1, expected[1]):
         return Finding(message + " It has one row per example: a bias gradient is the sum over "
@@ -102,7 +103,7 @@ def _shape_finding(what: str, got: torch.Size, expected: torch.Size,
     if got.numel() == 1 and expected.numel() > 1:
         return Finding(message + " A .sum() over all entries collapsed it to one number.",
                        "summed_all_entries")
-    return Finding(message)
+    return Finding(message, "shape")
 
 
 def _pattern(got: torch.Tensor, expected: torch.Tensor, scales: Scales) -> tuple[str | None, str]:

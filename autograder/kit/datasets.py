@@ -2,8 +2,12 @@
 the same tensors in a student's kernel and in the grader."""
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
+
+from .diagnosis import Finding
 
 
 def two_moons(n: int, noise: float = 0.15, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -41,3 +45,45 @@ def accuracy(output: torch.Tensor, y: torch.Tensor) -> tuple[float, float, float
     right = (output > 0.5) == (y > 0.5)
     per_class = [right[(y > 0.5) == label].double().mean().item() for label in (False, True)]
     return right.double().mean().item(), *per_class
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """The check of a trained 2-H-1 classifier on a case's held-out points (`Case.truth`:
+    X_test, y_test, min_accuracy), computed from the returned parameters (w1, b1, w2, b2):
+    no student code runs. `hidden` is its hidden layer's activation; `why` ends the message
+    of a boundary that does not separate the classes."""
+
+    hidden: Callable[[torch.Tensor], torch.Tensor]
+    why: str = ""
+
+    def accuracy(self, truth, outputs: dict[str, torch.Tensor]) -> tuple[float, float, float]:
+        """(overall, class 0, class 1) on the held-out points."""
+        w1, b1, w2, b2 = (outputs[name] for name in ("w1", "b1", "w2", "b2"))
+        return accuracy(torch.sigmoid(self.hidden(truth["X_test"] @ w1 + b1) @ w2 + b2),
+                        truth["y_test"])
+
+    def check(self, case, outputs: dict[str, torch.Tensor]) -> Finding | None:
+        """On a run long enough to learn (one with held-out points), each class's held-out
+        points lie on their own side of the boundary at least `min_accuracy` of the time.
+        It runs after every output matched autograd's: the parameters have the right
+        layout."""
+        if "X_test" not in case.truth:
+            return None
+        least = case.truth["min_accuracy"].item()
+        overall, class_0, class_1 = self.accuracy(case.truth, outputs)
+        if min(class_0, class_1) >= least:
+            return None
+        return Finding(f"on {len(case.truth['y_test'])} held-out points the trained network is "
+                       f"right {overall:.0%} of the time (class 0: {class_0:.0%}, class 1: "
+                       f"{class_1:.0%}), below the {least:.0%} per class that this training "
+                       f"reaches{self.why}.", "not_learned")
+
+    def note(self, case, outputs: dict[str, torch.Tensor]) -> str:
+        """The held-out accuracy, for a run long enough to learn; "" for the others."""
+        if "X_test" not in case.truth:
+            return ""
+        overall, class_0, class_1 = self.accuracy(case.truth, outputs)
+        return (f"On {len(case.truth['y_test'])} held-out points the trained network is "
+                f"right {overall:.0%} of the time (class 0: {class_0:.0%}, class 1: "
+                f"{class_1:.0%}).")

@@ -59,6 +59,9 @@ MISTAKES: dict[str, Mistake] = {
     "probabilities_to_cross_entropy": Mistake("probabilities given to nn.CrossEntropyLoss, "
                                               "which wants logits (softmax applied twice)"),
     "swapped_outputs": Mistake("results returned in the wrong order"),
+    "changed_input": Mistake("an input changed in place (its values, or requires_grad), where "
+                             "new tensors were asked"),
+    "aliased_output": Mistake("a result that shares memory with an input"),
     # Training.
     "wrong_epochs": Mistake("the wrong number of epochs"),
     "loss_after_update": Mistake("the loss recorded after the update, not before it"),

@@ -11,6 +11,7 @@ What is expected comes from `Expectations`: the grader computes it with autograd
 
 import contextlib
 import io
+import time
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -22,7 +23,15 @@ from torch.overrides import TorchFunctionMode
 from . import figures, manual_backprop
 from .compare import layout_problem, matches, value_finding, wrong_by
 from .diagnosis import Finding, KnownMistake, Scales, exception_finding
-from .parts import Case, Part, StudentError, unpack
+from .parts import (
+    INPUTS_AFTER,
+    REQUIRES_GRAD_AFTER,
+    Case,
+    Part,
+    StudentError,
+    after_inputs_changed,
+    unpack,
+)
 from .tolerances import KNOWN_MISTAKE
 
 Outputs = dict[str, torch.Tensor]
@@ -62,9 +71,13 @@ def call_student(part: Part, function, case: Case) -> Outputs:
     Whatever it prints is swallowed so that test cells stay readable, and warnings are
     silenced: nbgrader gives 0 to a test cell that writes anything to stderr. A
     manual-backprop part runs with autograd unavailable (see `manual_backprop`).
+
+    Beside the student's outputs it returns what the call left in its inputs (see
+    `parts.INPUTS_AFTER`), raw: the trusted side compares them with what it sent.
     """
+    args = _copies(case)
     try:
-        result = _run(part, function, case)
+        result = _run(part, function, args)
     except manual_backprop.AutogradForbidden as error:
         raise StudentError(str(error), "autograd_used") from None
     except StudentError:
@@ -78,19 +91,57 @@ def call_student(part: Part, function, case: Case) -> Outputs:
         finding = exception_finding(part.function, error, dict(case.args), operands,
                                     part.leaves_from)
         raise StudentError(finding.message, finding.mistake) from None
-    return unpack(part.function, result, part.returns, part.sequences)
+    outputs = unpack(part.function, result, part.returns, part.sequences)
+    if not part.timed:
+        outputs.update(_left_behind(part, args, outputs))
+    return outputs
 
 
-def _run(part: Part, function, case: Case, mode: TorchFunctionMode | None = None):
-    """The student's function called on copies of the case's inputs, as `call_student` says."""
-    args = [value.clone() if isinstance(value, torch.Tensor) else value
+def _copies(case: Case) -> list:
+    """The case's arguments, each tensor a fresh copy for the student's function."""
+    return [value.clone() if isinstance(value, torch.Tensor) else value
             for value in case.args.values()]
+
+
+def _run(part: Part, function, args: list, mode: TorchFunctionMode | None = None):
+    """The student's function called on args, as `call_student` says."""
     no_autograd = (manual_backprop.forbidden(part.function) if part.manual_backprop
                    else contextlib.nullcontext())
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), no_autograd, \
             mode or contextlib.nullcontext():
         warnings.simplefilter("ignore")
         return part.call(function, *args) if part.call else function(*args)
+
+
+# requires_grad as torch's C type defines it (bound on import, before any student code): a
+# patched torch.Tensor property is not read.
+requires_grad = torch._C.TensorBase.__dict__["requires_grad"].__get__
+
+
+def flat_inputs(args) -> torch.Tensor:
+    """The tensors among args, flattened into one float64 tensor, in order."""
+    tensors = [value.detach().reshape(-1).to(torch.float64) for value in args
+               if isinstance(value, torch.Tensor)]
+    return torch.cat(tensors) if tensors else torch.zeros(0, dtype=torch.float64)
+
+
+def _left_behind(part: Part, args: list, outputs: Outputs) -> Outputs:
+    """What the call left in its inputs: their values and requires_grad flags; for a part
+    that returns new tensors, each output again after every input was changed here (an
+    output that shares memory with an input changes with it). Facts for the trusted side
+    to judge, nothing judged here. (The outputs returned are copies, taken before.)"""
+    tensors = [value for value in args if isinstance(value, torch.Tensor)]
+    flags = torch.tensor([requires_grad(t) for t in tensors], dtype=torch.bool)
+    left: Outputs = {INPUTS_AFTER: flat_inputs(tensors), REQUIRES_GRAD_AFTER: flags}
+    if part.new_tensors:
+        returned = {name: tensor.clone() for name, tensor in outputs.items()}
+        for tensor in tensors:
+            with torch.no_grad():
+                plain = tensor.detach()
+                plain.logical_not_() if plain.dtype == torch.bool else plain.add_(1)
+        left.update({after_inputs_changed(name): tensor for name, tensor in outputs.items()})
+        left.update(returned)  # the outputs as the call returned them
+    return left
 
 
 _BROADCAST = "must match the size of tensor b"
@@ -118,7 +169,7 @@ def _failing_operands(part: Part, function, case: Case) -> list[tuple[int, ...]]
     function once more with a recorder: an error's message gives only the clashing sizes."""
     recorder = _FailingOperands()
     with contextlib.suppress(Exception, SystemExit, KeyboardInterrupt):
-        _run(part, function, case, recorder)
+        _run(part, function, _copies(case), recorder)
     return recorder.shapes
 
 
@@ -127,7 +178,10 @@ def judge(part: Part, case: Case, outputs: Outputs, expected: Expectations) -> F
     with the mistake named when a known wrong answer or a pattern shows it.
 
     The layout of every output (shape, dtype, device, length of a history) is checked
-    before any values: a bias of the wrong shape says more than the losses it changed."""
+    before any values: a bias of the wrong shape says more than the losses it changed. Then
+    whether the call changed its inputs' values, then the outputs' values, the part's own
+    check, and last whether it changed an input's requires_grad or returned an input's
+    memory (what the call left behind, `_left_behind`)."""
     case_scales = Scales.of(dict(case.args))
     references = expected.reference(part, case)
     compared = [(name, *_judged(part, case, name, outputs[name], reference),
@@ -143,14 +197,84 @@ def judge(part: Part, case: Case, outputs: Outputs, expected: Expectations) -> F
                 or finding
         if finding:
             return replace(finding, output=name)
+    changed = _values_changed(part, case, outputs)
+    if changed:
+        return changed
     for name, what, got, reference, scales in compared:
         if not matches(got, reference, part.tolerance):
-            finding = _named(part, case, outputs, name, wrong_by(what, got, reference),
-                             expected) \
+            finding = (part.explain and part.explain(case, outputs)) \
+                or _named(part, case, outputs, name, wrong_by(what, got, reference),
+                          expected) \
                 or _swapped(part, name, outputs, references) \
+                or _same_as(part, name, what, outputs, references) \
                 or value_finding(what, got, reference, scales)
             return replace(finding, output=name)
-    return part.extra_check(case, outputs) if part.extra_check else None
+    return (part.extra_check(case, outputs) if part.extra_check else None) \
+        or _flags_changed_or_shared(part, case, outputs)
+
+
+def _sent_and_returned(case: Case, outputs: Outputs) -> tuple[list, torch.Tensor, torch.Tensor,
+                                                             torch.Tensor]:
+    """(the case's tensor inputs by name, their values as sent, as the call left them, their
+    requires_grad flags as the call left them), flat (see `parts.INPUTS_AFTER`)."""
+    inputs = [(name, value) for name, value in case.args.items()
+              if isinstance(value, torch.Tensor)]
+    return (inputs, flat_inputs(value for _, value in inputs).cpu(),
+            outputs[INPUTS_AFTER].cpu(), outputs[REQUIRES_GRAD_AFTER].cpu())
+
+
+def _values_changed(part: Part, case: Case, outputs: Outputs) -> Finding | None:
+    """Evidence, from the tensors the call gave back: an input that holds other values after
+    the call than those it was given. (Checked before the outputs: a changed input can make
+    an output that aliases it wrong, and the change is the mistake to fix.)"""
+    if part.timed:
+        return None
+    inputs, sent, after, _ = _sent_and_returned(case, outputs)
+    if after.shape != sent.shape:
+        return Finding(f"{part.function} changed what its inputs are (their sizes after the "
+                       f"call differ): leave the tensors you are given as they are.",
+                       "changed_input")
+    offset = 0
+    for name, value in inputs:
+        was, now = sent[offset:offset + value.numel()], after[offset:offset + value.numel()]
+        if not (torch.equal(was.isnan(), now.isnan())
+                and torch.equal(was.nan_to_num(), now.nan_to_num())):
+            return Finding(f"{part.function} changed its input {name} in place: after the "
+                           f"call it holds other values than it was given, and the caller "
+                           f"still needs them (the notebook's later cells reuse the same "
+                           f"tensors). `{name} = {name} - ...` makes a new tensor; `{name} -= "
+                           f"...`, `{name}[...] = ...`, a method ending in _ and a write into "
+                           f"{name}.view(...) all change the old one. Work on new tensors (or "
+                           f"on {name}.clone()) and return those.", "changed_input")
+        offset += value.numel()
+    return None
+
+
+def _flags_changed_or_shared(part: Part, case: Case, outputs: Outputs) -> Finding | None:
+    """Evidence, from the tensors the call gave back: an input whose requires_grad differs
+    after the call, or (a part that returns new tensors) an output that changed when the
+    inputs did, so shares memory with one."""
+    if part.timed:
+        return None
+    inputs, _, _, flags = _sent_and_returned(case, outputs)
+    if flags.shape != (len(inputs),):
+        return Finding(f"{part.function} changed what its inputs are: leave the tensors you "
+                       f"are given as they are.", "changed_input")
+    for (name, value), requires_grad in zip(inputs, flags.tolist(), strict=True):
+        if requires_grad != value.requires_grad:
+            return Finding(f"{part.function} switched requires_grad on its input {name} "
+                           f"itself ({name}.requires_grad_() changes the caller's tensor): "
+                           f"make a new leaf from it, {name}.clone().requires_grad_(), and "
+                           f"leave the input as it was given.", "changed_input")
+    for name in part.returned_names() if part.new_tensors else ():
+        moved = outputs[after_inputs_changed(name)]
+        if moved.shape != outputs[name].shape or moved.device != outputs[name].device \
+                or not torch.equal(moved.nan_to_num(), outputs[name].nan_to_num()):
+            return Finding(f"{name} shares memory with an input (it changed when the inputs "
+                           f"did): a caller who later changes that input changes your result "
+                           f"too. Return a new tensor: compute it out of place, or .clone() "
+                           f"it.", "aliased_output")
+    return None
 
 
 def _swapped(part: Part, name: str, outputs: Outputs, references: Outputs) -> Finding | None:
@@ -160,10 +284,30 @@ def _swapped(part: Part, name: str, outputs: Outputs, references: Outputs) -> Fi
         if other != name and _holds(part, outputs[name], reference) \
                 and _holds(part, outputs[other], references[name]) \
                 and not _holds(part, reference, references[name]):
-            order = ", ".join(part.output_names())
+            order = ", ".join(part.returned_names())
             return Finding(f"{name} holds what {other} should be, and {other} what {name} "
                            f"should be: {part.function} returns ({order}), in that order.",
                            "swapped_outputs")
+    return None
+
+
+def _same_as(part: Part, name: str, what: str, outputs: Outputs,
+             references: Outputs) -> Finding | None:
+    """Evidence: this output, of several entries (one number may equal another by chance),
+    holds exactly the values of another output, though the two should differ. No name: it
+    may be one tensor returned twice (a .grad kept without a copy, then zeroed in place and
+    refilled) or a quantity computed from the wrong inputs."""
+    for other in references:
+        if other != name and outputs[name].numel() > 1 \
+                and outputs[other].shape == outputs[name].shape \
+                and outputs[other].dtype == outputs[name].dtype \
+                and torch.equal(outputs[other], outputs[name]) \
+                and not _holds(part, references[other], references[name]):
+            return Finding(f"{wrong_by(what, outputs[name], references[name])} It holds "
+                           f"exactly the values of {other}, though the two should differ: "
+                           f"check what {name} is computed from. (If it is the same tensor as "
+                           f"{other}, kept without .clone() and changed in place later, like "
+                           f"a .grad that the next backward() refills, keep a copy.)")
     return None
 
 
@@ -193,6 +337,14 @@ def _epochs_finding(part: Part, case: Case, name: str, got: torch.Tensor,
     if name not in part.sequences or epochs is None or got.dim() != 1 \
             or got.shape == reference.shape:
         return None
+    tail = got[-reference.numel():]
+    if got.numel() > reference.numel() and reference.dim() == 1 and tail.dtype == reference.dtype \
+            and matches(tail, reference, part.tolerance):
+        return Finding(f"{name} has {got.numel()} entries, though the loop runs {epochs} times: "
+                       f"its last {epochs} are right, and the others come from an earlier "
+                       f"call. A list that outlives a call (a default argument such as "
+                       f"losses=[], made once and shared by every call, or a global) keeps "
+                       f"growing: make a new list inside the function.")
     return Finding(f"{name} has {got.numel()} entries, but the loop should run {epochs} times "
                    f"and record one loss each time: use the epochs you are given (the checks "
                    f"pass other values than the default) and append once per epoch.",
@@ -275,8 +427,26 @@ def grade_part(part: Part, function, cases: list[Case], expected: Expectations) 
     if not callable(function):
         return failed(part, Finding(f"{part.function} should be a function, but it is a "
                                     f"{type(function).__name__}.", "missing_function"))
-    return grade_outcomes(part, cases, (_attempt(part, function, case) for case in cases),
-                          expected)
+    outcomes = timed_outcomes(part, function, cases) if part.timed \
+        else (_attempt(part, function, case) for case in cases)
+    return grade_outcomes(part, cases, outcomes, expected)
+
+
+def timed_outcomes(part: Part, function, cases: list[Case]) -> list[Outputs | Finding]:
+    """A timed part's outcomes, its "cpu_seconds" measured as the engine measures them: a
+    call on zeros first (not timed), then this process's CPU time over every call (a copy
+    of the inputs, the call, a copy of its outputs), shared out over the calls."""
+    _attempt(part, function, Case(cases[0].label, {
+        name: torch.zeros_like(value) if isinstance(value, torch.Tensor) else value
+        for name, value in cases[0].args.items()}))
+    start = time.process_time()
+    outcomes = [_attempt(part, function, case) for case in cases]
+    outcomes = [outcome if isinstance(outcome, Finding)  # copied out, as the engine does
+                else {name: tensor.clone() for name, tensor in outcome.items()}
+                for outcome in outcomes]
+    seconds = torch.tensor((time.process_time() - start) / len(cases), dtype=torch.float64)
+    return [outcome if isinstance(outcome, Finding) else {**outcome, "cpu_seconds": seconds}
+            for outcome in outcomes]
 
 
 def _attempt(part: Part, function, case: Case) -> Outputs | Finding:

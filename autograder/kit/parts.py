@@ -7,7 +7,7 @@ beyond the reference. Its cases and its autograd reference are the grader's
 """
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -17,6 +17,18 @@ from .tolerances import Tolerance
 
 # The shape of a return value: a name for one tensor, or a tuple of such shapes.
 ReturnSpec = str | tuple["ReturnSpec", ...]
+
+# What a call leaves behind, returned beside the student's outputs (untimed parts): the
+# tensor inputs after the call, flattened into one float64 tensor in the case's order, and
+# their requires_grad flags. The trusted side compares them with the inputs it sent.
+INPUTS_AFTER = "the inputs after the call"
+REQUIRES_GRAD_AFTER = "the inputs' requires_grad after the call"
+
+
+def after_inputs_changed(output: str) -> str:
+    """The name of an output as it reads once the kit has changed every input (parts that
+    return new tensors): equal to the output unless it shares memory with an input."""
+    return f"{output}, after the inputs changed"
 
 
 class StudentError(Exception):
@@ -77,6 +89,9 @@ class Part:
     # code): (case, outputs) -> None when it holds, else what is wrong. E.g. "the weight
     # learned the true map", "the gradient is exactly zero".
     extra_check: Callable[[Case, dict[str, torch.Tensor]], Finding | None] | None = None
+    # Evidence the call recorded that names the mistake of a wrong result (trusted side):
+    # (case, outputs) -> a named finding, or None. E.g. "the step found its gradients cleared".
+    explain: Callable[[Case, dict[str, torch.Tensor]], Finding | None] | None = None
     # What a passing result adds to its message: the first note that a case's outputs give
     # ("" gives none), e.g. the speed that was measured.
     passed_note: Callable[[Case, dict[str, torch.Tensor]], str] | None = None
@@ -85,10 +100,22 @@ class Part:
     # autograd state here (leaf parameters holding a stale .grad) and report, as tensors,
     # what the call did to it; it raises StudentError for a mistake it recognises.
     call: Callable[..., Any] | None = None
+    # The prose says "return new tensors": no output may share memory with an input.
+    new_tensors: bool = False
 
-    def output_names(self) -> list[str]:
+    def returned_names(self) -> list[str]:
         """The names of the tensors the student's function returns, in order."""
         return _leaves(self.returns)
+
+    def output_names(self) -> list[str]:
+        """The names of the tensors a call of this part gives back (`grading.call_student`):
+        the student's, then what the call left in its inputs (none for a timed part, whose
+        span holds the call alone)."""
+        returned = self.returned_names()
+        if self.timed:
+            return returned
+        aliases = [after_inputs_changed(name) for name in returned] if self.new_tensors else []
+        return [*returned, INPUTS_AFTER, REQUIRES_GRAD_AFTER, *aliases]
 
 
 @dataclass(frozen=True)
@@ -108,6 +135,12 @@ class Assignment:
                 return part
         known = ", ".join(p.id for p in self.parts)
         raise KeyError(f"{self.name} has no part {part_id!r} (its parts: {known})")
+
+
+def returning_new_tensors(*parts: Part) -> tuple[Part, ...]:
+    """The parts of a notebook whose rules say "do not change the inputs you are given:
+    return new tensors", marked so (`Part.new_tensors`)."""
+    return tuple(replace(part, new_tensors=True) for part in parts)
 
 
 def _leaves(spec: ReturnSpec) -> list[str]:

@@ -235,8 +235,11 @@ class _SourceRoute:
         included), or None."""
         nodes = [inner for node in self._slice(definition, expression)
                  for inner in ast.walk(node)]
-        for helper in {n.func.id for n in nodes if isinstance(n, ast.Call)
-                       and isinstance(n.func, ast.Name) and n.func.id in self.definitions}:
+        # In the order the source calls them (a set's order would change the message from
+        # one run to the next).
+        for helper in dict.fromkeys(n.func.id for n in nodes if isinstance(n, ast.Call)
+                                    and isinstance(n.func, ast.Name)
+                                    and n.func.id in self.definitions):
             nodes += self._helper_nodes(helper)
         return next(filter(None, map(self._off, nodes)), None)
 

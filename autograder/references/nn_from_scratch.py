@@ -222,21 +222,24 @@ _TRAIN_MISTAKES = (
 )
 
 
-def finite_differences(X, y, params, h, *, central=True, denominator=2, restore=True):
-    """The grader's own finite differences of the loss, entry by entry, with a mistake: a
-    one-sided difference (central=False), another denominator (times h), or the perturbed
-    entry left at p - h (restore=False)."""
+def finite_differences(X, y, params, h, *, offsets=(1, -1), denominator=2, restore=True):
+    """The grader's own finite differences of the loss, entry by entry, with a mistake: the
+    loss taken at p + offset * h for each of the two offsets, in that order, and their
+    difference (higher offset minus lower) over denominator * h. (1, -1) is the central
+    difference; (1, 0) and (0, -1) the one-sided ones, forward and backward; another
+    denominator (times h); restore=False leaves each entry at its last offset."""
     params = [p.clone() for p in params]
     gradients = []
     for p in params:
         gradient, entries = torch.zeros_like(p), p.view(-1)
         for i in range(p.numel()):
             start = entries[i].item()
-            entries[i] = start + h
-            up = loss_function(y, reference_forward(X, *params)["output"])
-            entries[i] = start - h if central else start
-            down = loss_function(y, reference_forward(X, *params)["output"])
-            gradient.view(-1)[i] = (up - down) / (denominator * h)
+            losses = {}
+            for offset in offsets:
+                entries[i] = start + offset * h
+                losses[offset] = loss_function(y, reference_forward(X, *params)["output"])
+            gradient.view(-1)[i] = (losses[max(offsets)] - losses[min(offsets)]) \
+                / (denominator * h)
             if restore:
                 entries[i] = start
         gradients.append(gradient)
@@ -253,20 +256,21 @@ def _differences(*variants):
 
 _GRADIENT_CHECK_MISTAKES = (
     KnownMistake("one_sided_difference",
-                 "It compares the loss at p + h with the loss at p itself, a one-sided "
-                 "difference whose error is about h/2 times the curvature: evaluate the loss at "
-                 "p + h and at p - h and divide by 2h. (If you wrote p_plus = p, it is the same "
-                 "tensor as p: change a clone.)",
-                 _differences({"central": False, "denominator": 1},
-                              {"central": False, "denominator": 2})),
+                 "It compares the loss at p + h or p - h with the loss at p itself, a "
+                 "one-sided difference whose error is about h/2 times the curvature: evaluate "
+                 "the loss at p + h and at p - h and divide by 2h. (If you wrote p_plus = p, "
+                 "it is the same tensor as p: change a clone.)",
+                 _differences(*({"offsets": offsets, "denominator": denominator}
+                                for offsets in ((1, 0), (0, -1)) for denominator in (1, 2)))),
     KnownMistake("factor_of_2", "Every gradient is twice autograd's: L(p + h) - L(p - h) "
                                 "divided by h (the two points are 2h apart: divide by 2h), or a "
                                 "loss without the 1/2 of 0.5 * sum((y - output)**2).",
                  _differences({"denominator": 1})),
-    KnownMistake("perturbation_kept", "Each entry was left at p - h after its difference, so "
-                                      "every later difference is taken at a shifted point: "
-                                      "put the entry back to its value before the next one.",
-                 _differences({"restore": False})),
+    KnownMistake("perturbation_kept", "Each entry was left at p + h or p - h after its "
+                                      "difference, so every later difference is taken at a "
+                                      "shifted point: put the entry back to its value before "
+                                      "the next one.",
+                 _differences({"restore": False}, {"restore": False, "offsets": (-1, 1)})),
 )
 
 

@@ -219,8 +219,18 @@ def _gradient_starts(kind, seed):
 
 
 def _relu_backprop_cases(kind, seed):
-    return [Case(label, {"x": x, "y": y, "weight": weight})
+    """The gradient starts, each with its last example at x = 0: there z = 0, where the
+    prose defines ReLU's slope (0, as PyTorch)."""
+    return [Case(label.replace(" examples,", " examples (the last at x = 0),"),
+                 {"x": _last_at_zero(x), "y": _last_at_zero(y), "weight": weight})
             for label, x, y, weight in _gradient_starts(kind, seed)]
+
+
+def _last_at_zero(tensor: torch.Tensor) -> torch.Tensor:
+    """tensor with its last row exactly 0."""
+    zeroed = tensor.clone()
+    zeroed[-1] = 0.0
+    return zeroed
 
 
 def _dead_start_cases(kind, seed):
@@ -253,11 +263,17 @@ def _neuron_cases(settings):
     return make_cases
 
 
+_RELU_SLOPE_AT_ZERO = KnownMistake(
+    "relu_slope_at_zero", "It gives the slope 1 where z == 0 (z >= 0). The prose, and "
+                          "PyTorch, take ReLU's slope at 0 to be 0: use z > 0.",
+    lambda _reference, args: [{"relu_slope": (args["x"] @ args["weight"].T >= 0).to(
+        args["x"].dtype)}])
 _TRAINED_MISTAKES = (*_SLOPE_MISTAKES, *_TRAINING_MISTAKES)
 
 ASSIGNMENT = graded(spec.ASSIGNMENT, {
     "linear": Grading(_linear_cases, reference_train_linear, _TRAINING_MISTAKES),
-    "relu_backprop": Grading(_relu_backprop_cases, reference_relu_backprop),
+    "relu_backprop": Grading(_relu_backprop_cases, reference_relu_backprop,
+                             (_RELU_SLOPE_AT_ZERO,)),
     "dead_relu": Grading(_dead_start_cases, reference_dead_relu_start),
     "leaky_relu": Grading(_leaky_cases, reference_leaky_relu_gradient, _SLOPE_MISTAKES),
     "bias": Grading(_neuron_cases({"visible": _VISIBLE_BIAS, "hidden": _HIDDEN_BIAS}),

@@ -105,11 +105,28 @@ def _trained_without_relu_slope(x, y, w1, w2, learning_rate, steps):
     return {"losses": torch.stack(losses), "w1": w1, "w2": w2}
 
 
+def _slope_1_at_zero(x, y, w1, w2):
+    """backward with ReLU's slope taken as 1 where h == 0 (h >= 0)."""
+    h = x @ w1
+    h_relu = h.clamp(min=0)
+    grad_y_pred = 2 * (h_relu @ w2 - y)
+    grad_h = (grad_y_pred @ w2.T) * (h >= 0).to(h.dtype)
+    return {"loss": (grad_y_pred ** 2).sum() / 4, "grad_w1": x.T @ grad_h,
+            "grad_w2": h_relu.T @ grad_y_pred}
+
+
+_MASK_AT_ZERO_HINT = (
+    "It takes ReLU's slope as 1 where h == 0: a mask h >= 0, or jcjohnson's grad_h[h < 0] = 0, "
+    "which leaves those entries. The prose and autograd take it as 0 there: zero grad_h "
+    "wherever h <= 0 (or multiply by relu_grad_vectorized(h)).")
 _RELU_SLOPE_HINT = ("That is the gradient without the ReLU's slope: grad_h is grad_h_relu "
                     "times ReLU'(h), zero wherever h <= 0 (use relu_grad_vectorized(h)).")
 _BACKWARD_MISTAKES = (KnownMistake("relu_factor_missing", _RELU_SLOPE_HINT,
                                    lambda _reference, args: [_without_relu_slope(
-                                       *args.values())]),)
+                                       *args.values())]),
+                      KnownMistake("relu_slope_at_zero", _MASK_AT_ZERO_HINT,
+                                   lambda _reference, args: [_slope_1_at_zero(
+                                       *args.values())]))
 _TRAIN_MISTAKES = (KnownMistake("relu_factor_missing", _RELU_SLOPE_HINT,
                                 lambda _reference, args: [_trained_without_relu_slope(
                                     *args.values())]),
@@ -128,20 +145,21 @@ def _relu_cases(kind, seed):
             for i, shape in enumerate(shapes)]
 
 
-def _network_label(kind: str, sizes: tuple[int, int, int, int]) -> str:
+def _network_label(kind: str, sizes: tuple[int, int, int, int], more: str = "") -> str:
     batch, n_in, n_hidden, n_out = sizes
-    return _hidden(kind, f"a batch of {batch}, a {n_in}-{n_hidden}-{n_out} network")
-
-
-def _networks(kind, seed):
-    sizes = _VISIBLE_SIZES if kind == "visible" else _HIDDEN_SIZES
-    return [(_network_label(kind, size), random_data(seed + index, *size))
-            for index, size in enumerate(sizes)]
+    return _hidden(kind, f"a batch of {batch}, a {n_in}-{n_hidden}-{n_out} network{more}")
 
 
 def _backward_cases(kind, seed):
-    return [Case(label, dict(zip(("x", "y", "w1", "w2"), data, strict=True)))
-            for label, data in _networks(kind, seed)]
+    """The networks, each with its last hidden unit's weights 0: h = 0 there in every row,
+    where the prose defines ReLU's slope (0, as autograd)."""
+    cases = []
+    for index, size in enumerate(_VISIBLE_SIZES if kind == "visible" else _HIDDEN_SIZES):
+        x, y, w1, w2 = random_data(seed + index, *size)
+        w1[:, -1] = 0.0
+        cases.append(Case(_network_label(kind, size, ", its last hidden unit at h = 0"),
+                          {"x": x, "y": y, "w1": w1, "w2": w2}))
+    return cases
 
 
 # With randn weights, plain gradient descent at a fixed rate blows up on about 2 draws in

@@ -4,6 +4,7 @@ report what a student's code did to leaf tensors (untrusted side)."""
 import torch
 
 from ..diagnosis import Finding
+from ..grading import requires_grad
 from ..parts import Assignment, Case, Part, StudentError, unpack
 from ..routes import Route, follow
 from ..tolerances import ONE_OPERATION, ONE_STEP
@@ -11,13 +12,13 @@ from ..tolerances import ONE_OPERATION, ONE_STEP
 PREPARED = ("X", "w1", "b1", "w2", "b2")
 PARAMETERS = ("w1", "b1", "w2", "b2")
 
-# The flags as torch's C type defines them (immutable, taken before any student code runs):
-# a student's subclass is refused by `unpack`, and a patched torch.Tensor property is not read.
-_REQUIRES_GRAD = torch._C.TensorBase.__dict__["requires_grad"].__get__
+# The flags as torch's C type defines them (immutable, taken before any student code runs,
+# requires_grad's in `grading`): a student's subclass is refused by `unpack`, and a patched
+# torch.Tensor property is not read.
 _IS_LEAF = torch._C.TensorBase.__dict__["is_leaf"].__get__
 
 
-def with_autograd_flags(function, X, w1, b1, w2, b2, *, readers=(_REQUIRES_GRAD, _IS_LEAF)):
+def with_autograd_flags(function, X, w1, b1, w2, b2, *, readers=(requires_grad, _IS_LEAF)):
     """Call prepare(...) and report, as 0/1 tensors, which results require grad and are
     leaves (read with the readers bound when this module loaded)."""
     result = function(X, w1, b1, w2, b2)
@@ -42,6 +43,10 @@ CLEARED = (
     "backward() ran, but the parameters did not change and their .grad is empty: the gradients "
     "were cleared after backward() and before the update, which then had nothing to apply. "
     "Clear them before backward().")
+CLEARED_TO_NONE = (
+    "the update raised TypeError: backward() filled the gradients, but every .grad was None "
+    "when the update ran, so they were cleared (p.grad = None) after backward() and before "
+    "the update. Clear them before backward().")
 NO_BACKWARD = (
     "the parameters did not change, and backward() never ran on them: compute the loss from "
     "the parameters you are given and call backward() before the update.")
@@ -64,6 +69,10 @@ def step_on_leaves(function, w1, b1, w2, b2, X, y, learning_rate):
     except RuntimeError as error:
         if "leaf Variable that requires grad" in str(error):
             raise StudentError(IN_PLACE_ON_A_LEAF, "in_place_on_leaf") from None
+        raise
+    except TypeError:  # e.g. p -= learning_rate * p.grad, with p.grad set to None
+        if reached and all(param.grad is None for param in params):
+            raise StudentError(CLEARED_TO_NONE, "cleared_before_step") from None
         raise
     after = tuple(param.detach().clone() for param in params)
     if any(value.isnan().any() for value in after):

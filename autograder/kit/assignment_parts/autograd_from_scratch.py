@@ -10,10 +10,10 @@ torch and asks autograd.
 
 import torch
 
-from ..datasets import accuracy
-from ..diagnosis import Finding
-from ..parts import Assignment, Case, Part, StudentError
+from ..datasets import HeldOut
+from ..parts import Assignment, Part, StudentError
 from ..tolerances import ONE_OPERATION, ONE_STEP, TRAINING
+from ..training import STEPS, cleared_before_step, recording_steps
 
 # Each operation of Value by code (the index), written as the check applies it: `a` and `b`
 # are Values, `c` a plain number.
@@ -128,35 +128,8 @@ def graph_gradients(Value, leaves, program, constants):
     return _numbers(nodes, "grad")
 
 
-def _held_out(case: Case, outputs: dict[str, torch.Tensor]) -> tuple[float, float, float]:
-    """The trained network's accuracy on the case's held-out points (overall, per class),
-    computed here from the returned parameters: no student code runs."""
-    X, y = case.truth["X_test"], case.truth["y_test"]
-    w1, b1, w2, b2 = (outputs[name] for name in PARAMETERS)
-    return accuracy(torch.sigmoid(torch.tanh(X @ w1 + b1) @ w2 + b2), y)
-
-
-def _separates_the_classes(case: Case, outputs: dict[str, torch.Tensor]) -> Finding | None:
-    """On a run long enough to learn (one with held-out points), each class's held-out
-    points lie on their own side of the boundary at least `min_accuracy` of the time."""
-    if "X_test" not in case.truth:
-        return None
-    least = case.truth["min_accuracy"].item()
-    overall, class_0, class_1 = _held_out(case, outputs)
-    if min(class_0, class_1) < least:
-        return Finding(f"on {len(case.truth['y_test'])} held-out points the trained network is "
-                       f"right {overall:.0%} of the time (class 0: {class_0:.0%}, class 1: "
-                       f"{class_1:.0%}), below the {least:.0%} per class that this training "
-                       f"reaches.", "not_learned")
-    return None
-
-
-def _accuracy_note(case: Case, outputs: dict[str, torch.Tensor]) -> str:
-    if "X_test" not in case.truth:
-        return ""
-    overall, class_0, class_1 = _held_out(case, outputs)
-    return (f"On {len(case.truth['y_test'])} held-out points the trained network is right "
-            f"{overall:.0%} of the time (class 0: {class_0:.0%}, class 1: {class_1:.0%}).")
+# The boundary the module's run draws, checked on held-out points.
+_HELD_OUT = HeldOut(torch.tanh)
 
 
 _TRAINING = {"returns": ("losses", PARAMETERS), "tolerance": TRAINING,
@@ -174,5 +147,8 @@ ASSIGNMENT = Assignment("autograd_from_scratch", (
     Part("train_mlp", "train_mlp", points=2, builds_on=("Value",), manual_backprop=True,
          **_TRAINING),
     Part("torch_module", "train_module", points=3, uses_autograd=True,
-         extra_check=_separates_the_classes, passed_note=_accuracy_note, **_TRAINING),
+         extra_check=_HELD_OUT.check, passed_note=_HELD_OUT.note,
+         **{**_TRAINING, "returns": (*_TRAINING["returns"], STEPS)},
+         call=recording_steps("train_module", _TRAINING["returns"], _TRAINING["sequences"]),
+         explain=cleared_before_step),
 ))
