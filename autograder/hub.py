@@ -46,7 +46,21 @@ from pathlib import Path
 from .engine.isolation import SANDBOX_MODULES
 
 REPO = Path(__file__).resolve().parent.parent
-ENV = Path(os.environ.get("HUB_DIR") or REPO / "build" / "hub")
+
+
+def environment_folder() -> Path:
+    """Where the hub's environment is built: $HUB_DIR, else build/hub in this checkout when
+    every account can reach it, else a folder of this checkout's own under /var/lib (a
+    clone in root's home, as CI's may be, is closed to the students' servers)."""
+    if os.environ.get("HUB_DIR"):
+        return Path(os.environ["HUB_DIR"])
+    if all(folder.stat().st_mode & stat.S_IXOTH for folder in [REPO, *REPO.parents]):
+        return REPO / "build" / "hub"
+    checkout = hashlib.sha256(str(REPO).encode()).hexdigest()[:12]
+    return Path("/var/lib/backprop-lab") / f"hub-{checkout}"
+
+
+ENV = environment_folder()
 SYSTEM_PYTHON = "/usr/bin/python3"  # every account can run it (pyenv's may sit in /root)
 PROXY = "configurable-http-proxy@5.1.0"
 STAFF = "backprop-staff"  # the group that reads the grader's code
@@ -150,7 +164,7 @@ def check_machine() -> None:
         if folder.exists() and not folder.stat().st_mode & stat.S_IXOTH:
             raise HubError(f"the hub's users cannot reach {ENV}: {folder} is mode "
                            f"{stat.S_IMODE(folder.stat().st_mode):o}; clone the repository "
-                           f"where every account can read, or set HUB_DIR=/srv/backprop-lab")
+                           f"where every account can read, or set HUB_DIR to such a folder")
 
 
 # ---- the environment every server runs, built once --------------------------------------
