@@ -1,18 +1,19 @@
 """The feedback processes: nbgrader's GenerateFeedback and ReleaseFeedback for the graded
 submissions, in processes of their own.
 
-A page costs about 0.1 s of CPU in pure Python (nbconvert's templates, nbgrader's gradebook
-queries): on the service's own thread it held the interpreter's lock for most of each
-submission's cost. So FEEDBACK_PROCESSES processes (a pebble pool with multiprocessing's
-spawn, started and warmed up before the service says `serving`, a little less favoured by
-the scheduler than the gradings) generate and release the feedback, a batch of up to
-FEEDBACK_BATCH pages of one assignment at a time, in one GenerateFeedback run (the other
-students excluded; each alone if that run fails); their templates are compiled once a
-process, not once a run. A batch has a time budget and a process a memory cap: a student's
-markdown can take minutes or gigabytes to render, and the service then stops that process
-(see course.released_batch for what happens to its pages). A feedback process dies with
-the service (SIGKILL when its parent dies); only the service's process writes the journal,
-after a batch has come back.
+A page costs 0.04 to 0.06 s of CPU in pure Python (nbconvert's templates, nbgrader's
+gradebook queries; each process remembers the rendered cells and keeps its gradebook open:
+see autograder.pages, autograder.feedback and grades.py): on the service's own thread it
+held the interpreter's lock for most of each submission's cost. So FEEDBACK_PROCESSES
+processes (a pebble pool with multiprocessing's spawn, started and warmed up before the
+service says `serving`, a little less favoured by the scheduler than the gradings) generate
+and release the feedback, a batch of up to FEEDBACK_BATCH pages of one assignment at a
+time, in one GenerateFeedback run (the other students excluded; each alone if that run
+fails); their templates are compiled once a process, not once a run. A batch has a time
+budget and a process a memory cap: a student's markdown can take minutes or gigabytes to
+render, and the service then stops that process (see course.released_batch for what happens
+to its pages). A feedback process dies with the service (SIGKILL when its parent dies);
+only the service's process writes the journal, after a batch has come back.
 """
 
 import contextlib
