@@ -198,6 +198,8 @@ def build_environment(say=print) -> None:
             say(f"building the hub's environment in {ENV} (once; a few minutes)")
             install_packages(python)
             (ENV / "packages").write_text(packages)
+        for stale in (ENV / "venv").glob("lib/python3*/site-packages/autograder"):
+            shutil.rmtree(stale)  # a module renamed since the last build must not stay behind
         run(str(python), "-m", "pip", "install", "--quiet", "--no-deps", "--force-reinstall",
             f"{REPO}")
         package = staff_only(python)
