@@ -65,11 +65,14 @@ class Person:
     def until(self, condition, what: str, timeout: float, every: float = 0.1):
         """Selenium's wait for condition (tried every so many seconds); a timeout fails with
         `failed`."""
-        from selenium.common.exceptions import TimeoutException
+        from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
         from selenium.webdriver.support.ui import WebDriverWait
 
+        # JupyterLab redraws its lists: an element found a moment ago may be gone; look again.
         try:
-            return WebDriverWait(self.driver, timeout, poll_frequency=every).until(condition)
+            return WebDriverWait(self.driver, timeout, poll_frequency=every,
+                                 ignored_exceptions=(StaleElementReferenceException,)
+                                 ).until(condition)
         except TimeoutException:
             raise self.failed(what, timeout) from None
 

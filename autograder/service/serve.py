@@ -1,6 +1,8 @@
 """The service's loop over its courses, and `--health`."""
 
+import grp
 import os
+import pwd
 import signal
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -45,7 +47,9 @@ def serve(courses: list[Path], max_per_hour: int | None = None, jobs: int | None
             return 2
         if os.geteuid() == 0:
             for service in services:
-                shared_with_instructors(service.course)
+                service.roster.refresh()
+                if not shared_with_instructors(service.course, service.roster.students):
+                    return 2
         if identity == "folder-name":
             log("warning", why="--identity folder-name: whoever can write inbound/ can "
                                "submit as any student on the roster")
@@ -85,17 +89,32 @@ def serve(courses: list[Path], max_per_hour: int | None = None, jobs: int | None
         feedback.close()
 
 
-def shared_with_instructors(course) -> None:
+def shared_with_instructors(course, students: set[str]) -> bool:
     """The course's step folders (submitted, autograded, feedback) take the course root's
     group and setgid, so that what the service writes in them as root (with umask 002) is
-    that group's to replace: the instructor's formgrader autogrades again over it."""
+    that group's to replace: the instructor's formgrader autogrades again over it. Not when
+    a student on the roster is in that group (they could rewrite grades): False, and the log
+    says why; the service does not serve such a course."""
     gid = course.root.stat().st_gid
+    try:
+        group = grp.getgrgid(gid)
+        name, members = group.gr_name, set(group.gr_mem)
+    except KeyError:  # a number without a name: no member list to read
+        name, members = str(gid), set()
+    members |= {account.pw_name for account in pwd.getpwall() if account.pw_gid == gid}
+    if inside := sorted(members & students):
+        log("error", why=f"the course root's group {name} holds students "
+                         f"({', '.join(inside[:3])}{', ...' if len(inside) > 3 else ''}): "
+                         "they could rewrite what the service writes there; give the course "
+                         "root a group of staff only")
+        return False
     for step in (course.submitted_directory, course.autograded_directory,
                  course.feedback_directory):
         folder = course.root / step
         folder.mkdir(exist_ok=True)
         os.chown(folder, -1, gid)
         folder.chmod(folder.stat().st_mode | 0o2070)
+    return True
 
 
 def health(courses: list[Path]) -> int:
