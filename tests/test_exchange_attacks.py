@@ -15,6 +15,7 @@ import json
 import os
 import pwd
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -37,7 +38,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(
 ASSIGNMENT = "nn_from_scratch"
 COURSE_ID = "backprop-lab"
 FULL = sum(part.points for part in references.get(ASSIGNMENT).parts)
-ADA, BOB, EVE = "bpxada", "bpxbob", "bpxeve"  # unix accounts made (and removed) here
+# Unix accounts made (and removed) here, named for this run: a concurrent run has others.
+RUN = secrets.token_hex(2)
+ADA, BOB, EVE = (f"bpx{RUN}{name}" for name in ("ada", "bob", "eve"))
 MAX_PER_HOUR = 20
 WAIT_SECONDS = 120
 FLOOD = 100
