@@ -21,7 +21,7 @@ $(BIN)/activate: pyproject.toml constraints.txt | preflight
 demo: preflight $(BIN)/activate  ## a simulated class through the whole nbgrader cycle
 	$(BIN)/python -m autograder demo
 
-hub: preflight  ## a real JupyterHub for the course on 127.0.0.1:$(HUB_PORT), as root; Ctrl-C stops it (its own environment in build/hub, no .venv)
+hub: preflight  ## a real JupyterHub for the course on 127.0.0.1:$(HUB_PORT), as root; Ctrl-C stops it (its own environment in /var/lib/backprop-lab, no .venv)
 	$(PYTHON) -m autograder.hub --port $(HUB_PORT)
 
 test: preflight $(BIN)/activate  ## lint, then the test suite on every core (a test file per worker)

@@ -4,8 +4,9 @@
 
 As root, it builds (once) what every user's server runs, then, at each start:
 
-* the environment, `build/hub/` (world-readable, so every account can run it): `venv/`, made
-  with Debian's python3, holds jupyterhub, JupyterLab, nbgrader and this package; of the
+* the checkout closed to other accounts (it holds the answer keys);
+* the environment, `/var/lib/backprop-lab/hub-<checkout>/` (world-readable, so every
+  account can run it): `venv/`, made with Debian's python3, holds jupyterhub, JupyterLab, nbgrader and this package; of the
   package, other accounts read only what the sandbox sees (the student kit and the child's
   side of the engine): the references and case generators are the `backprop-staff` group's.
   `node_modules/` holds configurable-http-proxy (npm, project-local).
@@ -49,13 +50,11 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def environment_folder() -> Path:
-    """Where the hub's environment is built: $HUB_DIR, else build/hub in this checkout when
-    every account can reach it, else a folder of this checkout's own under /var/lib (a
-    clone in root's home, as CI's may be, is closed to the students' servers)."""
+    """Where the hub's environment is built: $HUB_DIR, else a folder of this checkout's own
+    under /var/lib. Never inside the checkout, which the hub closes to other accounts (it
+    holds the answer keys and the grader's references)."""
     if os.environ.get("HUB_DIR"):
         return Path(os.environ["HUB_DIR"])
-    if all(folder.stat().st_mode & stat.S_IXOTH for folder in [REPO, *REPO.parents]):
-        return REPO / "build" / "hub"
     checkout = hashlib.sha256(str(REPO).encode()).hexdigest()[:12]
     return Path("/var/lib/backprop-lab") / f"hub-{checkout}"
 
@@ -166,6 +165,16 @@ def check_machine() -> None:
                            f"{stat.S_IMODE(folder.stat().st_mode):o}; clone the repository "
                            f"where every account can read, or set HUB_DIR to such a folder")
 
+
+
+def close_checkout(say=print) -> None:
+    """The checkout holds the answer keys (solutions/, source/), the grader's references and
+    its history: no account but root's may enter it while students have shells here."""
+    mode = stat.S_IMODE(REPO.stat().st_mode)
+    if mode & 0o007:
+        REPO.chmod(mode & ~0o007)
+        say(f"closed {REPO} to other accounts (mode {mode & ~0o007:o}): it holds the answer "
+            f"keys")
 
 # ---- the environment every server runs, built once --------------------------------------
 
@@ -298,6 +307,7 @@ class Hub:
     def setup(self, say=print) -> None:
         """Everything before jupyterhub starts: accounts, gradebook, course, config."""
         check_machine()
+        close_checkout(say)
         build_environment(say)
         if self.run_dir.exists():
             self.stop_postgres()
@@ -326,6 +336,9 @@ class Hub:
                                f"or start the hub with another --prefix")
             if account.pw_gecos != mark:
                 run("usermod", "--comment", mark, name)
+            # What the account left running from an earlier start (a watcher of the command
+            # lines, a squatter in the exchange) ends before anything is made again.
+            subprocess.run(["pkill", "--signal", "KILL", "--uid", name], check=False)
             home = Path(account.pw_dir)
             shutil.rmtree(home, ignore_errors=True)
             home.mkdir(mode=0o700)
@@ -367,9 +380,9 @@ class Hub:
             "start", user="postgres")
         sql = (f"CREATE ROLE nbgrader LOGIN PASSWORD '{owner}';"
                "CREATE DATABASE backprop_lab OWNER nbgrader;")
-        for statement in sql.split(";")[:2]:
+        for statement in sql.split(";")[:2]:  # on stdin: a command line is every account's
             run("psql", "-h", "127.0.0.1", "-p", str(self.pg_port), "-U", "postgres", "-q",
-                "-c", statement, env={**os.environ, "PGPASSWORD": superuser})
+                input=statement, env={**os.environ, "PGPASSWORD": superuser})
         return f"postgresql+psycopg2://nbgrader:{owner}@127.0.0.1:{self.pg_port}/backprop_lab"
 
     def stop_postgres(self) -> None:
@@ -409,7 +422,11 @@ class Hub:
             {"disabledExtensions": STUDENT_ONLY_LAB}, indent=1))
         for path in config_dir.rglob("*.*"):
             path.chmod(0o644)
+        # The course's folder is the grader's before anyone may write beside it: a student
+        # who made it first would own it, and release_assignment would refuse it.
         self.exchange.mkdir(mode=0o755)
+        (self.exchange / COURSE_ID).mkdir(mode=0o755)
+        os.chown(self.exchange / COURSE_ID, account.pw_uid, account.pw_gid)
         self.exchange.chmod(0o1777)
         course = self.course
         shutil.copytree(REPO / "source" / ASSIGNMENT, course / "source" / ASSIGNMENT)
@@ -454,6 +471,8 @@ class Hub:
     def start(self, logged: bool = False, timeout: float = 120) -> None:
         """jupyterhub, as root, until it answers on its URL; its output (the proxy's, the
         servers' and the grading service's too) in log_file if logged."""
+        # Its database (users, token hashes, the services' commands) is root's alone.
+        (self.run_dir / "jupyterhub.sqlite").touch(mode=0o600)
         with open(self.log_file, "w") if logged else contextlib.nullcontext() as log:
             self.process = subprocess.Popen(
                 [str(ENV / "venv" / "bin" / "jupyterhub"), "-f",

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
@@ -67,11 +68,16 @@ def test_preflight_says_what_runs_as_an_ordinary_user_and_as_root():
     python = "/usr/bin/python3"  # readable by every user, unlike a venv under /root
     if not os.path.exists(python):
         pytest.skip("no system python3 to run as another user")
-    done = subprocess.run([python, str(REPO / "autograder" / "preflight.py")],
-                          capture_output=True, text=True, timeout=120, user="nobody",
-                          cwd="/")
-    if done.returncode and "Permission denied" in done.stderr:
-        pytest.skip("the checkout is not readable by other users")
+    # A copy every account can read: the checkout may be closed (make hub closes it).
+    with tempfile.TemporaryDirectory() as folder:
+        copy = Path(folder) / "autograder" / "preflight.py"
+        copy.parent.mkdir()
+        shutil.copy(REPO / "autograder" / "preflight.py", copy)
+        shutil.copy(REPO / "pyproject.toml", folder)  # the Python it claims
+        for path in (Path(folder), copy.parent, copy, Path(folder) / "pyproject.toml"):
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        done = subprocess.run([python, str(copy)], capture_output=True, text=True,
+                              timeout=120, user="nobody", cwd="/")
     lines = done.stdout.splitlines()
     assert lines[0].startswith("preflight: not root, so grading runs in a DEGRADED sandbox")
     as_root = run_preflight()
