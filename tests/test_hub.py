@@ -145,6 +145,11 @@ def test_students_read_the_kit_not_the_grader(hub):
         return subprocess.run(["runuser", "-u", student, "--", f"{ENV}/venv/bin/python", "-c",
                                code], cwd=f"/home/{student}", capture_output=True, text=True)
 
+    # Nor the checkout (answer keys, references, history), nor the hub's own database.
+    for secret in (REPO / "solutions" / "nn_from_scratch" / "nn_from_scratch.ipynb",
+                   hub.run_dir / "jupyterhub.sqlite"):
+        peek = as_student(f"print(open({str(secret)!r}, 'rb').read(64))")
+        assert peek.returncode != 0 and "PermissionError" in peek.stderr, (secret, peek.stdout)
     kit = as_student("import autograder.kit.notebook")
     assert kit.returncode == 0, kit.stderr
     refused = as_student("import autograder.references.nn_from_scratch")
