@@ -320,10 +320,10 @@ IN_PLACE = ("    with torch.no_grad():\n        for p in params:\n"
 AUTOGRAD_BASICS = [
     # prepare changes the caller's X: so do the parts that call it.
     wrong("input_requires_grad", "requires_grad_on_input", edits(PREPARE, (
-        "return X, w1", "return X.requires_grad_(), w1")), "requires_grad",
+        "return X.clone(), w1", "return X.requires_grad_(), w1")), "requires_grad",
           losses="changed_input", accumulate="changed_input"),
     wrong("input_clone_requires_grad", "requires_grad_on_input", edits(PREPARE, (
-        "return X, w1", "return X.clone().requires_grad_(), w1")), "requires_grad"),
+        "return X.clone(), w1", "return X.clone().requires_grad_(), w1")), "requires_grad"),
     wrong("no_requires_grad", "missing_requires_grad", edits(PREPARE, (
         LEAVES, "w1, b1, w2, b2 = (p.clone() for p in (w1, b1, w2, b2))")), "requires_grad",
           "losses", "accumulate"),
