@@ -190,6 +190,8 @@ def judge(part: Part, case: Case, outputs: Outputs, expected: Expectations) -> F
     for name, what, got, reference, scales in compared:
         finding = _epochs_finding(part, case, name, got, reference) \
             or layout_problem(what, got, reference, scales)
+        if finding and finding.mistake in ("shape", "transposed"):
+            finding = _in_place_of(part, name, outputs, references) or finding
         # A result that became NaN or inf may be a known mistake's (one that diverges); any
         # other wrong layout says more than a known mistake could.
         if finding and finding.mistake == "not_finite":
@@ -291,6 +293,18 @@ def _swapped(part: Part, name: str, outputs: Outputs, references: Outputs) -> Fi
     return None
 
 
+def _in_place_of(part: Part, name: str, outputs: Outputs,
+                 references: Outputs) -> Finding | None:
+    """Evidence: this output, of the wrong shape, holds exactly what another output should
+    be (results returned in another order, not a transposed product)."""
+    for other, reference in references.items():
+        if other != name and reference.numel() > 1 and _holds(part, outputs[name], reference):
+            order = ", ".join(part.returned_names())
+            return Finding(f"{name} holds what {other} should be: {part.function} returns "
+                           f"({order}), in that order.", "swapped_outputs")
+    return None
+
+
 def _same_as(part: Part, name: str, what: str, outputs: Outputs,
              references: Outputs) -> Finding | None:
     """Evidence: this output, of several entries (one number may equal another by chance),
@@ -355,7 +369,10 @@ def _named(part: Part, case: Case, outputs: Outputs, wrong: str, what_is_wrong: 
            expected: Expectations) -> Finding | None:
     """A finding that names the known mistake the outputs are, if they are one."""
     known = _known_mistake(part, case, outputs, wrong, expected)
-    return Finding(f"{what_is_wrong} {known.hint}", known.mistake) if known else None
+    # plain: a helper's own mistake (a Value whose ** drops out.grad) can make the outputs
+    # of a known mistake of this part (a learning rate N times too large).
+    return Finding(f"{what_is_wrong} {known.hint}", known.mistake,
+                   plain=what_is_wrong) if known else None
 
 
 def _known_mistake(part: Part, case: Case, outputs: Outputs, wrong: str,
