@@ -33,10 +33,13 @@ from autograder.submissions import Edit, answered, defined_names, student_answer
 
 ASSIGNMENTS = ("nn_from_scratch", "single_neuron", "autograd_basics", "two_layer_net",
                "autograd_from_scratch")
-# Every untimed part whose student function is given the case's tensors (the Value class is
-# given numbers read off them, never the tensors).
-PARTS = [(assignment, part.id) for assignment in ASSIGNMENTS
-         for part in get(assignment).parts if not part.timed and part.function != "Value"]
+# Every part whose student function is given the case's tensors (the Value class is given
+# numbers read off them, never the tensors), the timed one included; the untimed ones (a
+# timed call gives back its input's values, not its flags).
+EVERY_PART = [(assignment, part.id) for assignment in ASSIGNMENTS
+              for part in get(assignment).parts if part.function != "Value"]
+PARTS = [(assignment, part_id) for assignment, part_id in EVERY_PART
+         if not get(assignment).part(part_id).timed]
 
 
 def answer_key(assignment: str, function: str):
@@ -53,7 +56,8 @@ def then_on_first_tensor(function, change):
     return changed
 
 
-@pytest.mark.parametrize(("assignment", "part_id"), PARTS, ids=[f"{a}-{p}" for a, p in PARTS])
+@pytest.mark.parametrize(("assignment", "part_id"), EVERY_PART,
+                         ids=[f"{a}-{p}" for a, p in EVERY_PART])
 def test_a_right_answer_that_changes_an_input_loses_the_points(assignment, part_id):
     function = answer_key(assignment, get(assignment).part(part_id).function)
     for kind in ("visible", "hidden"):

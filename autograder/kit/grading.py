@@ -65,7 +65,7 @@ class PartResult:
         return self.score == self.max_score
 
 
-def call_student(part: Part, function, case: Case) -> Outputs:
+def call_student(part: Part, function, case: Case, args: list | None = None) -> Outputs:
     """Call the student's function on copies of the case's inputs; StudentError on failure.
 
     Whatever it prints is swallowed so that test cells stay readable, and warnings are
@@ -73,9 +73,11 @@ def call_student(part: Part, function, case: Case) -> Outputs:
     manual-backprop part runs with autograd unavailable (see `manual_backprop`).
 
     Beside the student's outputs it returns what the call left in its inputs (see
-    `parts.INPUTS_AFTER`), raw: the trusted side compares them with what it sent.
+    `parts.INPUTS_AFTER`), raw: the trusted side compares them with what it sent. For a
+    timed part that is the copy of its one tensor input itself, nothing computed (the engine
+    makes that copy where it is given back: `args`, the copies, made by the caller).
     """
-    args = _copies(case)
+    args = _copies(case) if args is None else args
     try:
         result = _run(part, function, args)
     except manual_backprop.AutogradForbidden as error:
@@ -92,7 +94,9 @@ def call_student(part: Part, function, case: Case) -> Outputs:
                                     part.leaves_from)
         raise StudentError(finding.message, finding.mistake) from None
     outputs = unpack(part.function, result, part.returns, part.sequences)
-    if not part.timed:
+    if part.timed:
+        outputs[INPUTS_AFTER] = next(arg for arg in args if isinstance(arg, torch.Tensor))
+    else:
         outputs.update(_left_behind(part, args, outputs))
     return outputs
 
@@ -222,15 +226,13 @@ def _sent_and_returned(case: Case, outputs: Outputs) -> tuple[list, torch.Tensor
     inputs = [(name, value) for name, value in case.args.items()
               if isinstance(value, torch.Tensor)]
     return (inputs, flat_inputs(value for _, value in inputs).cpu(),
-            outputs[INPUTS_AFTER].cpu(), outputs[REQUIRES_GRAD_AFTER].cpu())
+            flat_inputs([outputs[INPUTS_AFTER]]).cpu(), outputs.get(REQUIRES_GRAD_AFTER))
 
 
 def _values_changed(part: Part, case: Case, outputs: Outputs) -> Finding | None:
     """Evidence, from the tensors the call gave back: an input that holds other values after
     the call than those it was given. (Checked before the outputs: a changed input can make
     an output that aliases it wrong, and the change is the mistake to fix.)"""
-    if part.timed:
-        return None
     inputs, sent, after, _ = _sent_and_returned(case, outputs)
     if after.shape != sent.shape:
         return Finding(f"{part.function} changed what its inputs are (their sizes after the "
@@ -459,7 +461,8 @@ def timed_outcomes(part: Part, function, cases: list[Case]) -> list[Outputs | Fi
     start = time.process_time()
     outcomes = [_attempt(part, function, case) for case in cases]
     outcomes = [outcome if isinstance(outcome, Finding)  # copied out, as the engine does
-                else {name: tensor.clone() for name, tensor in outcome.items()}
+                else {name: tensor if name == INPUTS_AFTER else tensor.clone()
+                      for name, tensor in outcome.items()}
                 for outcome in outcomes]
     seconds = torch.tensor((time.process_time() - start) / len(cases), dtype=torch.float64)
     return [outcome if isinstance(outcome, Finding) else {**outcome, "cpu_seconds": seconds}
