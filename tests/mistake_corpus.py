@@ -320,10 +320,10 @@ IN_PLACE = ("    with torch.no_grad():\n        for p in params:\n"
 AUTOGRAD_BASICS = [
     # prepare changes the caller's X: so do the parts that call it.
     wrong("input_requires_grad", "requires_grad_on_input", edits(PREPARE, (
-        "return X, w1", "return X.requires_grad_(), w1")), "requires_grad",
+        "return X.clone(), w1", "return X.requires_grad_(), w1")), "requires_grad",
           losses="changed_input", accumulate="changed_input"),
     wrong("input_clone_requires_grad", "requires_grad_on_input", edits(PREPARE, (
-        "return X, w1", "return X.clone().requires_grad_(), w1")), "requires_grad"),
+        "return X.clone(), w1", "return X.clone().requires_grad_(), w1")), "requires_grad"),
     wrong("no_requires_grad", "missing_requires_grad", edits(PREPARE, (
         LEAVES, "w1, b1, w2, b2 = (p.clone() for p in (w1, b1, w2, b2))")), "requires_grad",
           "losses", "accumulate"),
@@ -487,6 +487,9 @@ TWO_LAYER_NET = [
         "            flat[i] = 1.0\n    return grad",
         "    flat = h.view(-1)\n    for i in range(flat.numel()):\n"
         "        flat[i] = 1.0 if flat[i] > 0 else 0.0\n    return h")), "relu_grad_loop"),
+    # backward computes h_relu before it calls relu_grad_vectorized(h): it stays right.
+    wrong("vectorized_writes_into_h", "changed_input", edits(VECTORIZED, (
+        ONE_OPERATION, "return h.gt_(0)")), "relu_grad_vectorized", "speed"),
     wrong("loop_slope_1_at_zero", "relu_slope_at_zero", edits(
         "relu_grad_loop_answer", ("if value > 0:", "if value >= 0:")), "relu_grad_loop"),
     wrong("comprehension", "python_loop", edits(VECTORIZED, (

@@ -10,7 +10,9 @@ the class of a mistake, applied to every part where it can occur.
   false; a message does not depend on the order of a set.
 """
 
+import inspect
 import os
+import re
 import subprocess
 import sys
 from dataclasses import replace
@@ -22,18 +24,22 @@ from conftest import grade
 
 from autograder.course import REPO
 from autograder.kit.diagnosis import KnownMistake
-from autograder.kit.grading import grade_part, judge
+from autograder.kit.grading import call_student, grade_outcomes, grade_part, judge
 from autograder.kit.parts import INPUTS_AFTER, Case, Part
 from autograder.kit.tolerances import EXACT
 from autograder.references import get
+from autograder.references.graded import COMPUTED, grade_with_references
 from autograder.submissions import Edit, answered, defined_names, student_answers
 
 ASSIGNMENTS = ("nn_from_scratch", "single_neuron", "autograd_basics", "two_layer_net",
                "autograd_from_scratch")
-# Every untimed part whose student function is given the case's tensors (the Value class is
-# given numbers read off them, never the tensors).
-PARTS = [(assignment, part.id) for assignment in ASSIGNMENTS
-         for part in get(assignment).parts if not part.timed and part.function != "Value"]
+# Every part whose student function is given the case's tensors (the Value class is given
+# numbers read off them, never the tensors), the timed one included; the untimed ones (a
+# timed call gives back its input's values, not its flags).
+EVERY_PART = [(assignment, part.id) for assignment in ASSIGNMENTS
+              for part in get(assignment).parts if part.function != "Value"]
+PARTS = [(assignment, part_id) for assignment, part_id in EVERY_PART
+         if not get(assignment).part(part_id).timed]
 
 
 def answer_key(assignment: str, function: str):
@@ -50,7 +56,8 @@ def then_on_first_tensor(function, change):
     return changed
 
 
-@pytest.mark.parametrize(("assignment", "part_id"), PARTS, ids=[f"{a}-{p}" for a, p in PARTS])
+@pytest.mark.parametrize(("assignment", "part_id"), EVERY_PART,
+                         ids=[f"{a}-{p}" for a, p in EVERY_PART])
 def test_a_right_answer_that_changes_an_input_loses_the_points(assignment, part_id):
     function = answer_key(assignment, get(assignment).part(part_id).function)
     for kind in ("visible", "hidden"):
@@ -70,10 +77,8 @@ def test_switching_requires_grad_on_an_input_loses_the_points(assignment, part_i
     result = grade(assignment, part_id, floating)
     first = next(value for value in part.cases("hidden", 1)[0].args.values()
                  if isinstance(value, torch.Tensor))
-    # prepare's own check names an input that requires grad more precisely
-    named = "requires_grad_on_input" if part.id == "requires_grad" else "changed_input"
     if first.is_floating_point():
-        assert (result.score, result.mistake) == (0, named), result.message
+        assert (result.score, result.mistake) == (0, "changed_input"), result.message
         assert "requires_grad" in result.message
 
 
@@ -96,6 +101,43 @@ def test_where_new_tensors_are_asked_an_output_may_not_share_an_inputs_memory():
     assert grade_part(part, lambda x: x.clone(), cases, _Identity()).passed
     # Where the prose does not ask for new tensors, returning the input is no mistake.
     assert grade_part(replace(part, new_tensors=False), lambda x: x, cases, _Identity()).passed
+
+
+NEW_TENSORS_ASKED = re.compile(r"return\s+new\s+(tensors|ones)", re.IGNORECASE)
+
+
+def prose_asking_new_tensors(assignment: str) -> dict[str, bool]:
+    """Per graded part of the source notebook: whether its prose (the markdown since the
+    previous part's check) or the notebook's rules (before its first "## Part") say to
+    return new tensors."""
+    notebook = nbformat.read(REPO / "source" / assignment / f"{assignment}.ipynb", 4)
+    part_ids = {part.id for part in get(assignment).parts}
+    asked, rules, since_last = {}, None, ""
+    for cell in notebook.cells:
+        grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+        if cell.cell_type == "markdown":
+            if rules is None and cell.source.startswith("## Part"):
+                rules = bool(NEW_TENSORS_ASKED.search(since_last))
+            since_last += cell.source
+        elif grade_id in part_ids:
+            asked[grade_id] = bool(rules) or bool(NEW_TENSORS_ASKED.search(since_last))
+            since_last = ""
+    return asked
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_every_part_whose_prose_asks_new_tensors_checks_for_aliases(assignment):
+    asked = prose_asking_new_tensors(assignment)
+    marked = {part.id: part.new_tensors for part in get(assignment).parts}
+    assert asked == marked
+
+
+def test_prepare_returning_the_given_x_is_an_aliased_output():
+    def returns_x(X, w1, b1, w2, b2):
+        return (X, *(p.detach().clone().requires_grad_() for p in (w1, b1, w2, b2)))
+    for kind in ("visible", "hidden"):
+        result = grade("autograd_basics", "requires_grad", returns_x, kind)
+        assert (result.score, result.mistake) == (0, "aliased_output"), result.message
 
 
 def test_the_trusted_side_decides_from_the_tensors_alone():
@@ -294,3 +336,78 @@ def test_a_route_message_is_the_same_whatever_the_hash_seed():
                                env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout
                 for seed in range(4)}
     assert len(messages) == 1 and b"computes probabilities with" in messages.pop()
+
+
+# ---- names withheld or given from evidence (the blind corpus's misses, as classes) --------
+
+TRAINING_PARTS = [("nn_from_scratch", "train"), ("nn_from_scratch", "learn_2d"),
+                  ("autograd_from_scratch", "train_mlp"),
+                  ("autograd_from_scratch", "torch_module")]
+RATE_IN_CODE = re.compile(r"\b(?:learning_rate|lr)=(\d+\.\d*)")
+
+
+def with_argument(function, name: str, value):
+    """function, called with its argument `name` replaced by value."""
+    def called(*args):
+        bound = inspect.signature(function).bind(*args)
+        bound.arguments[name] = value
+        return function(*bound.args)
+    return called
+
+
+def notebook_rates(assignment: str) -> set[float]:
+    """The learning rates written in the source notebook's code (a student may copy one)."""
+    notebook = nbformat.read(REPO / "source" / assignment / f"{assignment}.ipynb", 4)
+    return {float(rate) for cell in notebook.cells if cell.cell_type == "code"
+            for rate in RATE_IN_CODE.findall(cell.source)}
+
+
+@pytest.mark.parametrize(("assignment", "part_id"), TRAINING_PARTS,
+                         ids=[f"{a}-{p}" for a, p in TRAINING_PARTS])
+def test_a_rate_of_the_notebook_written_into_the_loop_is_named(assignment, part_id):
+    part = get(assignment).part(part_id)
+    function = answer_key(assignment, part.function)
+    rates = notebook_rates(assignment)
+    assert rates
+    for rate in sorted(rates):
+        result = grade(assignment, part_id, with_argument(function, "learning_rate", rate))
+        # (every hidden case may use that rate; where a missing rate is a known mistake, a
+        # rate of 1 is one)
+        if not result.passed:
+            assert result.mistake == "wrong_learning_rate" or rate == 1.0 and \
+                result.mistake == "learning_rate_scale", (rate, result.message)
+
+
+def in_other_order(function, order):
+    def reordered(*args):
+        result = function(*args)
+        return tuple(result[i] for i in order)
+    return reordered
+
+
+@pytest.mark.parametrize(("assignment", "part_id", "order"), [
+    ("nn_from_scratch", "gradient_check", (0, 2, 1, 3)),
+    ("autograd_from_scratch", "mlp_gradients", (0, 1, 3, 2, 4))], ids=["nn", "afs"])
+def test_results_returned_in_another_order_are_not_named_transposed(assignment, part_id,
+                                                                     order):
+    function = answer_key(assignment, get(assignment).part(part_id).function)
+    for kind in ("visible", "hidden"):
+        result = grade(assignment, part_id, in_other_order(function, order), kind)
+        assert result.mistake == "swapped_outputs", result.message
+
+
+def test_a_known_mistakes_name_is_withheld_when_a_helper_failed_with_another():
+    """A Value whose ** drops out.grad trains as if the rate were N times larger: that is
+    the outputs of mean_vs_sum, and no evidence of it."""
+    part = get("autograd_from_scratch").part("train_mlp")
+    train_mlp = answer_key("autograd_from_scratch", "train_mlp")
+    cases = part.cases("hidden", 1)
+    rate = cases[0].args["learning_rate"]
+    scaled = with_argument(train_mlp, "learning_rate", rate * len(cases[0].args["y"]))
+    alone = grade_with_references(part, scaled, cases)
+    assert alone.mistake == "mean_vs_sum", alone.message
+    outcomes = [call_student(part, scaled, case) for case in cases]
+    helper_wrong = grade_outcomes(part, cases, outcomes, COMPUTED,
+                                  helpers_failed_with=frozenset({"missing_chain_factor"}))
+    assert helper_wrong.score == 0 and helper_wrong.mistake is None, helper_wrong.message
+    assert "batch size" not in helper_wrong.message

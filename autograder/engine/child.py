@@ -177,7 +177,7 @@ def _run_timed(workdir: Path, request: dict, part, namespace: dict, device: torc
         timer.recv(1)
     outcomes, returned = _call_all(part, function,
                                    protocol.read_timed_cases(workdir, request, part.id),
-                                   device, status["cell_errors"])
+                                   device, status["cell_errors"], slots.copy_in)
     for index, tensors in enumerate(returned):
         try:
             described = slots.store(index, tensors)
@@ -235,16 +235,20 @@ def _grader_module(name: object) -> bool:
 
 
 def _call_all(part, function, part_cases: list, device: torch.device,
-              cell_errors: list[str] = ()) -> tuple[list, list[dict[str, torch.Tensor]]]:
+              cell_errors: list[str] = (), copies=None
+              ) -> tuple[list, list[dict[str, torch.Tensor]]]:
     """Call the student's function on each case, up to the first that fails: the outcome
-    of each case ("ok" or why it failed) and the tensors each successful call returned."""
+    of each case ("ok" or why it failed) and the tensors each successful call returned.
+    copies(index, case): the copies of the case's arguments the function is given (by
+    default `call_student` makes them)."""
     outcomes, returned = [], []
-    for case in part_cases:
+    for index, case in enumerate(part_cases):
         try:
             if not callable(function):
                 raise StudentError(_missing(part.function, function, cell_errors),
                                    "missing_function")
-            tensors = call_student(part, function, case)
+            tensors = call_student(part, function, case,
+                                   copies(index, case) if copies else None)
             _check_devices(tensors, device)
             _check_plain_numbers(part.function, tensors)
         except StudentError as error:

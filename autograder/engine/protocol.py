@@ -43,7 +43,7 @@ from safetensors.torch import save as save_tensors
 
 from ..kit.diagnosis import Finding, known_mistake
 from ..kit.messages import plain_text
-from ..kit.parts import Case, Part
+from ..kit.parts import INPUTS_AFTER, Case, Part
 from .errors import Tampered
 
 SUBMISSION = "submission.ipynb"
@@ -383,8 +383,29 @@ class TimedSlots:
             self.memory = mmap.mmap(file.fileno(), size)
         self.memory.write(bytes(size))  # every page touched now, not on the clock
 
+    def copy_in(self, index: int, case: Case) -> list:
+        """The copies of one case's arguments that the student's function is given: its
+        (one) tensor input copied straight into its INPUTS_AFTER slot, where the call leaves
+        it to be given back as it is (a copy the call needs anyway: nothing is added to the
+        clock). Any other tensor, or one on a GPU, is cloned."""
+        position = self.names.index(INPUTS_AFTER)
+        offset = (index * len(self.names) + position) * self.slot
+        args, slotted = [], False
+        for value in case.args.values():
+            if isinstance(value, torch.Tensor):
+                if value.is_cpu and not slotted and 0 < value.nbytes <= self.slot:
+                    copy = torch.frombuffer(self.memory, dtype=value.dtype,
+                                            count=value.numel(), offset=offset)
+                    value = copy.reshape(value.shape).copy_(value)
+                    slotted = True
+                else:
+                    value = value.clone()
+            args.append(value)
+        return args
+
     def store(self, index: int, outputs: dict[str, torch.Tensor]) -> dict[str, dict]:
-        """Copy one case's outputs into their slots; their dtypes and shapes, by key."""
+        """Copy one case's outputs into their slots (one already there, the input that
+        `copy_in` put there, stays); their dtypes and shapes, by key."""
         described = {}
         for position, name in enumerate(self.names):
             tensor = outputs[name].detach().to(CPU).contiguous().reshape(-1)
@@ -392,8 +413,10 @@ class TimedSlots:
             if str(tensor.dtype) not in PLAIN_DTYPES or raw.numel() > self.slot:
                 raise ValueError(f"{name} is a {tensor.dtype} of {raw.numel()} bytes")
             offset = (index * len(self.names) + position) * self.slot
-            torch.frombuffer(self.memory, dtype=torch.uint8, count=raw.numel(),
-                             offset=offset).copy_(raw)
+            target = torch.frombuffer(self.memory, dtype=torch.uint8, count=raw.numel(),
+                                      offset=offset)
+            if raw.data_ptr() != target.data_ptr():
+                target.copy_(raw)
             described[key("", index, name)] = {"dtype": str(tensor.dtype),
                                                "shape": list(outputs[name].shape)}
         return described

@@ -65,7 +65,7 @@ class PartResult:
         return self.score == self.max_score
 
 
-def call_student(part: Part, function, case: Case) -> Outputs:
+def call_student(part: Part, function, case: Case, args: list | None = None) -> Outputs:
     """Call the student's function on copies of the case's inputs; StudentError on failure.
 
     Whatever it prints is swallowed so that test cells stay readable, and warnings are
@@ -73,9 +73,11 @@ def call_student(part: Part, function, case: Case) -> Outputs:
     manual-backprop part runs with autograd unavailable (see `manual_backprop`).
 
     Beside the student's outputs it returns what the call left in its inputs (see
-    `parts.INPUTS_AFTER`), raw: the trusted side compares them with what it sent.
+    `parts.INPUTS_AFTER`), raw: the trusted side compares them with what it sent. For a
+    timed part that is the copy of its one tensor input itself, nothing computed (the engine
+    makes that copy where it is given back: `args`, the copies, made by the caller).
     """
-    args = _copies(case)
+    args = _copies(case) if args is None else args
     try:
         result = _run(part, function, args)
     except manual_backprop.AutogradForbidden as error:
@@ -92,7 +94,9 @@ def call_student(part: Part, function, case: Case) -> Outputs:
                                     part.leaves_from)
         raise StudentError(finding.message, finding.mistake) from None
     outputs = unpack(part.function, result, part.returns, part.sequences)
-    if not part.timed:
+    if part.timed:
+        outputs[INPUTS_AFTER] = next(arg for arg in args if isinstance(arg, torch.Tensor))
+    else:
         outputs.update(_left_behind(part, args, outputs))
     return outputs
 
@@ -190,6 +194,8 @@ def judge(part: Part, case: Case, outputs: Outputs, expected: Expectations) -> F
     for name, what, got, reference, scales in compared:
         finding = _epochs_finding(part, case, name, got, reference) \
             or layout_problem(what, got, reference, scales)
+        if finding and finding.mistake in ("shape", "transposed"):
+            finding = _in_place_of(part, name, outputs, references) or finding
         # A result that became NaN or inf may be a known mistake's (one that diverges); any
         # other wrong layout says more than a known mistake could.
         if finding and finding.mistake == "not_finite":
@@ -220,15 +226,13 @@ def _sent_and_returned(case: Case, outputs: Outputs) -> tuple[list, torch.Tensor
     inputs = [(name, value) for name, value in case.args.items()
               if isinstance(value, torch.Tensor)]
     return (inputs, flat_inputs(value for _, value in inputs).cpu(),
-            outputs[INPUTS_AFTER].cpu(), outputs[REQUIRES_GRAD_AFTER].cpu())
+            flat_inputs([outputs[INPUTS_AFTER]]).cpu(), outputs.get(REQUIRES_GRAD_AFTER))
 
 
 def _values_changed(part: Part, case: Case, outputs: Outputs) -> Finding | None:
     """Evidence, from the tensors the call gave back: an input that holds other values after
     the call than those it was given. (Checked before the outputs: a changed input can make
     an output that aliases it wrong, and the change is the mistake to fix.)"""
-    if part.timed:
-        return None
     inputs, sent, after, _ = _sent_and_returned(case, outputs)
     if after.shape != sent.shape:
         return Finding(f"{part.function} changed what its inputs are (their sizes after the "
@@ -288,6 +292,18 @@ def _swapped(part: Part, name: str, outputs: Outputs, references: Outputs) -> Fi
             return Finding(f"{name} holds what {other} should be, and {other} what {name} "
                            f"should be: {part.function} returns ({order}), in that order.",
                            "swapped_outputs")
+    return None
+
+
+def _in_place_of(part: Part, name: str, outputs: Outputs,
+                 references: Outputs) -> Finding | None:
+    """Evidence: this output, of the wrong shape, holds exactly what another output should
+    be (results returned in another order, not a transposed product)."""
+    for other, reference in references.items():
+        if other != name and reference.numel() > 1 and _holds(part, outputs[name], reference):
+            order = ", ".join(part.returned_names())
+            return Finding(f"{name} holds what {other} should be: {part.function} returns "
+                           f"({order}), in that order.", "swapped_outputs")
     return None
 
 
@@ -355,7 +371,10 @@ def _named(part: Part, case: Case, outputs: Outputs, wrong: str, what_is_wrong: 
            expected: Expectations) -> Finding | None:
     """A finding that names the known mistake the outputs are, if they are one."""
     known = _known_mistake(part, case, outputs, wrong, expected)
-    return Finding(f"{what_is_wrong} {known.hint}", known.mistake) if known else None
+    # plain: a helper's own mistake (a Value whose ** drops out.grad) can make the outputs
+    # of a known mistake of this part (a learning rate N times too large).
+    return Finding(f"{what_is_wrong} {known.hint}", known.mistake,
+                   plain=what_is_wrong) if known else None
 
 
 def _known_mistake(part: Part, case: Case, outputs: Outputs, wrong: str,
@@ -442,7 +461,8 @@ def timed_outcomes(part: Part, function, cases: list[Case]) -> list[Outputs | Fi
     start = time.process_time()
     outcomes = [_attempt(part, function, case) for case in cases]
     outcomes = [outcome if isinstance(outcome, Finding)  # copied out, as the engine does
-                else {name: tensor.clone() for name, tensor in outcome.items()}
+                else {name: tensor if name == INPUTS_AFTER else tensor.clone()
+                      for name, tensor in outcome.items()}
                 for outcome in outcomes]
     seconds = torch.tensor((time.process_time() - start) / len(cases), dtype=torch.float64)
     return [outcome if isinstance(outcome, Finding) else {**outcome, "cpu_seconds": seconds}

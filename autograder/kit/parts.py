@@ -109,11 +109,12 @@ class Part:
 
     def output_names(self) -> list[str]:
         """The names of the tensors a call of this part gives back (`grading.call_student`):
-        the student's, then what the call left in its inputs (none for a timed part, whose
-        span holds the call alone)."""
+        the student's, then what the call left in its inputs (a timed part's: its one tensor
+        input itself, which the engine copies into a slot it gives back, at no cost on the
+        clock)."""
         returned = self.returned_names()
         if self.timed:
-            return returned
+            return [*returned, INPUTS_AFTER]
         aliases = [after_inputs_changed(name) for name in returned] if self.new_tensors else []
         return [*returned, INPUTS_AFTER, REQUIRES_GRAD_AFTER, *aliases]
 

@@ -501,7 +501,7 @@ def _sigmoid_then_logits_loss(X, y, params):
 _PILED_UP = ("The gradients pile up: they were never cleared, so each step used the sum of "
              "every gradient so far. Clear them before each backward(): p.grad = 0 for each "
              "Value, optimizer.zero_grad() for a module.")
-NOTEBOOK_RATES = (0.5, 1.0)  # the rates of the notebook's runs: the ones written in by mistake
+NOTEBOOK_RATES = (0.5, 1.0, 2.0)  # the rates of the notebook's runs: the ones written in by mistake
 _MLP_TRAINING_MISTAKES = (
     KnownMistake("missing_zero_grad", _PILED_UP, _trained(mse, piles_up=True)),
     LOSS_AFTER_UPDATE,

@@ -15,6 +15,11 @@ from ..known_mistakes import LOSS_AFTER_UPDATE, KnownMistake, rate_mistakes
 from .graded import Grading, graded
 
 LEARNING_RATE = 0.1
+# The rates a student may write into a loop: those of the notebook's runs (train's 0.1, the
+# two-moons run's 1.0) and of the visible cases. (In train, whose mistakes include a missing
+# rate, a rate of 1 is that: learning_rate_scale.)
+NOTEBOOK_RATES = (LEARNING_RATE, 1.0, 0.5, 0.3)
+_TRAIN_RATES = (LEARNING_RATE, 0.5, 0.3)
 EPOCHS = 500
 _PARAMETERS = spec.PARAMETERS
 
@@ -218,7 +223,7 @@ _TRAIN_MISTAKES = (
     KnownMistake("delta_of_z", _SLOPE_AT_Z_HINT, _with(mistaken_train, _SLOPE_AT_Z)),
     KnownMistake("sigmoid_twice", _SIGMOID_AGAIN_HINT, _with(mistaken_train, [_SIGMOID_AGAIN])),
     LOSS_AFTER_UPDATE,
-    *rate_mistakes(usual_rates=(LEARNING_RATE, 0.5, 0.3)),
+    *rate_mistakes(usual_rates=_TRAIN_RATES),
 )
 
 
@@ -295,6 +300,10 @@ _FIT_MISTAKES = (
                                "step per mini-batch, X[start:start + batch_size].",
                  _full_batch),
     LOSS_AFTER_UPDATE,
+    # A rate written into fit; the rest of the family (a sign, a factor of 2) are train_step's
+    # mistakes, which fit inherits and train_step names.
+    *(known for known in rate_mistakes(usual_rates=NOTEBOOK_RATES)
+      if known.mistake == "wrong_learning_rate"),
 )
 _SIGMOID_DELTA_MISTAKES = (
     KnownMistake("sigmoid_twice", _SIGMOID_AGAIN_HINT,

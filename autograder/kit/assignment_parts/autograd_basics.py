@@ -123,8 +123,11 @@ _STEP = {"returns": PARAMETERS, "tolerance": ONE_STEP,
          "deltas": {name: name for name in PARAMETERS}, "call": step_on_leaves}
 
 ASSIGNMENT = Assignment("autograd_basics", (
+    # The prose: "Do not change the tensors you are given: return new ones." (The only part
+    # here that says so: the steps update their parameters in place.)
     Part("requires_grad", "prepare", points=1, returns=(PREPARED, "requires_grad", "is_leaf"),
-         tolerance=ONE_OPERATION, call=with_autograd_flags, extra_check=_prepared_flags),
+         tolerance=ONE_OPERATION, call=with_autograd_flags, extra_check=_prepared_flags,
+         new_tensors=True),
     Part("grad_fn", "sigmoid_local_gradient", points=1, returns=LOCAL_GRADIENT_RETURNS,
          tolerance=ONE_OPERATION, call=_BY_THE_NODE),
     Part("losses", "sum_and_mean_losses", points=2,
