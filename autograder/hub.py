@@ -6,9 +6,10 @@ As root, it builds (once) what every user's server runs, then, at each start:
 
 * the checkout closed to other accounts (it holds the answer keys);
 * the environment, `/var/lib/backprop-lab/hub-<checkout>/` (world-readable, so every
-  account can run it): `venv/`, made with Debian's python3, holds jupyterhub, JupyterLab, nbgrader and this package; of the
-  package, other accounts read only what the sandbox sees (the student kit and the child's
-  side of the engine): the references and case generators are the `backprop-staff` group's.
+  account can run it): `venv/`, made with Debian's python3, holds jupyterhub, JupyterLab,
+  nbgrader and this package; of the package, other accounts read only what the sandbox
+  sees (the student kit and the child's side of the engine): the references and case
+  generators are the `backprop-staff` group's.
   `node_modules/` holds configurable-http-proxy (npm, project-local).
 * unix accounts (made here when missing, marked `backprop-lab hub` in their GECOS): a grader
   and students, with fresh random passwords (PAM logs them in); their homes are reset;
