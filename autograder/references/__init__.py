@@ -1,20 +1,15 @@
 """The assignments the grader knows, by nbgrader assignment id: the kit's parts with their
-cases, autograd references and known mistakes (grader only)."""
+cases, autograd references and known mistakes (grader only). One module here per assignment
+of the kit, under the same name."""
+
+import importlib
 
 from ..kit import assignment_parts as kit_parts
 from ..kit.parts import Assignment
-from . import (
-    autograd_basics,
-    autograd_from_scratch,
-    nn_from_scratch,
-    single_neuron,
-    two_layer_net,
-)
 
 ASSIGNMENTS: dict[str, Assignment] = {
-    module.ASSIGNMENT.name: module.ASSIGNMENT
-    for module in (nn_from_scratch, single_neuron, autograd_basics, two_layer_net,
-                   autograd_from_scratch)}
+    name: importlib.import_module(f".{name}", __name__).ASSIGNMENT
+    for name in kit_parts.ASSIGNMENTS}
 
 
 def get(name: str) -> Assignment:
