@@ -8,8 +8,9 @@ the source notebook with its solutions, to /dev/zero, a whole folder as a link),
 names (`*`, `..`, a line break, a spreadsheet formula, a name not on the roster), a flood of
 100 forged folders while an honest student submits, a forged timestamp after the due date,
 and a journal lost after an older and a newer submission. Each is refused or harmless, the
-named students' grades do not change, and the honest student's feedback comes within twice
-its idle latency during the flood."""
+named students' grades do not change, and the honest student who submits in the middle of
+the flood is collected while most of it still waits (each account's folders are examined in
+turn), not behind it."""
 
 import json
 import os
@@ -146,13 +147,6 @@ class Exchange:
         raise AssertionError(f"not final in {WAIT_SECONDS} s: {names}\n"
                              f"{self.log.read_text()[-3000:]}")
 
-    def latency(self, name: str) -> float:
-        """Seconds from the submission's trusted time to its feedback released."""
-        for line in self.log.read_text().splitlines():
-            if " released " in line and json.dumps(name) in line:
-                return float(re.search(r" after=([\d.]+)", line).group(1))
-        raise AssertionError(f"{name} was not released")
-
     def gradebook(self) -> dict[str, tuple[float, float | None]]:
         """{student: (raw auto score, late penalty)}, and every student in the gradebook."""
         from nbgrader.api import Gradebook
@@ -167,6 +161,29 @@ class Exchange:
     def pages(self) -> dict[str, str]:
         feedback = self.course.exchange / COURSE_ID / "feedback"
         return {path.name: path.read_text(errors="replace") for path in feedback.glob("*.html")}
+
+
+def refusals_around(log: str, flood: list[str], honest: str) -> tuple[int, int]:
+    """How many of the flood's folders the service's log refuses before it collects the
+    honest folder, and in all."""
+    flood, before, total = set(flood), None, 0
+    for line in log.splitlines():
+        event, submission = logged(line, "submission")
+        if event == "collected" and submission == honest:
+            before = total
+        elif event == "refused":
+            total += submission in flood
+    return before, total
+
+
+def logged(line: str, key: str) -> tuple[str, str | None]:
+    """A line of the service's log: its event, and the value of one of its fields."""
+    words = line.split(" ", 2)
+    event = words[1] if len(words) > 1 else ""
+    value = re.search(rf' {key}=("(?:[^"\\]|\\.)*"|\S+)', line)
+    if value is None:
+        return event, None
+    return event, json.loads(value[1]) if value[1].startswith('"') else value[1]
 
 
 @pytest.fixture(scope="module")
@@ -211,7 +228,6 @@ def run_attacks(exchange: Exchange) -> dict:
     (ada_key,) = exchange.write(ADA, [folder(ADA, key)])
     (bob_key,) = exchange.write(BOB, [folder(BOB, key)])
     exchange.wait_final([ada_key, bob_key])
-    seen["idle"] = [exchange.latency(ada_key), exchange.latency(bob_key)]
     seen["book_before"] = exchange.gradebook()
     pages_before = exchange.pages()
 
@@ -254,7 +270,8 @@ def run_attacks(exchange: Exchange) -> dict:
     seen["health"] = subprocess.run(
         [sys.executable, "-m", "autograder", "serve", "--health", "--course",
          str(course.root)], cwd=REPO, capture_output=True, text=True, timeout=120).stdout
-    seen["during_flood"] = exchange.latency(bob_during)
+    seen["flood_refused_before_bob"], seen["flood_refused"] = refusals_around(
+        exchange.log.read_text(), flooded, bob_during)
     (eve_own,) = exchange.write(EVE, [folder(EVE, key)])
     seen["eve_own"] = exchange.wait_final([eve_own])[eve_own]
 
@@ -335,9 +352,11 @@ def test_the_log_shows_odd_names_escaped(attacked):
 
 def test_a_flood_of_forged_folders_does_not_delay_an_honest_student(attacked):
     assert all(entry["state"] == "refused" for entry in attacked["flood"].values())
-    idle = max(attacked["idle"])
-    assert attacked["during_flood"] <= 2 * idle + 0.5, (attacked["during_flood"],
-                                                        attacked["idle"])
+    # Eve's entries are examined 20 a poll, in turn with bob's: bob's folder is not queued
+    # behind the 2,100 she wrote before it.
+    before, total = attacked["flood_refused_before_bob"], attacked["flood_refused"]
+    assert total == FLOOD + JUNK + UNFINISHED - MAX_UNFINISHED and before < total / 2, (
+        before, total)
     assert attacked["book_after_attacks"]["*roster*"] == (ADA, BOB, EVE)
 
 
