@@ -1,7 +1,7 @@
 """The engine's marginal cost per submission, assignment by assignment.
 
     .venv/bin/python bench/marginal_cost.py            # 2 and 12 answer keys, one job
-    .venv/bin/python bench/marginal_cost.py --n 30
+    .venv/bin/python bench/marginal_cost.py --n 30 nn_from_scratch
 
 For each assignment, the answer key is submitted by `small` and by `n` students of a fresh
 course folder, and the engine grades each folder in the sandbox with one job and no
@@ -77,12 +77,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=12, help="submissions of the large run")
     parser.add_argument("--small", type=int, default=2, help="submissions of the small run")
+    parser.add_argument("assignments", nargs="*", default=list(references.ASSIGNMENTS))
     args = parser.parse_args()
     seconds_to_grade("single_neuron", 1)  # the first run pays for the fork server's start
     print(f"| assignment | {args.small} subs s | {args.n} subs s | marginal s "
           f"| marginal CPU s: grading process | sandbox | both | bar (s) |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
-    for assignment in references.ASSIGNMENTS:
+    for assignment in args.assignments:
         small, large = (seconds_to_grade(assignment, count) for count in (args.small, args.n))
         wall, trusted, sandbox = ((b - a) / (args.n - args.small)
                                   for a, b in zip(small, large, strict=True))

@@ -12,7 +12,7 @@ import nbformat
 import pytest
 import torch
 from conftest import HIDDEN_SEED
-from safetensors.torch import save
+from safetensors.torch import load, save
 
 from autograder.course import REPO
 from autograder.engine import grade_notebook, protocol
@@ -116,8 +116,10 @@ def test_outcomes_are_read_back_as_plain_tensors(tmp_path):
     first, second = read(tmp_path, status)[SIGMOID.id]
     assert type(first[name]) is torch.Tensor and first[name].shape == (3,)
     assert second == Finding("it raised", "exception")
-    status = child_files(tmp_path, {SIGMOID.id: [forged]}, {})
-    assert read(tmp_path, status)[SIGMOID.id] == [Finding("it raised", None)]
+    again = tmp_path / "again"  # another child's working directory
+    again.mkdir()
+    status = child_files(again, {SIGMOID.id: [forged]}, {})
+    assert read(again, status)[SIGMOID.id] == [Finding("it raised", None)]
 
 
 def test_outputs_go_back_to_the_device_the_child_had_them_on(tmp_path):
@@ -129,6 +131,17 @@ def test_outputs_go_back_to_the_device_the_child_had_them_on(tmp_path):
     status["on_device"] = [on_gpu]  # as the child records an output on the inputs' GPU
     first, second = read(tmp_path, status, device=torch.device("meta"))[SIGMOID.id]
     assert first[name].device.type == "meta" and second[name].device.type == "cpu"
+
+
+def test_every_plain_dtype_crosses_as_safetensors_writes_it():
+    tensors = {name: protocol.own_copy(torch.arange(6).reshape(2, 3).to(dtype))
+               for name, dtype in protocol.PLAIN_DTYPES.items()}
+    tensors["empty"] = torch.zeros(0, 2, dtype=torch.float64)
+    for some in ({n: t for n, t in tensors.items() if n != "torch.bfloat16"}, tensors):
+        assert protocol.serialised(some) == save(some)  # the file safetensors' writer makes
+        back = load(protocol.serialised(some))
+        assert all(back[n].dtype == t.dtype and torch.equal(back[n], t)
+                   for n, t in some.items())
 
 
 def test_tensors_that_share_memory_cross_as_copies(tmp_path):
@@ -152,11 +165,21 @@ def test_tensors_that_share_memory_cross_as_copies(tmp_path):
     ({"sigmoid_activation": ["ok"] * 3}, {}, "lists 3 results"),
     ({"sigmoid_activation": ["ok", "ok"]}, {"elsewhere/0/x": torch.zeros(1)}, "lacks"),
     ({"sigmoid_activation": [{"message": "failed", "mistake": None}]},
-     {"forward/0/z1": torch.zeros(1)}, "unexpected"),
+     {"sigmoid_activation/0/sigmoid_activation(z)": torch.zeros(1)}, "unexpected"),
 ])
 def test_files_an_honest_child_never_writes_are_refused(tmp_path, parts, tensors, problem):
     status = child_files(tmp_path, parts, tensors)
     with pytest.raises(protocol.Tampered, match=problem):
+        read(tmp_path, status)
+
+
+def test_a_parts_file_holds_that_parts_outputs_only(tmp_path):
+    status = child_files(tmp_path, {SIGMOID.id: ["ok", "ok"]},
+                         {**every_output(0, torch.zeros(1)), **every_output(1, torch.zeros(1))})
+    (tmp_path / protocol.outputs_file(SIGMOID.id)).write_bytes(save(
+        {**every_output(0, torch.zeros(1)), **every_output(1, torch.zeros(1)),
+         "forward/0/z1": torch.zeros(1)}))
+    with pytest.raises(protocol.Tampered, match="unexpected"):
         read(tmp_path, status)
 
 
@@ -172,12 +195,13 @@ def test_links_oversized_and_malformed_files_are_refused(tmp_path):
                                             '"parts": {"forward": [{"message": 1}]}}')
     with pytest.raises(protocol.Tampered, match="fields"):
         protocol.read_status(tmp_path)
-    (tmp_path / protocol.OUTPUTS).write_bytes(b"\xff" * 64)
+    outputs = tmp_path / protocol.outputs_file(SIGMOID.id)
+    outputs.write_bytes(b"\xff" * 64)
     with pytest.raises(protocol.Tampered, match="cannot be read"):
-        read(tmp_path, {"cells_done": True, "cell_errors": [], "parts": {}})
-    (tmp_path / protocol.OUTPUTS).write_bytes(save({"a": torch.zeros(1)}) + b" " * (1 << 10))
+        read(tmp_path, {"cells_done": True, "cell_errors": [], "parts": {SIGMOID.id: ["ok"]}})
+    outputs.write_bytes(save({"a": torch.zeros(1)}) + b" " * (1 << 10))
     with pytest.raises(protocol.Tampered):
-        protocol.read_capped(tmp_path / protocol.OUTPUTS, 1 << 9)
+        protocol.read_capped(outputs, 1 << 9)
 
 
 # ---- isolation of a child process --------------------------------------------------------

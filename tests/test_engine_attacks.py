@@ -263,7 +263,7 @@ def train(*args):
     with open("status.json", "w") as f:
         json.dump({"cells_done": True, "cell_errors": [],
                    "parts": {p: ["ok"] * 9 for p in parts}}, f)
-    save_file({"train/0/losses": torch.zeros(1)}, "outputs.safetensors")
+    save_file({"train/0/losses": torch.zeros(1)}, "outputs-train.safetensors")
     os._exit(0)
 """),)),
     Attack("deleted_test_cells", 15, "is correct", damage="delete tests"),

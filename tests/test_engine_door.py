@@ -167,7 +167,7 @@ def test_every_string_the_child_writes_is_read_back_as_plain_text(tmp_path):
     status = {"cells_done": True, "cell_errors": [HOSTILE],
               "parts": {"sigmoid_activation": [{"message": HOSTILE, "mistake": None}]}}
     (tmp_path / protocol.STATUS).write_bytes(json.dumps(status).encode())
-    (tmp_path / protocol.OUTPUTS).write_bytes(save({}))
+    (tmp_path / protocol.outputs_file("sigmoid_activation")).write_bytes(save({}))
     read = protocol.read_status(tmp_path)
     part = next(p for p in __import__("autograder.references", fromlist=["get"]).get(
         ASSIGNMENT).parts if p.id == "sigmoid_activation")

@@ -139,13 +139,12 @@ def execute_request(workdir: Path, request: dict, cases: dict, notebook: bytes,
     manual_backprop.lock_down()  # before any student code: see manual_backprop
     sys.addaudithook(_refuse_escapes)  # for good: an audit hook cannot be removed
     status: dict = {"cells_done": False, "cell_errors": [], "parts": {}, "on_device": []}
-    outputs: dict[str, torch.Tensor] = {}
     with contextlib.ExitStack() as no_autograd:
         if any(part.manual_backprop for part, _ in order):
             no_autograd.enter_context(manual_backprop.forbidden("the notebook's code"))
         namespace, status["cell_errors"] = run_cells(code_cells(json.loads(notebook)))
         status["cells_done"] = True
-        protocol.write_progress(workdir, status, outputs)
+        protocol.write_status(workdir, status)
         # Autograd stays forbidden to the end of a child that ran a manual part: no later
         # code can compute their results with it and write them over the outputs.
         for part, timed in order:
@@ -154,6 +153,7 @@ def execute_request(workdir: Path, request: dict, cases: dict, notebook: bytes,
                 return
             outcomes, returned = _call_all(part, namespace.get(part.function),
                                            cases[part.id], device, status["cell_errors"])
+            outputs: dict[str, torch.Tensor] = {}
             for index, tensors in enumerate(returned):
                 for name, tensor in tensors.items():
                     outputs[protocol.key(part.id, index, name)] = protocol.own_copy(tensor)

@@ -307,6 +307,7 @@ def prepare_children() -> None:
 
     import autograder.kit  # noqa: F401 -- every setup cell imports it
     import autograder.kit.assignment_parts  # noqa: F401 -- every child reads its parts
+    import autograder.kit.notebook  # noqa: F401 -- the setup cell's checker and example
 
     x = torch.linspace(0.1, 0.9, 6, dtype=torch.float64).reshape(2, 3)
     repr(x)
