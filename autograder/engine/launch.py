@@ -44,6 +44,7 @@ class ForkServer:
         self._children: dict[int, WarmChild] = {}
         self._replies: dict[int, tuple[threading.Event, dict]] = {}
         self._next_id = 0
+        self._stopped = False  # the server's replies have ended: it is gone
         argv = [str(interpreter()), "-I", "-m", "autograder.engine.forkserver"]
         # Its stderr: why it stopped, if it does (closed with this handle's process).
         self._errors = tempfile.TemporaryFile()  # noqa: SIM115
@@ -73,6 +74,7 @@ class ForkServer:
     def workdir(self, size: int) -> tuple[str, Path]:
         """A fresh working directory of size bytes in the spool: its name, its path here."""
         with self._lock:
+            self._refuse_if_stopped()
             self._next_id += 1
             request_id, name = self._next_id, f"s{self._next_id}"
             answered = self._replies[request_id] = (threading.Event(), {})
@@ -90,6 +92,7 @@ class ForkServer:
     def start(self, name: str, uid: int | None, nonce: str) -> "WarmChild":
         """Ask for a child that runs the request in the working directory `name`."""
         with self._lock:
+            self._refuse_if_stopped()
             self._next_id += 1
             child = self._children[self._next_id] = WarmChild(self, self._next_id)
             self._send({"id": child.id, "name": name, "uid": uid, "nonce": nonce})
@@ -102,7 +105,15 @@ class ForkServer:
             self._send({"id": child.id, "kill": True})
 
     def alive(self) -> bool:
-        return self.process.poll() is None
+        """Whether the server still answers (its process may outlive its replies briefly)."""
+        with self._lock:
+            stopped = self._stopped
+        return not stopped and self.process.poll() is None
+
+    def _refuse_if_stopped(self) -> None:
+        """OSError once the server is gone: a request sent then would wait for nothing."""
+        if self._stopped:
+            raise OSError(SERVER_STOPPED)
 
     def close(self) -> None:
         """Stop the server (its children die with it) and remove the spool."""
@@ -121,7 +132,11 @@ class ForkServer:
 
     def _listen(self) -> None:
         for line in self.process.stdout:
-            event = json.loads(line)
+            try:
+                event = json.loads(line)
+            except ValueError:  # a line cut short: the server is not to be trusted any more
+                self.process.kill()
+                break
             with self._lock:
                 child = self._children.get(event["id"])
                 if child is not None and "exit" in event:
@@ -135,6 +150,7 @@ class ForkServer:
         words = self.last_words()
         stopped = f"{SERVER_STOPPED} ({words})" if words else SERVER_STOPPED
         with self._lock:  # the server is gone: so are the children it forked
+            self._stopped = True
             for child in self._children.values():
                 child.update({"exit": -9, "error": stopped})
             self._children.clear()

@@ -9,9 +9,11 @@ and a new child runs the parts after it. Nothing the child prints or returns as 
 counts: only its files, read by `protocol`, and what the fork server measured.
 
 Whose fault? A child that cannot show, in a report it wrote before any student code, this
-run's nonce and the isolation the machine offers, a fork server that died, a kill from
-outside the sandbox, or a failed write of the grader's own: these are the grader's
-failures, raised as GraderError, never a student's grade.
+run's nonce and the isolation the machine offers (every child, not only the first), a fork
+server that died (before, during or after its child, while its files were unread), a
+machine too busy to give a stage its time, a kill from outside the sandbox, or a failed
+write of the grader's own: these are the grader's failures, raised as GraderError, never
+a student's grade.
 
 **Who ended the child** (`_ended`). Its seccomp filter (`isolation.forbid_limits_and_signals`)
 lets it neither change its own resource limits nor send a signal, to itself or any process;
@@ -111,11 +113,15 @@ def _launch(notebook: bytes, assignment: Assignment, cases: dict[str, list[Case]
         nonce = secrets.token_hex(16)
         full = launcher.isolation == FULL
         with leased_uid() if full else contextlib.nullcontext() as uid:
-            child = launcher.start(name, uid, nonce)
+            try:
+                child = launcher.start(name, uid, nonce)
+            except OSError as error:
+                raise GraderError(f"the sandbox could not be started: {error}") from None
             stopped = _watch(child, workdir, parts, limits)
             child.kill()
-        run.isolation = run.isolation or _isolation_shown(child, nonce, launcher.isolation,
-                                                          stopped or "it ended")
+        # Every child, not only the first: a later one may be the one the server lost.
+        shown = _isolation_shown(child, nonce, launcher.isolation, stopped or "it ended")
+        run.isolation = run.isolation or shown
         why = stopped or _ended(child, limits)
         return _read_back(workdir, parts, cases, child, why, run, notebook)
     finally:
@@ -128,6 +134,7 @@ def _read_back(workdir: Path, parts, cases: dict[str, list[Case]], child: WarmCh
     try:
         status = protocol.read_status(workdir)
         if status is None or not status["cells_done"]:
+            _still_there(workdir)
             return False, (f"the notebook did not run to the end: its code {why}. Make sure "
                            f"every cell runs from top to bottom without ending the process.")
         slots = {p.id: protocol.timed_slot_bytes([list(value.shape) for case in cases[p.id]
@@ -139,6 +146,7 @@ def _read_back(workdir: Path, parts, cases: dict[str, list[Case]], child: WarmCh
             protocol.cases_device(cases), slots)
     except (Tampered, ValueError, TypeError, KeyError, IndexError, OverflowError,
             RecursionError, MemoryError, RuntimeError) as error:  # from the child's files
+        _still_there(workdir)
         message = (f"the grading files in the sandbox were changed by the notebook's code "
                    f"({error}), so this was not graded.")
         run.failures.update({p.id: Finding(message, "not_graded") for p in parts
@@ -156,6 +164,15 @@ def _read_back(workdir: Path, parts, cases: dict[str, list[Case]], child: WarmCh
     run.outcomes.update(outcomes)
     running = next((p for p in parts if p.id not in status["parts"]), None)
     return True, running and f"{running.function} {why}."
+
+
+def _still_there(workdir: Path) -> None:
+    """GraderError when the working directory is gone: the fork server stopped (and its
+    spool vanished) before the child's files were read, so a missing file says nothing
+    about the student's code."""
+    if not workdir.is_dir():
+        raise GraderError("the fork server stopped before the sandbox's results were read: "
+                          "no grade was recorded")
 
 
 def _off_route(outcomes: list[Outcome], part, notebook: bytes) -> list[Outcome]:
