@@ -649,3 +649,43 @@ def test_a_fork_server_killed_at_each_point_of_a_grading_gives_no_grade(slow_not
     with pytest.raises(GraderError):
         grade_on(ServerKilledAt(point), slow_notebook)
 
+
+# ---- a busy machine does not spend the student's time ------------------------------------
+
+def busy_loop(seconds: str) -> Edit:
+    """train's first call spends this many seconds of CPU (or loops forever) first."""
+    return Edit("train_answer", "    losses = []",
+                f"    import time\n    spent = time.process_time() + {seconds}\n"
+                f"    while not hasattr(train, 'done') and time.process_time() < spent:\n"
+                f"        pass\n    train.done = True\n    losses = []")
+
+
+def test_a_busy_machine_costs_no_points_but_an_endless_loop_still_does(tmp_path):
+    """The child shares one CPU with two processes that never sleep: a train part that
+    needs 0.3 s of CPU takes about 0.9 s of wall-clock time, over its 0.5 s limit, and
+    still passes; one that loops forever is stopped and loses the parts that call it."""
+    release = REPO / "assignments" / ASSIGNMENT / NOTEBOOK
+    notebooks = {cost: nbformat.writes(answered(release, student_answers(
+        ASSIGNMENT, edits=(busy_loop(cost),)))).encode() for cost in ("0.3", "float('inf')")}
+    limits = Limits(part_seconds=0.5, startup_seconds=30)
+    cpu = {min(os.sched_getaffinity(0))}
+    burners = [subprocess.Popen([sys.executable, "-c", f"import os\nos.sched_setaffinity(0, "
+                                 f"{cpu})\nwhile True:\n    pass"]) for _ in range(2)]
+    try:
+        results = {}
+        for cost, notebook in notebooks.items():
+            server = ForkServer()
+            for process in [server.process, *psutil.Process(server.process.pid).children(
+                    recursive=True)]:
+                os.sched_setaffinity(process.pid, cpu)  # its children inherit it
+            results[cost] = grade_on(server, notebook, limits)
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+    slowish, endless = results.values()
+    assert slowish.score == slowish.max_score, slowish.feedback()
+    stopped = {part.part_id for part in endless.parts
+               if "did not finish within 0.5 s" in part.message}
+    assert "train" in stopped, endless.feedback()
+    assert all(part.passed for part in endless.parts if part.part_id not in stopped)

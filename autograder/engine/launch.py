@@ -63,8 +63,10 @@ class ForkServer:
                 raise OSError(f"bubblewrap did not start (exit {self.process.wait()}): "
                               f"{self.last_words() or 'it said nothing'}")
             self.spool = Path(f"/proc/{sandboxed}/root") / SPOOL.relative_to("/")
+            self.proc = Path(f"/proc/{sandboxed}/root/proc")  # its pid namespace's
         else:
             self.spool = Path(tempfile.mkdtemp(prefix="backprop-spool-"))
+            self.proc = Path("/proc")
             self.process = subprocess.Popen([*argv, "--spool", str(self.spool)],
                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                             stderr=self._errors, env=environment)
@@ -183,6 +185,7 @@ class WarmChild:
     def __init__(self, server: ForkServer, child_id: int):
         self.server = server
         self.id = child_id
+        self.pid: int | None = None  # in the server's pid namespace
         self.started = threading.Event()
         self._ended = threading.Event()
         self.exit: int | None = None
@@ -192,6 +195,7 @@ class WarmChild:
         self.cpu = 0.0  # CPU seconds it used in all, as the fork server measured at its end
 
     def update(self, event: dict) -> None:
+        self.pid = event.get("pid", self.pid)
         self.started.set()
         if "exit" in event:
             self.report, self.error = event.get("report", ""), event.get("error", "")
@@ -199,6 +203,15 @@ class WarmChild:
             self.cpu = event.get("cpu") or 0.0
             self.exit = event["exit"]
             self._ended.set()
+
+    def waited_for_cpu(self) -> float | None:
+        """Seconds it has spent ready to run but waiting for a CPU (its run-queue delay,
+        /proc/PID/schedstat), read from outside; None when that cannot be read."""
+        try:
+            return int((self.server.proc / str(self.pid) / "schedstat").read_text()
+                       .split()[1]) / 1e9
+        except (OSError, ValueError, IndexError):
+            return None
 
     def poll(self) -> int | None:
         """Its exit code (negative: killed by that signal), or None while it runs."""

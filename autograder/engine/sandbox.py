@@ -2,7 +2,8 @@
 
 `run_parts` writes the inputs into a fresh working directory in the fork server's spool,
 leases a uid, asks for a sandboxed child (see `launch` and `isolation`), and gives the
-notebook's cells `startup_seconds` and each part `part_seconds` of wall-clock time. When a
+notebook's cells `startup_seconds` and each part `part_seconds` of the child's own time
+(wall-clock time less its waits for a CPU: a busy machine spends none of it). When a
 part runs over, or the child dies during a part (`os._exit`, a crash, a CPU limit), the
 fork server kills it with everything it started, that part fails with a message saying why,
 and a new child runs the parts after it. Nothing the child prints or returns as an exit code
@@ -53,6 +54,7 @@ from .launch import SERVER_STOPPED, ForkServer, WarmChild
 from .uids import leased_uid
 
 POLL_SECONDS = 0.05
+BUSY_FACTOR, BUSY_MIN_SECONDS = 10, 60  # see _watch
 
 
 Outcome = dict[str, torch.Tensor] | Finding
@@ -221,26 +223,54 @@ def _measured(outcomes: list[Outcome], timed: bool, cpu_seconds: float | None, l
     return [o if isinstance(o, Finding) else {**o, **measures} for o in outcomes]
 
 
+class _OwnClock:
+    """The child's own time: wall-clock seconds less those it spent ready to run but
+    waiting for a CPU (`WarmChild.waited_for_cpu`), so that a busy machine does not spend
+    a student's time limit. A sleep or a loop counts; another process's turn does not."""
+
+    def __init__(self, child: WarmChild):
+        self.child = child
+        self.waited = child.waited_for_cpu() or 0.0
+        self.start = self.own(), time.monotonic()
+
+    def own(self) -> float:
+        self.waited = max(self.waited, self.child.waited_for_cpu() or 0.0)  # gone: the last
+        return time.monotonic() - self.waited
+
+
 def _watch(child: WarmChild, workdir: Path, parts, limits: Limits) -> str | None:
-    """Wait for the child; kill it when a stage runs over. Why the grader stopped it, or
-    None when it ended without the grader."""
-    start = time.monotonic()
-    overall = start + limits.startup_seconds + limits.part_seconds * len(parts)
-    deadline, progress, stage_seconds = start + limits.startup_seconds, -1, None
+    """Wait for the child; kill it when a stage runs over its time on the child's own clock
+    (`_OwnClock`). Why the grader stopped it, or None when it ended without the grader.
+
+    A stage that takes BUSY_FACTOR times its limit (and at least BUSY_MIN_SECONDS) in
+    wall-clock time without running over on the child's clock shows a machine too busy to
+    grade: GraderError, no grade."""
+    clock = _OwnClock(child)
+    overall = limits.startup_seconds + limits.part_seconds * len(parts)
+    progress, limit, stage = -1, limits.startup_seconds, clock.start
     while child.poll() is None:
-        now = time.monotonic()
+        own, wall = clock.own(), time.monotonic()
         done = _progress(workdir)
         if done > progress:
-            progress, stage_seconds = done, limits.part_seconds
-            deadline = now + limits.part_seconds
-        if now > min(deadline, overall):
+            progress, limit, stage = done, limits.part_seconds, (own, wall)
+        if own - stage[0] > limit or own - clock.start[0] > overall:
             child.kill()
-            if stage_seconds is None:
+            if progress < 0:
                 return f"did not finish within {limits.startup_seconds:g} s"
-            return (f"did not finish within {stage_seconds:g} s: look for a loop that never "
-                    f"ends, or far more work than the cases need")
+            return (f"did not finish within {limits.part_seconds:g} s: look for a loop that "
+                    f"never ends, or far more work than the cases need")
+        if wall - stage[1] > _busy(limit) or wall - clock.start[1] > _busy(overall):
+            child.kill()
+            raise GraderError(f"the machine is too busy to grade: the sandbox ran "
+                              f"{own - stage[0]:.1f} s of its own in {wall - stage[1]:.0f} s; "
+                              f"no grade was recorded")
         child.wait(POLL_SECONDS)  # wakes at once when the child ends
     return None
+
+
+def _busy(limit: float) -> float:
+    """The wall-clock seconds after which a stage of this limit shows a machine too busy."""
+    return max(BUSY_FACTOR * limit, BUSY_MIN_SECONDS)
 
 
 # The signals a child's own code can bring on it without sending any (see the module's
