@@ -12,6 +12,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -25,6 +26,8 @@ import pytest
 from autograder import demo
 from autograder.course import REPO, Course
 from autograder.engine import runner
+from autograder.engine.isolation import Limits
+from autograder.engine.launch import ForkServer
 from autograder.engine.results import SubmissionResult
 from autograder.engine.sandbox import GraderError
 from autograder.submissions import Edit, answered, student_answers
@@ -575,3 +578,114 @@ def test_litter_of_killed_runs_is_removed_and_nothing_in_use(tmp_path, monkeypat
         user.wait()
     assert not old.exists() and fresh.exists() and in_use.exists()
     assert not dead_writer.exists() and live_writer.exists()
+
+
+# ---- the grader's own faults, at every point of one grading ----------------------------
+
+class ServerKilledAt(ForkServer):
+    """A real fork server that is killed from outside, for real, at one point of a grading:
+    once the working directory is prepared, once the child is started, while the child
+    runs its parts, or once the child has ended and before its files are read back."""
+
+    def __init__(self, point: str):
+        super().__init__()
+        self.point = point
+
+    def die(self) -> None:
+        """SIGKILL the server inside bubblewrap (its children die with its namespace)."""
+        outer = psutil.Process(self.process.pid)
+        server = next(p for p in [outer, *outer.children(recursive=True)]
+                      if p.cmdline()[0] != "bwrap")
+        os.kill(server.pid, signal.SIGKILL)
+        self.process.wait()
+        while self.alive():  # until this side has heard that it is gone
+            time.sleep(0.01)
+
+    def workdir(self, size: int):
+        prepared = super().workdir(size)
+        if self.point == "prepared":
+            self.die()
+        return prepared
+
+    def start(self, name: str, uid, nonce: str):
+        child = super().start(name, uid, nonce)
+        status, wait, kill = self.spool / name / "status.json", child.wait, child.kill
+        if self.point == "started":
+            self.die()
+
+        def wait_then_die(timeout=None):
+            if self.point == "running" and self.alive() and status.exists():
+                self.die()
+            return wait(timeout)
+
+        def kill_then_die():
+            kill()
+            if self.point == "ended" and self.alive():
+                self.die()
+
+        child.wait, child.kill = wait_then_die, kill_then_die
+        return child
+
+
+@pytest.fixture(scope="module")
+def slow_notebook() -> bytes:
+    """A correct notebook whose train part sleeps a second: the server can die mid-part."""
+    release = REPO / "assignments" / ASSIGNMENT / NOTEBOOK
+    return nbformat.writes(answered(release, student_answers(ASSIGNMENT, edits=(SLOW,)))
+                           ).encode()
+
+
+def grade_on(launcher: ForkServer, notebook: bytes, limits: Limits = runner.DEFAULT_LIMITS):
+    try:
+        return runner.grade_data(runner.Submission(notebook), ASSIGNMENT, seed=1,
+                                 limits=limits, student="sam", launcher=launcher)
+    finally:
+        launcher.close()
+
+
+@pytest.mark.parametrize("point", ["prepared", "started", "running", "ended"])
+def test_a_fork_server_killed_at_each_point_of_a_grading_gives_no_grade(slow_notebook,
+                                                                        point):
+    with pytest.raises(GraderError):
+        grade_on(ServerKilledAt(point), slow_notebook)
+
+
+# ---- a busy machine does not spend the student's time ------------------------------------
+
+def busy_loop(seconds: str) -> Edit:
+    """train's first call spends this many seconds of CPU (or loops forever) first."""
+    return Edit("train_answer", "    losses = []",
+                f"    import time\n    spent = time.process_time() + {seconds}\n"
+                f"    while not hasattr(train, 'done') and time.process_time() < spent:\n"
+                f"        pass\n    train.done = True\n    losses = []")
+
+
+def test_a_busy_machine_costs_no_points_but_an_endless_loop_still_does(tmp_path):
+    """The child shares one CPU with two processes that never sleep: a train part that
+    needs 0.3 s of CPU takes about 0.9 s of wall-clock time, over its 0.5 s limit, and
+    still passes; one that loops forever is stopped and loses the parts that call it."""
+    release = REPO / "assignments" / ASSIGNMENT / NOTEBOOK
+    notebooks = {cost: nbformat.writes(answered(release, student_answers(
+        ASSIGNMENT, edits=(busy_loop(cost),)))).encode() for cost in ("0.3", "float('inf')")}
+    limits = Limits(part_seconds=0.5, startup_seconds=30)
+    cpu = {min(os.sched_getaffinity(0))}
+    burners = [subprocess.Popen([sys.executable, "-c", f"import os\nos.sched_setaffinity(0, "
+                                 f"{cpu})\nwhile True:\n    pass"]) for _ in range(2)]
+    try:
+        results = {}
+        for cost, notebook in notebooks.items():
+            server = ForkServer()
+            for process in [server.process, *psutil.Process(server.process.pid).children(
+                    recursive=True)]:
+                os.sched_setaffinity(process.pid, cpu)  # its children inherit it
+            results[cost] = grade_on(server, notebook, limits)
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+    slowish, endless = results.values()
+    assert slowish.score == slowish.max_score, slowish.feedback()
+    stopped = {part.part_id for part in endless.parts
+               if "did not finish within 0.5 s" in part.message}
+    assert "train" in stopped, endless.feedback()
+    assert all(part.passed for part in endless.parts if part.part_id not in stopped)

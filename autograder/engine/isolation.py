@@ -68,7 +68,8 @@ FULL = "full"
 
 @dataclass(frozen=True)
 class Limits:
-    """What one submission's sandbox may use. Times are wall-clock seconds."""
+    """What one submission's sandbox may use. Times are the child's own seconds: wall-clock
+    time less its waits for a CPU (see `sandbox._watch`)."""
 
     part_seconds: float = 60.0  # each part, all its cases together
     startup_seconds: float = 60.0  # start the child and run the notebook's cells

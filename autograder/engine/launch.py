@@ -44,6 +44,7 @@ class ForkServer:
         self._children: dict[int, WarmChild] = {}
         self._replies: dict[int, tuple[threading.Event, dict]] = {}
         self._next_id = 0
+        self._stopped = False  # the server's replies have ended: it is gone
         argv = [str(interpreter()), "-I", "-m", "autograder.engine.forkserver"]
         # Its stderr: why it stopped, if it does (closed with this handle's process).
         self._errors = tempfile.TemporaryFile()  # noqa: SIM115
@@ -62,8 +63,10 @@ class ForkServer:
                 raise OSError(f"bubblewrap did not start (exit {self.process.wait()}): "
                               f"{self.last_words() or 'it said nothing'}")
             self.spool = Path(f"/proc/{sandboxed}/root") / SPOOL.relative_to("/")
+            self.proc = Path(f"/proc/{sandboxed}/root/proc")  # its pid namespace's
         else:
             self.spool = Path(tempfile.mkdtemp(prefix="backprop-spool-"))
+            self.proc = Path("/proc")
             self.process = subprocess.Popen([*argv, "--spool", str(self.spool)],
                                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                             stderr=self._errors, env=environment)
@@ -73,6 +76,7 @@ class ForkServer:
     def workdir(self, size: int) -> tuple[str, Path]:
         """A fresh working directory of size bytes in the spool: its name, its path here."""
         with self._lock:
+            self._refuse_if_stopped()
             self._next_id += 1
             request_id, name = self._next_id, f"s{self._next_id}"
             answered = self._replies[request_id] = (threading.Event(), {})
@@ -90,6 +94,7 @@ class ForkServer:
     def start(self, name: str, uid: int | None, nonce: str) -> "WarmChild":
         """Ask for a child that runs the request in the working directory `name`."""
         with self._lock:
+            self._refuse_if_stopped()
             self._next_id += 1
             child = self._children[self._next_id] = WarmChild(self, self._next_id)
             self._send({"id": child.id, "name": name, "uid": uid, "nonce": nonce})
@@ -102,7 +107,15 @@ class ForkServer:
             self._send({"id": child.id, "kill": True})
 
     def alive(self) -> bool:
-        return self.process.poll() is None
+        """Whether the server still answers (its process may outlive its replies briefly)."""
+        with self._lock:
+            stopped = self._stopped
+        return not stopped and self.process.poll() is None
+
+    def _refuse_if_stopped(self) -> None:
+        """OSError once the server is gone: a request sent then would wait for nothing."""
+        if self._stopped:
+            raise OSError(SERVER_STOPPED)
 
     def close(self) -> None:
         """Stop the server (its children die with it) and remove the spool."""
@@ -121,7 +134,11 @@ class ForkServer:
 
     def _listen(self) -> None:
         for line in self.process.stdout:
-            event = json.loads(line)
+            try:
+                event = json.loads(line)
+            except ValueError:  # a line cut short: the server is not to be trusted any more
+                self.process.kill()
+                break
             with self._lock:
                 child = self._children.get(event["id"])
                 if child is not None and "exit" in event:
@@ -135,6 +152,7 @@ class ForkServer:
         words = self.last_words()
         stopped = f"{SERVER_STOPPED} ({words})" if words else SERVER_STOPPED
         with self._lock:  # the server is gone: so are the children it forked
+            self._stopped = True
             for child in self._children.values():
                 child.update({"exit": -9, "error": stopped})
             self._children.clear()
@@ -167,6 +185,7 @@ class WarmChild:
     def __init__(self, server: ForkServer, child_id: int):
         self.server = server
         self.id = child_id
+        self.pid: int | None = None  # in the server's pid namespace
         self.started = threading.Event()
         self._ended = threading.Event()
         self.exit: int | None = None
@@ -176,6 +195,7 @@ class WarmChild:
         self.cpu = 0.0  # CPU seconds it used in all, as the fork server measured at its end
 
     def update(self, event: dict) -> None:
+        self.pid = event.get("pid", self.pid)
         self.started.set()
         if "exit" in event:
             self.report, self.error = event.get("report", ""), event.get("error", "")
@@ -183,6 +203,15 @@ class WarmChild:
             self.cpu = event.get("cpu") or 0.0
             self.exit = event["exit"]
             self._ended.set()
+
+    def waited_for_cpu(self) -> float | None:
+        """Seconds it has spent ready to run but waiting for a CPU (its run-queue delay,
+        /proc/PID/schedstat), read from outside; None when that cannot be read."""
+        try:
+            return int((self.server.proc / str(self.pid) / "schedstat").read_text()
+                       .split()[1]) / 1e9
+        except (OSError, ValueError, IndexError):
+            return None
 
     def poll(self) -> int | None:
         """Its exit code (negative: killed by that signal), or None while it runs."""

@@ -2,16 +2,19 @@
 
 `run_parts` writes the inputs into a fresh working directory in the fork server's spool,
 leases a uid, asks for a sandboxed child (see `launch` and `isolation`), and gives the
-notebook's cells `startup_seconds` and each part `part_seconds` of wall-clock time. When a
+notebook's cells `startup_seconds` and each part `part_seconds` of the child's own time
+(wall-clock time less its waits for a CPU: a busy machine spends none of it). When a
 part runs over, or the child dies during a part (`os._exit`, a crash, a CPU limit), the
 fork server kills it with everything it started, that part fails with a message saying why,
 and a new child runs the parts after it. Nothing the child prints or returns as an exit code
 counts: only its files, read by `protocol`, and what the fork server measured.
 
 Whose fault? A child that cannot show, in a report it wrote before any student code, this
-run's nonce and the isolation the machine offers, a fork server that died, a kill from
-outside the sandbox, or a failed write of the grader's own: these are the grader's
-failures, raised as GraderError, never a student's grade.
+run's nonce and the isolation the machine offers (every child, not only the first), a fork
+server that died (before, during or after its child, while its files were unread), a
+machine too busy to give a stage its time, a kill from outside the sandbox, or a failed
+write of the grader's own: these are the grader's failures, raised as GraderError, never
+a student's grade.
 
 **Who ended the child** (`_ended`). Its seccomp filter (`isolation.forbid_limits_and_signals`)
 lets it neither change its own resource limits nor send a signal, to itself or any process;
@@ -51,6 +54,7 @@ from .launch import SERVER_STOPPED, ForkServer, WarmChild
 from .uids import leased_uid
 
 POLL_SECONDS = 0.05
+BUSY_FACTOR, BUSY_MIN_SECONDS = 10, 60  # see _watch
 
 
 Outcome = dict[str, torch.Tensor] | Finding
@@ -111,11 +115,15 @@ def _launch(notebook: bytes, assignment: Assignment, cases: dict[str, list[Case]
         nonce = secrets.token_hex(16)
         full = launcher.isolation == FULL
         with leased_uid() if full else contextlib.nullcontext() as uid:
-            child = launcher.start(name, uid, nonce)
+            try:
+                child = launcher.start(name, uid, nonce)
+            except OSError as error:
+                raise GraderError(f"the sandbox could not be started: {error}") from None
             stopped = _watch(child, workdir, parts, limits)
             child.kill()
-        run.isolation = run.isolation or _isolation_shown(child, nonce, launcher.isolation,
-                                                          stopped or "it ended")
+        # Every child, not only the first: a later one may be the one the server lost.
+        shown = _isolation_shown(child, nonce, launcher.isolation, stopped or "it ended")
+        run.isolation = run.isolation or shown
         why = stopped or _ended(child, limits)
         return _read_back(workdir, parts, cases, child, why, run, notebook)
     finally:
@@ -128,6 +136,7 @@ def _read_back(workdir: Path, parts, cases: dict[str, list[Case]], child: WarmCh
     try:
         status = protocol.read_status(workdir)
         if status is None or not status["cells_done"]:
+            _still_there(workdir)
             return False, (f"the notebook did not run to the end: its code {why}. Make sure "
                            f"every cell runs from top to bottom without ending the process.")
         slots = {p.id: protocol.timed_slot_bytes([list(value.shape) for case in cases[p.id]
@@ -139,6 +148,7 @@ def _read_back(workdir: Path, parts, cases: dict[str, list[Case]], child: WarmCh
             protocol.cases_device(cases), slots)
     except (Tampered, ValueError, TypeError, KeyError, IndexError, OverflowError,
             RecursionError, MemoryError, RuntimeError) as error:  # from the child's files
+        _still_there(workdir)
         message = (f"the grading files in the sandbox were changed by the notebook's code "
                    f"({error}), so this was not graded.")
         run.failures.update({p.id: Finding(message, "not_graded") for p in parts
@@ -156,6 +166,15 @@ def _read_back(workdir: Path, parts, cases: dict[str, list[Case]], child: WarmCh
     run.outcomes.update(outcomes)
     running = next((p for p in parts if p.id not in status["parts"]), None)
     return True, running and f"{running.function} {why}."
+
+
+def _still_there(workdir: Path) -> None:
+    """GraderError when the working directory is gone: the fork server stopped (and its
+    spool vanished) before the child's files were read, so a missing file says nothing
+    about the student's code."""
+    if not workdir.is_dir():
+        raise GraderError("the fork server stopped before the sandbox's results were read: "
+                          "no grade was recorded")
 
 
 def _off_route(outcomes: list[Outcome], part, notebook: bytes) -> list[Outcome]:
@@ -204,26 +223,54 @@ def _measured(outcomes: list[Outcome], timed: bool, cpu_seconds: float | None, l
     return [o if isinstance(o, Finding) else {**o, **measures} for o in outcomes]
 
 
+class _OwnClock:
+    """The child's own time: wall-clock seconds less those it spent ready to run but
+    waiting for a CPU (`WarmChild.waited_for_cpu`), so that a busy machine does not spend
+    a student's time limit. A sleep or a loop counts; another process's turn does not."""
+
+    def __init__(self, child: WarmChild):
+        self.child = child
+        self.waited = child.waited_for_cpu() or 0.0
+        self.start = self.own(), time.monotonic()
+
+    def own(self) -> float:
+        self.waited = max(self.waited, self.child.waited_for_cpu() or 0.0)  # gone: the last
+        return time.monotonic() - self.waited
+
+
 def _watch(child: WarmChild, workdir: Path, parts, limits: Limits) -> str | None:
-    """Wait for the child; kill it when a stage runs over. Why the grader stopped it, or
-    None when it ended without the grader."""
-    start = time.monotonic()
-    overall = start + limits.startup_seconds + limits.part_seconds * len(parts)
-    deadline, progress, stage_seconds = start + limits.startup_seconds, -1, None
+    """Wait for the child; kill it when a stage runs over its time on the child's own clock
+    (`_OwnClock`). Why the grader stopped it, or None when it ended without the grader.
+
+    A stage that takes BUSY_FACTOR times its limit (and at least BUSY_MIN_SECONDS) in
+    wall-clock time without running over on the child's clock shows a machine too busy to
+    grade: GraderError, no grade."""
+    clock = _OwnClock(child)
+    overall = limits.startup_seconds + limits.part_seconds * len(parts)
+    progress, limit, stage = -1, limits.startup_seconds, clock.start
     while child.poll() is None:
-        now = time.monotonic()
+        own, wall = clock.own(), time.monotonic()
         done = _progress(workdir)
         if done > progress:
-            progress, stage_seconds = done, limits.part_seconds
-            deadline = now + limits.part_seconds
-        if now > min(deadline, overall):
+            progress, limit, stage = done, limits.part_seconds, (own, wall)
+        if own - stage[0] > limit or own - clock.start[0] > overall:
             child.kill()
-            if stage_seconds is None:
+            if progress < 0:
                 return f"did not finish within {limits.startup_seconds:g} s"
-            return (f"did not finish within {stage_seconds:g} s: look for a loop that never "
-                    f"ends, or far more work than the cases need")
+            return (f"did not finish within {limits.part_seconds:g} s: look for a loop that "
+                    f"never ends, or far more work than the cases need")
+        if wall - stage[1] > _busy(limit) or wall - clock.start[1] > _busy(overall):
+            child.kill()
+            raise GraderError(f"the machine is too busy to grade: the sandbox ran "
+                              f"{own - stage[0]:.1f} s of its own in {wall - stage[1]:.0f} s; "
+                              f"no grade was recorded")
         child.wait(POLL_SECONDS)  # wakes at once when the child ends
     return None
+
+
+def _busy(limit: float) -> float:
+    """The wall-clock seconds after which a stage of this limit shows a machine too busy."""
+    return max(BUSY_FACTOR * limit, BUSY_MIN_SECONDS)
 
 
 # The signals a child's own code can bring on it without sending any (see the module's
