@@ -242,24 +242,30 @@ def _watch(child: WarmChild, workdir: Path, parts, limits: Limits) -> str | None
     """Wait for the child; kill it when a stage runs over its time on the child's own clock
     (`_OwnClock`). Why the grader stopped it, or None when it ended without the grader.
 
+    The child says when a part is done, and its student code can say so too: only the
+    parts asked of it count, and once the cells are done all of them together get no more
+    than their limits' sum, so that claims give no part the startup's unused time.
+
     A stage that takes BUSY_FACTOR times its limit (and at least BUSY_MIN_SECONDS) in
     wall-clock time without running over on the child's clock shows a machine too busy to
     grade: GraderError, no grade."""
     clock = _OwnClock(child)
-    overall = limits.startup_seconds + limits.part_seconds * len(parts)
-    progress, limit, stage = -1, limits.startup_seconds, clock.start
+    asked = {part.id for part in parts}
+    overall = limits.part_seconds * len(parts)  # all the parts, from the cells' end
+    progress, limit, stage, cells = -1, limits.startup_seconds, clock.start, None
     while child.poll() is None:
         own, wall = clock.own(), time.monotonic()
-        done = _progress(workdir)
+        done = _progress(workdir, asked)
         if done > progress:
             progress, limit, stage = done, limits.part_seconds, (own, wall)
-        if own - stage[0] > limit or own - clock.start[0] > overall:
+            cells = cells or stage
+        if own - stage[0] > limit or cells and own - cells[0] > overall:
             child.kill()
             if progress < 0:
                 return f"did not finish within {limits.startup_seconds:g} s"
             return (f"did not finish within {limits.part_seconds:g} s: look for a loop that "
                     f"never ends, or far more work than the cases need")
-        if wall - stage[1] > _busy(limit) or wall - clock.start[1] > _busy(overall):
+        if wall - stage[1] > _busy(limit) or cells and wall - cells[1] > _busy(overall):
             child.kill()
             raise GraderError(f"the machine is too busy to grade: the sandbox ran "
                               f"{own - stage[0]:.1f} s of its own in {wall - stage[1]:.0f} s; "
@@ -308,12 +314,13 @@ def _ended(child: WarmChild, limits: Limits) -> str:
                       f"someone kill it?")
 
 
-def _progress(workdir: Path) -> int:
-    """-1 before the cells are done, then the number of parts done (as the child says)."""
+def _progress(workdir: Path, asked: set[str]) -> int:
+    """-1 before the cells are done, then the number of the parts asked that are done (as
+    the child says)."""
     try:
         status = protocol.read_status(workdir)
     except (Tampered, OSError):
         return -1
     if not status or not status["cells_done"]:
         return -1
-    return len(status["parts"])
+    return len(asked & set(status["parts"]))
