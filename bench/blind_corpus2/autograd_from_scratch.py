@@ -1,6 +1,6 @@
 """autograd_from_scratch: a scalar Value engine, a network on it, then the same in torch."""
 
-from . import Corpus, Loss
+from . import Corpus, Loss, cascade
 
 PARTS = ("operations", "local_gradients", "backward", "mlp_gradients", "train_mlp",
          "torch_module")
@@ -8,8 +8,7 @@ _corpus = Corpus("autograd_from_scratch")
 BASE = _corpus.base
 SUBMISSIONS = _corpus.submissions
 cell = _corpus.with_defs
-# A part that fails only because a function it calls is wrong: no name is required of it.
-_CASCADE = Loss(0, None, ok=(None,))
+_CASCADE = cascade()
 
 
 def _value(*methods: str) -> dict[str, str]:
@@ -136,8 +135,9 @@ def sigmoid(self):
     return result
 '''),
             local_gradients=Loss(0, "missing_chain_factor"),
-            backward=Loss(0, "missing_chain_factor", ok=(None,)), mlp_gradients=_CASCADE,
-            train_mlp=_CASCADE)
+            backward=Loss(0, "missing_chain_factor", ok=(None,)),
+            mlp_gradients=cascade("missing_chain_factor"),
+            train_mlp=cascade("missing_chain_factor"))
 _corpus.add("exp_grad_from_input", "exp's local gradient taken as s instead of e**s",
             _value('''
 def exp(self):
@@ -153,7 +153,8 @@ def exp(self):
 _corpus.add("topo_reversed_twice", "build() puts each node at the front (topo.insert(0, ...)), "
             "then walks reversed(topo): inputs before outputs",
             _topological("topo.insert(0, node)", "self.grad = 1.0"),
-            backward=Loss(0, "wrong_order"), mlp_gradients=_CASCADE, train_mlp=_CASCADE)
+            backward=Loss(0, "wrong_order"), mlp_gradients=cascade("wrong_order"),
+            train_mlp=cascade("wrong_order"))
 _corpus.add("no_seed_gradient", "backward() never sets the output's grad to 1",
             _topological("topo.append(node)"),
             backward=Loss(0, None), mlp_gradients=_CASCADE, train_mlp=_CASCADE)
@@ -164,7 +165,7 @@ def mse_loss(model, X, y):
               for x, target in zip(X.tolist(), y[:, 0].tolist())]
     return sum(errors, Value(0.0))
 ''')},
-            mlp_gradients=Loss(0, "mean_vs_sum"), train_mlp=_CASCADE)
+            mlp_gradients=Loss(0, "mean_vs_sum"), train_mlp=cascade("mean_vs_sum"))
 _corpus.add("mlp_loss_python_float", "mlp_gradients returns loss.data, a Python float",
             {"mlp_gradients_answer": cell("mlp_gradients_answer", f'''
 def mlp_gradients(X, y, w1, b1, w2, b2):

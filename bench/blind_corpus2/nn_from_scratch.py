@@ -1,6 +1,6 @@
 """nn_from_scratch: the 5-3-1 network by hand, its gradient check, training and two moons."""
 
-from . import CHANGES_INPUTS, Corpus, Loss
+from . import CHANGES_INPUTS, Corpus, Loss, cascade
 
 PARTS = ("sigmoid_activation", "forward", "sigmoid_delta", "gradient_check", "train_step",
          "train", "learn_2d")
@@ -8,8 +8,7 @@ _corpus = Corpus("nn_from_scratch")
 BASE = _corpus.base
 SUBMISSIONS = _corpus.submissions
 cell = _corpus.with_defs
-# A part that fails only because a function it calls is wrong: no name is required of it.
-_CASCADE = Loss(0, None, ok=(None,))
+_CASCADE = cascade()
 
 
 def _step(*lines: str) -> dict[str, str]:
@@ -100,8 +99,9 @@ def forward(X, w1, b1, w2, b2):
     z2 = torch.mm(a1, w2) + b2
     return z1, a1, z2, sigmoid_activation(z2)
 ''')},
-            forward=Loss(0, "transposed", ok=("shape",)), gradient_check=_CASCADE,
-            train_step=_CASCADE, train=_CASCADE, learn_2d=_CASCADE)
+            forward=Loss(0, "transposed", ok=("shape",)),
+            **dict.fromkeys(("gradient_check", "train_step", "train", "learn_2d"),
+                            cascade("transposed", "shape")))
 _corpus.add("forward_one_output_product", "z2 = (a1 * w2.t()).sum(1, keepdim=True) + b2: "
             "right for one output unit only",
             {"forward_answer": cell("forward_answer", '''
@@ -111,8 +111,9 @@ def forward(X, w1, b1, w2, b2):
     z2 = (a1 * w2.t()).sum(dim=1, keepdim=True) + b2
     return z1, a1, z2, sigmoid_activation(z2)
 ''')},
-            forward=Loss(0, None, ok=("shape", "exception")), gradient_check=_CASCADE,
-            train_step=_CASCADE, train=_CASCADE)
+            forward=Loss(0, None, ok=("shape", "exception")),
+            **dict.fromkeys(("gradient_check", "train_step", "train"),
+                            cascade("shape", "exception")))
 _corpus.add("delta_via_exp", "sigmoid_delta(a) = exp(-a) / (1 + exp(-a))**2: the derivative "
             "taken at a, as if a were z",
             {"sigmoid_delta_answer": cell("sigmoid_delta_answer", '''
@@ -120,7 +121,8 @@ def sigmoid_delta(a):
     return torch.exp(-a) / (1 + torch.exp(-a)) ** 2
 ''')},
             sigmoid_delta=Loss(0, "sigmoid_twice", ok=("delta_of_z",)),
-            train_step=_CASCADE, train=_CASCADE, learn_2d=_CASCADE)
+            **dict.fromkeys(("train_step", "train", "learn_2d"),
+                            cascade("sigmoid_twice", "delta_of_z")))
 _corpus.add("delta_in_place", "sigmoid_delta multiplies a in place (a.mul_(1 - a)): train_step "
             "then uses the changed a1",
             {"sigmoid_delta_answer": cell("sigmoid_delta_answer", '''

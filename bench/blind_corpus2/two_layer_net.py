@@ -1,6 +1,6 @@
 """two_layer_net: ReLU's slope by a loop and vectorized, backward by hand, training, speed."""
 
-from . import CHANGES_INPUTS, Corpus, Loss
+from . import CHANGES_INPUTS, Corpus, Loss, cascade
 
 PARTS = ("relu_grad_loop", "relu_grad_vectorized", "backward", "train", "speed")
 _corpus = Corpus("two_layer_net")
@@ -38,7 +38,7 @@ def train(x, y, w1, w2, learning_rate, steps):
 
 
 # The speed part measures relu_grad_vectorized: wrong there, it has nothing right to time.
-_SPEED_CASCADE = Loss(0, None, ok=(None,))
+_SPEED_CASCADE = cascade()
 
 # ---- wrong -------------------------------------------------------------------------------
 
@@ -94,7 +94,7 @@ _corpus.add("vectorized_where_scalars", "torch.where(h > 0, 1.0, 0.0): Python sc
 _corpus.add("vectorized_sign", "torch.sign(h): -1 where it should be 0",
             _vectorized("return torch.sign(h)"),
             relu_grad_vectorized=Loss(0, None), speed=_SPEED_CASCADE,
-            backward=Loss(0, None, ok=(None,)), train=Loss(0, None, ok=(None,)))
+            backward=cascade(), train=cascade())
 _corpus.add("vectorized_in_place_gt", "h.gt_(0): the comparison written into h, and h returned",
             _vectorized("return h.gt_(0)"),
             relu_grad_vectorized=Loss(0, CHANGES_INPUTS), speed=Loss(0, CHANGES_INPUTS,
@@ -112,7 +112,7 @@ def relu_grad_vectorized(h):
     slope = numpy.vectorize(lambda v: 1.0 if v > 0 else 0.0, otypes=[numpy.float64])
     return torch.from_numpy(slope(h.cpu().numpy())).to(h.device)
 ''')},
-            speed=Loss(0, "too_slow", ok=("python_loop",)))
+            speed=Loss(0, "python_loop", ok=("too_slow",)))
 _corpus.add("backward_w1_grad_transposed", "grad_w1 = grad_h.t() @ x: the transpose, which "
             "fits only square w1",
             _backward("loss = (y_pred - y).pow(2).sum()",
