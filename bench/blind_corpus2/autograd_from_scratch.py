@@ -121,7 +121,9 @@ def relu(self):
     result._backward = backward_of_relu
     return result
 '''),
-            local_gradients=Loss(0, "relu_slope_at_zero"))
+            local_gradients=Loss(0, "relu_slope_at_zero"),
+            # Part 3's prose: each expression holds (0 * a).relu() (checks 827c9bc).
+            backward=Loss(0, "relu_slope_at_zero", ok=(None,)))
 _corpus.add("sigmoid_grad_without_chain", "sigmoid's _backward adds s(1 - s), not times "
             "out.grad",
             _value('''
