@@ -3,6 +3,7 @@
     .venv/bin/python bench/blind_corpus.py                 # every submission, fresh seeds
     .venv/bin/python bench/blind_corpus.py --only afs/     # names containing "afs/"
     .venv/bin/python bench/blind_corpus.py --seed 7 --json build/blind.json
+    .venv/bin/python bench/blind_corpus.py --corpus blind_corpus2   # another corpus in bench/
 
 For each submission it
   (a) runs the release's visible checks as a student sees them: the notebook's setup, data
@@ -27,8 +28,11 @@ of the grader's vocabulary whose explanation is about changed or aliased inputs
 (`input_change_names`); main had none when the corpus was written.
 """
 
+from __future__ import annotations
+
 import argparse
 import contextlib
+import importlib
 import io
 import json
 import linecache
@@ -42,6 +46,7 @@ import time
 import traceback
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 REPO = Path(__file__).resolve().parents[1]
@@ -49,13 +54,18 @@ sys.path.insert(0, str(REPO / "bench"))
 
 import nbformat  # noqa: E402
 import torch  # noqa: E402
-from blind_corpus import CHANGES_INPUTS, Submission, all_submissions  # noqa: E402
 
 from autograder.engine.runner import grade_notebook  # noqa: E402
 from autograder.kit.diagnosis import MISTAKES  # noqa: E402
 
+if TYPE_CHECKING:
+    from blind_corpus import Submission
+
 VISIBLE_SECONDS = 600  # one submission's visible checks, the notebook's cells included
 BARS = {"right score": 100.0, "named right": 90.0, "misleading": 5.0}
+# The corpus graded: a package of bench/ with CHANGES_INPUTS, all_submissions() and a module
+# per assignment (BASE, PARTS); --corpus chooses it.
+corpus = importlib.import_module("blind_corpus")
 
 
 def input_change_names() -> frozenset[str]:
@@ -71,11 +81,11 @@ def input_change_names() -> frozenset[str]:
 
 
 def names_for(label: str | None, changes: frozenset[str]) -> frozenset[str | None]:
-    return changes if label == CHANGES_INPUTS else frozenset({label})
+    return changes if label == corpus.CHANGES_INPUTS else frozenset({label})
 
 
 def module_of(assignment: str):
-    return __import__(f"blind_corpus.{assignment}", fromlist=["BASE"])
+    return importlib.import_module(f"{corpus.__name__}.{assignment}")
 
 
 def notebook_of(submission: Submission) -> nbformat.NotebookNode:
@@ -191,12 +201,12 @@ def verdicts_of(submission: Submission, graded: dict, visible: dict,
 def unknown_parts(changes: frozenset[str]) -> None:
     """Say which parts of the releases the corpus has no labels for (they are not judged),
     and check that the labels use only names of this grader's vocabulary."""
-    for submission in all_submissions():
+    for submission in corpus.all_submissions():
         for loss in submission.lost.values():
             for name in (loss.name, *loss.ok):
-                if name not in (None, CHANGES_INPUTS) and name not in MISTAKES:
+                if name not in (None, corpus.CHANGES_INPUTS) and name not in MISTAKES:
                     print(f"{submission.name}: label {name!r} is not a name of this grader")
-    for assignment in sorted({s.assignment for s in all_submissions()}):
+    for assignment in sorted({s.assignment for s in corpus.all_submissions()}):
         path = REPO / "assignments" / assignment / f"{assignment}.ipynb"
         tests = [cell.metadata["nbgrader"]["grade_id"]
                  for cell in nbformat.read(path, as_version=4).cells
@@ -283,13 +293,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=None,
                         help="one hidden seed for every grading (default: the seed pool)")
     parser.add_argument("--json", type=Path, default=None, help="write every result here")
+    parser.add_argument("--corpus", default="blind_corpus",
+                        help="the corpus: a package in bench/ (default: blind_corpus)")
     args = parser.parse_args(argv)
+
+    global corpus
+    corpus = importlib.import_module(args.corpus)
 
     changes = input_change_names()
     print(f"grader at {REPO}; names for changed inputs: {sorted(changes) or 'none'}")
     unknown_parts(changes)
     torch.set_num_threads(1)
-    chosen = [s for s in all_submissions() if args.only in s.name]
+    chosen = [s for s in corpus.all_submissions() if args.only in s.name]
     results, started = [], time.monotonic()
     for number, submission in enumerate(chosen, 1):
         notebook = notebook_of(submission)
