@@ -207,6 +207,23 @@ def sigmoid_delta(a):
     Attack("infinite_loop", 6, "did not finish within 5 s", edits=(
         prefix("train_step_answer", "    z1, a1, z2, output",
                "while len(X) > 1:\n    pass"),)),
+    Attack("lower_own_priority", 15, "is correct", edits=(
+        prefix("sigmoid_activation_answer", "    return 1 /", """
+import os
+def _try(attempt):
+    try:
+        attempt()
+        return True
+    except OSError:
+        return False
+def _autogroup_nice():
+    with open("/proc/self/autogroup", "w") as group:
+        group.write("19")
+if any(map(_try, (lambda: os.nice(1), lambda: os.setpriority(os.PRIO_USER, 0, 19),
+                  lambda: os.sched_setaffinity(0, {0}), _autogroup_nice,
+                  lambda: os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0)),
+                  lambda: os.sched_setparam(0, os.sched_param(0))))):
+    return z  # its own share of the CPU lowered: it waits and its clock stops"""),)),
     Attack("memory_bomb", 2, "MemoryError", edits=(
         prefix("forward_answer", "    z1 = torch.mm",
                "hog = [bytearray(1 << 26) for _ in range(10**6)] if len(X) > 1 else 0"),)),

@@ -13,14 +13,15 @@ for whatever reason, the pid namespace ends and the kernel kills every process i
 **Inner: one sandbox per child** (`isolate`, called in the forked child before any student
 code). The fork server forks each child into a pid namespace of its own (the child is its
 pid 1: when it ends, the kernel kills whatever it left behind). The child then enters new
-mount, network and IPC namespaces, mounts a fresh `/proc` (it sees its own processes only),
+mount, network and IPC namespaces, mounts a fresh read-only `/proc` (its own processes only),
 private size-limited tmpfs on `/tmp`, `/var/tmp` and `/dev/shm`, binds its own working
 directory at `/sandbox` and covers the spool (other submissions) with an empty tmpfs. It
 sets resource limits, drops to a uid leased to it alone (`uids.py`), sets no_new_privs, and
 limits its uid to the threads it already has: it can start no process and no thread.
 Last, it installs a seccomp filter (`forbid_limits_and_signals`, with or without root): it
 can neither change its own resource limits nor send any signal, so that every way it can
-end is one the trusted side can tell apart from a kill from outside (see `sandbox`).
+end is one the trusted side can tell apart from a kill from outside (see `sandbox`), nor
+lower its own priority or share of the CPU.
 
 Where bubblewrap or root is missing, the child keeps the resource limits, a scrubbed
 environment, its working directory and death with its parent: the returned description,
@@ -209,9 +210,14 @@ def isolate(spool: Path, name: str, limits: Limits, uid: int | None) -> tuple[Pa
 # The system calls a child may not make (each fails with EPERM), so that it cannot end itself
 # in a way that looks like a kill from outside: change its own resource limits (prlimit64
 # only when it sets one: reading a limit is allowed), send a signal to any process (itself
-# included), or have one sent to it on I/O (fcntl F_SETSIG, which can name SIGKILL).
+# included), or have one sent to it on I/O (fcntl F_SETSIG, which can name SIGKILL). Nor may
+# it lower its own share of the CPU (nice, a scheduling class or CPUs of its own): its time
+# limit does not count its waits for a CPU (`sandbox._OwnClock`), so a child that made itself
+# wait could stretch its time until the grader gave up and left it ungraded.
 REFUSED_SYSCALLS = ("setrlimit", "kill", "tkill", "tgkill", "rt_sigqueueinfo",
-                    "rt_tgsigqueueinfo", "pidfd_send_signal")
+                    "rt_tgsigqueueinfo", "pidfd_send_signal", "setpriority",
+                    "sched_setscheduler", "sched_setparam", "sched_setattr",
+                    "sched_setaffinity")
 F_SETSIG = 10
 SCMP_ACT_ALLOW = 0x7FFF0000
 SCMP_ACT_ERRNO_EPERM = 0x00050000 | errno.EPERM
@@ -228,7 +234,8 @@ class _ArgumentTest(ctypes.Structure):
 
 def forbid_limits_and_signals() -> str:
     """Install a seccomp filter (through libseccomp, Debian's libseccomp2) on this process:
-    from now on it cannot change its resource limits or send a signal (REFUSED_SYSCALLS).
+    from now on it cannot change its resource limits or priority, or send a signal
+    (REFUSED_SYSCALLS).
     It sets no_new_privs, so that it works without root too. OSError when it cannot."""
     try:
         seccomp = ctypes.CDLL("libseccomp.so.2", use_errno=True)
@@ -259,7 +266,7 @@ def forbid_limits_and_signals() -> str:
         seccomp.seccomp_release(context)
     if failed:
         raise OSError(-failed, f"seccomp filter: {os.strerror(-failed)}")
-    return "seccomp: no change of its own limits, no signal sent"
+    return "seccomp: no change of its own limits or priority, no signal sent"
 
 
 def _private_mounts(spool: Path, name: str, limits: Limits) -> Path:
@@ -270,7 +277,9 @@ def _private_mounts(spool: Path, name: str, limits: Limits) -> Path:
     for other in _mounts_under(spool):  # the other children's working directories
         if other != spool / name:
             libc.umount2(str(other).encode(), MNT_DETACH)
-    _mount(libc, b"proc", Path("/proc"), b"proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, None)
+    # Read-only: no write to /proc/self/autogroup (its group's nice) or anything else there.
+    _mount(libc, b"proc", Path("/proc"), b"proc", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+           None)
     tmpfs = f"size={limits.tmp_bytes},nr_inodes=4096,mode=1777".encode()
     for path in map(Path, ("/tmp", "/var/tmp", "/dev/shm")):
         path.mkdir(exist_ok=True)
