@@ -24,9 +24,9 @@ demo: preflight $(BIN)/activate  ## a simulated class through the whole nbgrader
 hub: preflight  ## a real JupyterHub for the course on 127.0.0.1:$(HUB_PORT), as root; Ctrl-C stops it (its own environment in /var/lib/backprop-lab, no .venv)
 	$(PYTHON) -m autograder.hub --port $(HUB_PORT)
 
-test: preflight $(BIN)/activate  ## lint, then the test suite on every core (a test file per worker)
+test: preflight $(BIN)/activate  ## lint, then the test suite: a test file per worker, a worker per core and one more
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -n auto --dist loadfile
+	$(BIN)/python -m pytest -q -n $$(($$(nproc) + 1)) --dist loadfile
 
 quick: $(BIN)/activate  ## the edit loop: lint, then every test not marked slow (each module imported)
 	$(BIN)/ruff check .

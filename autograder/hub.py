@@ -225,10 +225,11 @@ def install_packages(python: Path) -> None:
     shutil.rmtree(ENV / "venv", ignore_errors=True)
     run(SYSTEM_PYTHON, "-m", "venv", str(ENV / "venv"))
     run(str(python), "-m", "pip", "install", "--quiet", "--upgrade", "pip")
-    extras = tomllib.loads((REPO / "pyproject.toml").read_text())
-    hub = extras["project"]["optional-dependencies"]["hub"]
+    # The package's requirements, not the package: build_environment installs it next
+    # (building it here too cost a second build of its wheel).
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     run(str(python), "-m", "pip", "install", "--quiet", "-c", str(REPO / "constraints.txt"),
-        *hub, f"{REPO}")
+        *project["optional-dependencies"]["hub"], *project["dependencies"])
     settings = ENV / "venv" / "share" / "jupyter" / "lab" / "settings"
     settings.mkdir(parents=True, exist_ok=True)  # JupyterLab fetches no news (loopback only)
     (settings / "overrides.json").write_text(json.dumps(

@@ -4,6 +4,9 @@ and grading one part against autograd's references, as the engine does."""
 import fcntl
 import os
 import shutil
+import signal
+import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 
@@ -91,17 +94,19 @@ def neuron_solution():
     return solution_functions("single_neuron")
 
 
-# `make test` runs the test files on every core (pytest-xdist, --dist loadfile): the longest
-# start first, so that the short ones fill in beside them and the workers end together.
-# The order of a profile on 2 cores (CPU seconds per file; test_hub's, about 90 s, is its
-# author's estimate); pyproject.toml keeps xdist from reordering the files by their number
-# of tests.
+# `make test` runs the test files on every core and one more worker (pytest-xdist, --dist
+# loadfile; the extra worker fills the cores while another waits on a browser, a kernel's
+# start or a lock): the longest start first, so that the short ones fill in beside them and
+# the workers end together. The order of a profile on 2 cores (CPU seconds per file);
+# test_hub waits for its environment, built from the start beside the others
+# (pytest_collection_finish), so it goes once that is likely done. pyproject.toml keeps
+# xdist from reordering the files by their number of tests.
 LONGEST_FIRST = ("test_nbgrader_cycle.py", "test_student_kit.py", "test_faults.py",
-                 "test_hub.py", "test_nbgrader_sandbox.py", "test_engine_attacks.py",
-                 "test_exchange_attacks.py", "test_release.py", "test_engine_door.py",
-                 "test_pages.py", "test_service.py", "test_corpus_checks.py",
-                 "test_diagnosis.py", "test_cluster.py", "test_engine_course.py",
-                 "test_engine.py")
+                 "test_nbgrader_sandbox.py", "test_engine_attacks.py",
+                 "test_exchange_attacks.py", "test_hub.py", "test_release.py",
+                 "test_engine_door.py", "test_pages.py", "test_service.py",
+                 "test_corpus_checks.py", "test_diagnosis.py", "test_cluster.py",
+                 "test_engine_course.py", "test_engine.py")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -115,3 +120,30 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip)
+
+
+def pytest_collection_finish(session):
+    """When a test of a hub will run, the hub's environment is built from the start, in a
+    process beside the tests (on a fresh machine: pip's installs, a minute or more of mostly
+    waiting on the disk), by one worker. The hub's own setup then takes the build's lock,
+    finds the environment current, or builds it again and says why."""
+    if session.config.option.collectonly or os.environ.get(
+            "PYTEST_XDIST_WORKER", "gw0") != "gw0" or not any(
+            item.path.name == "test_hub.py" and "hub" in item.fixturenames
+            and not any(mark.args and mark.args[0] for mark in item.iter_markers("skipif"))
+            for item in session.items):
+        return
+    session.config.hub_build = subprocess.Popen(
+        [sys.executable, "-c", "from autograder.hub import build_environment; "
+         "build_environment(say=lambda line: None)"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The build is waited for (another worker's hub may be waiting for it too), or ended
+    when the run stops early (the next build starts over)."""
+    build = getattr(session.config, "hub_build", None)
+    if build and build.poll() is None:
+        if session.shouldstop or session.shouldfail or exitstatus == pytest.ExitCode.INTERRUPTED:
+            os.killpg(build.pid, signal.SIGKILL)
+        build.wait()
