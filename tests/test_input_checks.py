@@ -214,6 +214,17 @@ def test_a_one_sided_difference_is_named_in_either_direction(edits):
     assert result.mistake == "one_sided_difference", result.message
 
 
+def test_a_reversed_difference_is_named_sign_as_closely_as_a_right_one_is_right():
+    """(L(p - h) - L(p + h)) / 2h is minus a right difference, within the part's tolerance
+    (not within the 1e-6 a product's ratio is held to): named on every draw, visible too."""
+    function = defined_names("nn_from_scratch", (
+        Edit(CHECK, "(up - down) / (2 * h)", "(down - up) / (2 * h)"),))["numerical_gradients"]
+    part = get("nn_from_scratch").part("gradient_check")
+    for kind, seed in [("visible", 0)] + [("hidden", seed) for seed in range(6)]:
+        result = grade_with_references(part, function, part.cases(kind, seed))
+        assert (result.score, result.mistake) == (0, "sign"), (kind, seed, result.message)
+
+
 @pytest.mark.parametrize("last", ["+ h", "- h"])
 def test_a_perturbation_left_on_either_side_is_named(last):
     first = "- h" if last == "+ h" else "+ h"

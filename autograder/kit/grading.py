@@ -213,7 +213,7 @@ def judge(part: Part, case: Case, outputs: Outputs, expected: Expectations) -> F
                           expected) \
                 or _swapped(part, name, outputs, references) \
                 or _same_as(part, name, what, outputs, references) \
-                or value_finding(what, got, reference, scales)
+                or value_finding(what, got, reference, scales, part.tolerance)
             return replace(finding, output=name)
     return (part.extra_check(case, outputs) if part.extra_check else None) \
         or _flags_changed_or_shared(part, case, outputs)
