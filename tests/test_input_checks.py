@@ -23,10 +23,12 @@ import torch
 from conftest import grade
 
 from autograder.course import REPO
+from autograder.kit.assignment_parts import autograd_from_scratch as afs_kit
 from autograder.kit.diagnosis import KnownMistake
 from autograder.kit.grading import call_student, grade_outcomes, grade_part, judge
 from autograder.kit.parts import INPUTS_AFTER, Case, Part
 from autograder.kit.tolerances import EXACT
+from autograder.references import autograd_from_scratch as afs
 from autograder.references import get
 from autograder.references.graded import COMPUTED, grade_with_references
 from autograder.submissions import Edit, answered, defined_names, student_answers
@@ -165,12 +167,32 @@ ZERO_SLOPE_PARTS = {  # part: (its pre-activations on a case, how a slope of 1 a
         lambda args: args["x"] @ args["w1"],
         Edit("backward_answer", "grad_h = grad_y_pred.mm(w2.t()) * relu_grad_vectorized(h)",
              "grad_h = grad_y_pred.mm(w2.t())\n    grad_h[h < 0] = 0")),
+    # train runs backward: the same mistake costs its points too (its start, here).
+    ("two_layer_net", "train"): (
+        lambda args: args["x"] @ args["w1"],
+        Edit("backward_answer", "grad_h = grad_y_pred.mm(w2.t()) * relu_grad_vectorized(h)",
+             "grad_h = grad_y_pred.mm(w2.t())\n    grad_h[h < 0] = 0")),
+    ("autograd_from_scratch", "backward"): (
+        lambda args: relu_inputs(*args.values()),
+        Edit("value_answer", "(1.0 if self.data > 0 else 0.0)",
+             "(1.0 if self.data >= 0 else 0.0)")),
     ("two_layer_net", "relu_grad_vectorized"): (
         lambda args: args["h"], Edit("relu_grad_vectorized_answer", "(h > 0)", "(h >= 0)")),
     ("two_layer_net", "relu_grad_loop"): (
         lambda args: args["h"], Edit("relu_grad_loop_answer", "if value > 0:",
                                      "if value >= 0:")),
 }
+
+
+def relu_inputs(leaves, program, constants) -> torch.Tensor:
+    """What each ReLU of an expression of autograd_from_scratch's is given."""
+    nodes, inputs = list(leaves), []
+    for (operation, first, second), c in zip(program.tolist(), constants.tolist(), strict=True):
+        if operation == afs_kit.RELU:
+            inputs.append(nodes[first])
+        nodes.append(afs._TORCH[operation](nodes[first], nodes[second]
+                                           if operation in afs_kit.BINARY else c))
+    return torch.stack(inputs)
 
 
 @pytest.mark.parametrize(("assignment", "part_id"), list(ZERO_SLOPE_PARTS),
