@@ -285,6 +285,36 @@ def test_cleared_before_step_is_named_from_what_the_step_found(loop, named):
     assert (result.score, result.mistake) == (0, named), result.message
 
 
+VALUE_LOOP = ("        for p in model.parameters():\n            p.grad = 0.0\n"
+              "        loss.backward()\n        for p in model.parameters():\n"
+              "            p.data -= learning_rate * p.grad\n")
+
+
+@pytest.mark.parametrize(("loop", "named"), [
+    ("        loss.backward()\n        for p in model.parameters():\n            p.grad = 0.0\n"
+     "        for p in model.parameters():\n            p.data -= learning_rate * p.grad\n",
+     "cleared_before_step"),
+    ("        loss.backward()\n        for p in model.parameters():\n            p.grad *= 0\n"
+     "            p.data -= learning_rate * p.grad\n", "cleared_before_step"),
+    # The parameters never move here too, but no update came after a clear: no name.
+    ("        for p in model.parameters():\n            p.grad = 0.0\n        loss.backward()\n"
+     "        for p in model.parameters():\n            p = p + (-learning_rate * p.grad)\n",
+     None),
+    ("        for p in model.parameters():\n            p.grad = 0.0\n"
+     "        for p in model.parameters():\n            p.data -= learning_rate * p.grad\n",
+     None),
+], ids=["cleared_after_backward", "times_0_after_backward", "rebound", "no_backward"])
+def test_a_value_loop_that_clears_before_its_update_is_named_from_what_it_did(loop, named):
+    """The Value network's loop has no optimizer to watch: the order of what it assigns to
+    the .grad and .data of the leaves a backward() filled is the evidence."""
+    function = defined_names("autograd_from_scratch", (
+        Edit("train_mlp_answer", VALUE_LOOP, loop),))["train_mlp"]
+    result = grade("autograd_from_scratch", "train_mlp", function)
+    assert (result.score, result.mistake) == (0, named), result.message
+    value = function.__globals__["Value"]  # put back as it was
+    assert "__setattr__" not in value.__dict__ and value.backward.__name__ == "backward"
+
+
 def test_a_zero_dead_start_a_default_list_and_a_kept_gradient_get_no_false_name():
     zero = grade("single_neuron", "dead_relu", lambda x: torch.zeros(1, 1, dtype=x.dtype))
     assert zero.mistake is None and "kink" in zero.message
