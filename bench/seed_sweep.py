@@ -9,7 +9,8 @@ holds on most draws only, shows up here as a verdict that differs from its label
 answer key and the correct variants must pass every part with no diagnosis, and each wrong
 submission of `tests/mistake_corpus.py` must fail exactly its labelled parts, named as
 labelled. Grading is in-process (no sandbox: every submission here is ours), with the same
-`grade_part` the engine's child runs, manual-backprop lock included.
+`grade_part` the engine's child runs, manual-backprop lock included, and the same evidence
+the engine judges with (the mistakes of the failing parts a part builds on).
 
 It prints, over every grading (a submission on one seed):
   * the right score: the failing parts are exactly the labelled ones;
@@ -38,8 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from mistake_corpus import CORPUS, CORRECT, UNNAMED  # noqa: E402
 
+from autograder.kit.grading import grade_part, helpers_failed  # noqa: E402
 from autograder.references import get  # noqa: E402
-from autograder.references.graded import grade_with_references  # noqa: E402
+from autograder.references.graded import COMPUTED  # noqa: E402
 from autograder.submissions import defined_names  # noqa: E402
 from autograder.visible_data import VISIBLE_SEED  # noqa: E402
 
@@ -79,12 +81,15 @@ def labelled_submissions(assignment: str) -> list[Submission]:
 
 def verdicts(assignment: str, namespace: dict, kind: str, seed: int,
              skipped: frozenset[str] = frozenset()) -> Verdicts:
-    """What grading every part on the cases of this kind and seed takes points for."""
-    got = {}
+    """What grading every part on the cases of this kind and seed takes points for: each
+    part given, as the engine gives it, the mistakes of the failing parts it builds on."""
+    got, failing = {}, {}
     for part in (part for part in get(assignment).parts if part.id not in skipped):
-        result = grade_with_references(part, namespace.get(part.function), part.cases(kind, seed))
+        result = grade_part(part, namespace.get(part.function), part.cases(kind, seed),
+                            COMPUTED, helpers_failed(part, failing))
         if not result.passed:
             got[part.id] = (result.mistake, result.message)
+            failing[part.function] = result.mistake
     return got
 
 

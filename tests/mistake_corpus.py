@@ -474,10 +474,10 @@ ONE_OPERATION = "return (h > 0).to(h.dtype)"
 
 TWO_LAYER_NET = [
     wrong("slope_1_at_zero", "relu_slope_at_zero", edits(VECTORIZED, ("(h > 0)", "(h >= 0)")),
-          "relu_grad_vectorized", "speed", "backward"),
+          "relu_grad_vectorized", "speed", "backward", "train"),
     wrong("jcjohnsons_mask", "relu_slope_at_zero", edits(BACKWARD, (
         "grad_h = grad_y_pred.mm(w2.t()) * relu_grad_vectorized(h)",
-        "grad_h = grad_y_pred.mm(w2.t())\n    grad_h[h < 0] = 0")), "backward"),
+        "grad_h = grad_y_pred.mm(w2.t())\n    grad_h[h < 0] = 0")), "backward", "train"),
     wrong("jcjohnsons_updates_in_place", "changed_input", edits(NET_TRAIN, (
         "w1 = w1 - learning_rate * grad_w1", "w1 -= learning_rate * grad_w1"), (
         "w2 = w2 - learning_rate * grad_w2", "w2 -= learning_rate * grad_w2")), "train"),
@@ -770,10 +770,10 @@ AUTOGRAD_FROM_SCRATCH = [
           "local_gradients", "backward"),
     wrong("relu_slope_1_at_zero", "relu_slope_at_zero", edits(VALUE, (
         "(1.0 if self.data > 0 else 0.0)", "(1.0 if self.data >= 0 else 0.0)")),
-          "local_gradients"),
+          "local_gradients", "backward"),
     wrong("relu_slope_as_a_comparison", "relu_slope_at_zero", edits(VALUE, (
         "(1.0 if self.data > 0 else 0.0) * result.grad", "(self.data >= 0) * result.grad")),
-          "local_gradients"),
+          "local_gradients", "backward"),
     wrong("topological_sort_without_visited", "no_visited_set", edits(TOPO, (
         VISITED, "        for child in node._prev:\n            build(child)\n"
                  "        topo.append(node)\n")), "backward"),

@@ -80,8 +80,8 @@ def test_expressions_feed_the_last_node_and_stay_well_scaled():
         assert used == set(range(len(leaves) + len(program) - 1)), case.label
         grads = afs.reference_gradients(leaves, program, constants)["node.grad"]
         assert torch.isfinite(grads).all()
-        if "chain" in case.label:  # no gradient vanishes along 200 operations
-            chain = grads[len(leaves):]
+        if "chain" in case.label:  # no gradient vanishes along 200 operations (then relu(0 * a))
+            chain = grads[len(leaves):-3]
             assert chain.abs().min() > math.exp(-8) and chain.abs().max() < math.exp(8)
 
 

@@ -23,10 +23,12 @@ import torch
 from conftest import grade
 
 from autograder.course import REPO
+from autograder.kit.assignment_parts import autograd_from_scratch as afs_kit
 from autograder.kit.diagnosis import KnownMistake
 from autograder.kit.grading import call_student, grade_outcomes, grade_part, judge
 from autograder.kit.parts import INPUTS_AFTER, Case, Part
 from autograder.kit.tolerances import EXACT
+from autograder.references import autograd_from_scratch as afs
 from autograder.references import get
 from autograder.references.graded import COMPUTED, grade_with_references
 from autograder.submissions import Edit, answered, defined_names, student_answers
@@ -165,12 +167,32 @@ ZERO_SLOPE_PARTS = {  # part: (its pre-activations on a case, how a slope of 1 a
         lambda args: args["x"] @ args["w1"],
         Edit("backward_answer", "grad_h = grad_y_pred.mm(w2.t()) * relu_grad_vectorized(h)",
              "grad_h = grad_y_pred.mm(w2.t())\n    grad_h[h < 0] = 0")),
+    # train runs backward: the same mistake costs its points too (its start, here).
+    ("two_layer_net", "train"): (
+        lambda args: args["x"] @ args["w1"],
+        Edit("backward_answer", "grad_h = grad_y_pred.mm(w2.t()) * relu_grad_vectorized(h)",
+             "grad_h = grad_y_pred.mm(w2.t())\n    grad_h[h < 0] = 0")),
+    ("autograd_from_scratch", "backward"): (
+        lambda args: relu_inputs(*args.values()),
+        Edit("value_answer", "(1.0 if self.data > 0 else 0.0)",
+             "(1.0 if self.data >= 0 else 0.0)")),
     ("two_layer_net", "relu_grad_vectorized"): (
         lambda args: args["h"], Edit("relu_grad_vectorized_answer", "(h > 0)", "(h >= 0)")),
     ("two_layer_net", "relu_grad_loop"): (
         lambda args: args["h"], Edit("relu_grad_loop_answer", "if value > 0:",
                                      "if value >= 0:")),
 }
+
+
+def relu_inputs(leaves, program, constants) -> torch.Tensor:
+    """What each ReLU of an expression of autograd_from_scratch's is given."""
+    nodes, inputs = list(leaves), []
+    for (operation, first, second), c in zip(program.tolist(), constants.tolist(), strict=True):
+        if operation == afs_kit.RELU:
+            inputs.append(nodes[first])
+        nodes.append(afs._TORCH[operation](nodes[first], nodes[second]
+                                           if operation in afs_kit.BINARY else c))
+    return torch.stack(inputs)
 
 
 @pytest.mark.parametrize(("assignment", "part_id"), list(ZERO_SLOPE_PARTS),
@@ -214,6 +236,17 @@ def test_a_one_sided_difference_is_named_in_either_direction(edits):
     assert result.mistake == "one_sided_difference", result.message
 
 
+def test_a_reversed_difference_is_named_sign_as_closely_as_a_right_one_is_right():
+    """(L(p - h) - L(p + h)) / 2h is minus a right difference, within the part's tolerance
+    (not within the 1e-6 a product's ratio is held to): named on every draw, visible too."""
+    function = defined_names("nn_from_scratch", (
+        Edit(CHECK, "(up - down) / (2 * h)", "(down - up) / (2 * h)"),))["numerical_gradients"]
+    part = get("nn_from_scratch").part("gradient_check")
+    for kind, seed in [("visible", 0)] + [("hidden", seed) for seed in range(6)]:
+        result = grade_with_references(part, function, part.cases(kind, seed))
+        assert (result.score, result.mistake) == (0, "sign"), (kind, seed, result.message)
+
+
 @pytest.mark.parametrize("last", ["+ h", "- h"])
 def test_a_perturbation_left_on_either_side_is_named(last):
     first = "- h" if last == "+ h" else "+ h"
@@ -250,6 +283,36 @@ def test_cleared_before_step_is_named_from_what_the_step_found(loop, named):
         "train_linear"]
     result = grade("single_neuron", "linear", function)
     assert (result.score, result.mistake) == (0, named), result.message
+
+
+VALUE_LOOP = ("        for p in model.parameters():\n            p.grad = 0.0\n"
+              "        loss.backward()\n        for p in model.parameters():\n"
+              "            p.data -= learning_rate * p.grad\n")
+
+
+@pytest.mark.parametrize(("loop", "named"), [
+    ("        loss.backward()\n        for p in model.parameters():\n            p.grad = 0.0\n"
+     "        for p in model.parameters():\n            p.data -= learning_rate * p.grad\n",
+     "cleared_before_step"),
+    ("        loss.backward()\n        for p in model.parameters():\n            p.grad *= 0\n"
+     "            p.data -= learning_rate * p.grad\n", "cleared_before_step"),
+    # The parameters never move here too, but no update came after a clear: no name.
+    ("        for p in model.parameters():\n            p.grad = 0.0\n        loss.backward()\n"
+     "        for p in model.parameters():\n            p = p + (-learning_rate * p.grad)\n",
+     None),
+    ("        for p in model.parameters():\n            p.grad = 0.0\n"
+     "        for p in model.parameters():\n            p.data -= learning_rate * p.grad\n",
+     None),
+], ids=["cleared_after_backward", "times_0_after_backward", "rebound", "no_backward"])
+def test_a_value_loop_that_clears_before_its_update_is_named_from_what_it_did(loop, named):
+    """The Value network's loop has no optimizer to watch: the order of what it assigns to
+    the .grad and .data of the leaves a backward() filled is the evidence."""
+    function = defined_names("autograd_from_scratch", (
+        Edit("train_mlp_answer", VALUE_LOOP, loop),))["train_mlp"]
+    result = grade("autograd_from_scratch", "train_mlp", function)
+    assert (result.score, result.mistake) == (0, named), result.message
+    value = function.__globals__["Value"]  # put back as it was
+    assert "__setattr__" not in value.__dict__ and value.backward.__name__ == "backward"
 
 
 def test_a_zero_dead_start_a_default_list_and_a_kept_gradient_get_no_false_name():

@@ -9,8 +9,8 @@ says what is wrong and names nothing.
 
 import torch
 
-from .diagnosis import UNKNOWN_SCALES, Finding, Scales, name_ratio
-from .tolerances import FLOAT16_EPSILON, FLOAT32_EPSILON, Tolerance
+from .diagnosis import RATIO_PRECISION, UNKNOWN_SCALES, Finding, Scales, name_ratio
+from .tolerances import EXACT, FLOAT16_EPSILON, FLOAT32_EPSILON, Tolerance
 
 
 def compare(what: str, got: torch.Tensor, expected: torch.Tensor, tol: Tolerance,
@@ -21,14 +21,16 @@ def compare(what: str, got: torch.Tensor, expected: torch.Tensor, tol: Tolerance
         return problem
     if matches(got, expected, tol):
         return None
-    return value_finding(what, got, expected, scales)
+    return value_finding(what, got, expected, scales, tol)
 
 
 def value_finding(what: str, got: torch.Tensor, expected: torch.Tensor,
-                  scales: Scales = UNKNOWN_SCALES) -> Finding:
+                  scales: Scales = UNKNOWN_SCALES, tol: Tolerance = EXACT) -> Finding:
     """What is wrong with got's values (its layout being right): how far off it is, and
-    the mistake when a pattern shows it."""
-    mistake, hint = _pattern(got, expected, scales)
+    the mistake when a pattern shows it. tol: how far a right answer may be from expected
+    (the part's tolerance), which a pattern allows too (a finite difference taken the wrong
+    way round is minus the right one as closely as a right one is the right one)."""
+    mistake, hint = _pattern(got, expected, scales, tol)
     plain = wrong_by(what, got, expected)
     return Finding(f"{plain}{hint}", mistake, plain=plain if mistake else None)
 
@@ -106,12 +108,14 @@ def _shape_finding(what: str, got: torch.Size, expected: torch.Size,
     return Finding(message, "shape")
 
 
-def _pattern(got: torch.Tensor, expected: torch.Tensor, scales: Scales) -> tuple[str | None, str]:
+def _pattern(got: torch.Tensor, expected: torch.Tensor, scales: Scales,
+             tol: Tolerance) -> tuple[str | None, str]:
     """(mistake, hint): the kind of mistake, from got relative to expected, when the
     evidence for one holds; else (None, "")."""
-    ratio = _constant_ratio(got, expected)
+    precision = max(RATIO_PRECISION, tol.rtol)
+    ratio = _constant_ratio(got, expected, precision, tol.atol)
     if ratio is not None:
-        return name_ratio(ratio, scales, int(got.numel()))
+        return name_ratio(ratio, scales, int(got.numel()), precision)
     if _is_transpose(got, expected):
         return "transposed", " It equals the transpose of the right value: check the order " \
                              "in torch.mm."
@@ -155,15 +159,19 @@ def _representable(tensor: torch.Tensor, dtype: torch.dtype) -> bool:
     return bool((tensor.to(dtype).to(tensor.dtype) == tensor).all())
 
 
-def _constant_ratio(got: torch.Tensor, expected: torch.Tensor) -> float | None:
-    """r when got is r times expected in every entry (r != 1), zeros included; else None."""
+def _constant_ratio(got: torch.Tensor, expected: torch.Tensor, precision: float,
+                    atol: float) -> float | None:
+    """r when got is r times expected in every entry (r != 1), zeros included, within
+    `precision` relative (and `atol` absolute: a right answer's own allowance); else None."""
     mask = expected.abs() > 1e-9
-    if not mask.any() or (got[~mask].abs() > 1e-9).any():
+    if not mask.any():
         return None
     ratios = got[mask] / expected[mask]
     ratio = ratios.median().item()
-    if abs(ratio - 1) < 1e-6 or not torch.allclose(ratios, torch.full_like(ratios, ratio),
-                                                   rtol=1e-6, atol=1e-12):
+    if abs(ratio - 1) < precision or (got[~mask].abs() > max(1e-9, atol * abs(ratio))).any():
+        return None
+    if not torch.isclose(got[mask], ratio * expected[mask], rtol=precision,
+                         atol=atol * abs(ratio)).all():
         return None
     return ratio
 

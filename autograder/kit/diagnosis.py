@@ -37,7 +37,8 @@ class Mistake:
 
 MISTAKES: dict[str, Mistake] = {
     # Backprop and its updates.
-    "sign": Mistake("opposite sign: the update climbs the gradient"),
+    "sign": Mistake("opposite sign: the update climbs the gradient (or a difference is "
+                    "reversed)"),
     "factor_of_2": Mistake("off by a factor of 2 (the 2 of the square, or the 1/2 of the loss)"),
     "mean_vs_sum": Mistake("mean and sum mixed up (a factor of N, 1/N or 2/N)"),
     "learning_rate_scale": Mistake("the learning rate missing from the update, or applied twice"),
@@ -183,9 +184,13 @@ class Scales:
 
 
 UNKNOWN_SCALES = Scales()
+# How closely a result must be a constant multiple of the reference to be called one (a
+# part whose right answers may be further from the reference allows as much here).
+RATIO_PRECISION = 1e-6
 
 
-def name_ratio(ratio: float, scales: Scales, entries: int) -> tuple[str | None, str]:
+def name_ratio(ratio: float, scales: Scales, entries: int,
+               precision: float = RATIO_PRECISION) -> tuple[str | None, str]:
     """(mistake, hint) for a result that is `ratio` times the reference in every one of its
     `entries` entries.
 
@@ -194,17 +199,19 @@ def name_ratio(ratio: float, scales: Scales, entries: int) -> tuple[str | None, 
     ratio, so a single number is named only by an exact explanation. A ratio that two
     different mistakes explain (2 is also N/2 when N = 4) names neither; an unexplained ratio
     is stated as a fact (several entries) and named not at all: many different mistakes give
-    one when the data are proportional to each other. A ratio near 0: the result is zero."""
-    if abs(ratio) < 1e-6:
+    one when the data are proportional to each other. A ratio near 0: the result is zero.
+    `precision`: how closely the ratio was measured (relative)."""
+    if abs(ratio) < precision:
         return None, " It is (almost) zero everywhere: did that computation or update run?"
     size = f"Every entry is about {ratio:.3g} times the right value"
-    if abs(ratio + 1) < 1e-6 or (ratio < 0 and entries > 1):
-        hint = " It has the opposite sign: check the sign of the error term or of the update"
-        if abs(abs(ratio) - 1) > 1e-6:
+    if abs(ratio + 1) < precision or (ratio < 0 and entries > 1):
+        hint = (" It has the opposite sign: check the sign of the error term, of the update, "
+                "or the order of a difference's two terms")
+        if abs(abs(ratio) - 1) > precision:
             hint += f" (and its size: it is {abs(ratio):.3g} times as large)"
         return "sign", hint + "."
     named = dict.fromkeys((mistake, why) for candidate, mistake, why in scales.explanations()
-                          if abs(ratio / candidate - 1) < 1e-6)  # most likely first
+                          if abs(ratio / candidate - 1) < precision)  # most likely first
     if len({mistake for mistake, _ in named}) == 1:
         mistake, why = next(iter(named))
         return mistake, f" {size}: {why}."

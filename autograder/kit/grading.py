@@ -213,7 +213,7 @@ def judge(part: Part, case: Case, outputs: Outputs, expected: Expectations) -> F
                           expected) \
                 or _swapped(part, name, outputs, references) \
                 or _same_as(part, name, what, outputs, references) \
-                or value_finding(what, got, reference, scales)
+                or value_finding(what, got, reference, scales, part.tolerance)
             return replace(finding, output=name)
     return (part.extra_check(case, outputs) if part.extra_check else None) \
         or _flags_changed_or_shared(part, case, outputs)
@@ -441,14 +441,23 @@ def _scale(got: torch.Tensor, value: torch.Tensor) -> float:
     return ratio if ratio == ratio and ratio != 0 else 1.0
 
 
-def grade_part(part: Part, function, cases: list[Case], expected: Expectations) -> PartResult:
-    """Full points when every case passes, else 0 with the first problem found."""
+def grade_part(part: Part, function, cases: list[Case], expected: Expectations,
+               helpers_failed_with: frozenset[str | None] = frozenset()) -> PartResult:
+    """Full points when every case passes, else 0 with the first problem found
+    (helpers_failed_with: as `grade_outcomes` says)."""
     if not callable(function):
         return failed(part, Finding(f"{part.function} should be a function, but it is a "
                                     f"{type(function).__name__}.", "missing_function"))
     outcomes = timed_outcomes(part, function, cases) if part.timed \
         else (_attempt(part, function, case) for case in cases)
-    return grade_outcomes(part, cases, outcomes, expected)
+    return grade_outcomes(part, cases, outcomes, expected, helpers_failed_with)
+
+
+def helpers_failed(part: Part, failing: dict[str, str | None]) -> frozenset[str | None]:
+    """The mistakes named in the failing parts of the student's functions that part calls
+    (`failing`: each failing part's function and its mistake, parts graded in notebook
+    order): `grade_outcomes`'s helpers_failed_with, as the engine passes it."""
+    return frozenset(failing[function] for function in part.builds_on if function in failing)
 
 
 def timed_outcomes(part: Part, function, cases: list[Case]) -> list[Outputs | Finding]:

@@ -159,8 +159,8 @@ def simulated_gradients(leaves, program, constants, *, order="reverse_topologica
                         only=None, **mistake) -> torch.Tensor:
     """Every node's .grad after backward() as the notebook's engine computes it: the local
     gradients of each operation (with `mistake`: accumulate=False overwrites, chain=False
-    leaves out the gradient flowing in, in the operations `only` names, all by default), run
-    node by node in `order`."""
+    leaves out the gradient flowing in, relu_at_zero takes ReLU's slope at 0 as 1, in the
+    operations `only` names, all by default), run node by node in `order`."""
     data, inputs, locals_ = list(leaves.tolist()), [[] for _ in range(len(leaves))], \
         [() for _ in range(len(leaves))]
     flags = []
@@ -168,9 +168,10 @@ def simulated_gradients(leaves, program, constants, *, order="reverse_topologica
                                              strict=True):
         b = data[second] if operation in BINARY else c
         out = _forward(operation, data[first], b)
-        locals_.append(_derivatives(operation, data[first], b, out))
-        inputs.append([first, second] if operation in BINARY else [first])
         flags.append(mistake if only is None or operation in only else {})
+        locals_.append(_derivatives(operation, data[first], b, out,
+                                    flags[-1].get("relu_at_zero", False)))
+        inputs.append([first, second] if operation in BINARY else [first])
         data.append(out)
     grads = [0.0] * len(data)
     root = len(data) - 1
@@ -435,6 +436,9 @@ _BACKWARD_MISTAKES = (
                  _in_order("topological", "preorder", "breadth_first")),
     KnownMistake("overwritten_gradient", _OVERWRITTEN, _per_method(accumulate=False)),
     KnownMistake("missing_chain_factor", _MISSING_CHAIN, _per_method(chain=False)),
+    KnownMistake("relu_slope_at_zero", _RELU_AT_ZERO,
+                 lambda _reference, args: [{spec.GRADIENTS: simulated_gradients(
+                     *args.values(), relu_at_zero=True)}]),
 )
 
 
@@ -560,17 +564,29 @@ _VISIBLE_GRAPHS, _VISIBLE_CHAIN = ((3, 8), (6, 30)), (5, 120, 3)
 _HIDDEN_GRAPHS, _HIDDEN_CHAIN = ((4, 12), (7, 40)), (6, 200, 4)
 
 
+def with_relu_at_zero(leaves, program, constants):
+    """The expression (leaves, program, constants), its last node then added to
+    relu(0 * its first leaf) (3 operations more): a ReLU at exactly 0, whatever the leaf's
+    value and whoever computes it, where the prose defines its slope (0, as autograd). Its
+    input is the only node whose gradient that slope changes: every node's .grad is
+    compared, so a slope of 1 at 0 fails the part as it fails the local gradients."""
+    last = len(leaves) + len(program) - 1
+    tail = torch.tensor([[NUMBER_TIMES, 0, -1], [RELU, last + 1, -1], [ADD, last, last + 2]])
+    return (leaves, torch.cat([program, tail]),
+            torch.cat([constants, torch.zeros(3, dtype=constants.dtype)]))
+
+
 def _backward_cases(kind, seed):
     graphs = _VISIBLE_GRAPHS if kind == "visible" else _HIDDEN_GRAPHS
     leaves, length, skips = _VISIBLE_CHAIN if kind == "visible" else _HIDDEN_CHAIN
-    cases = [Case(_hidden(kind, f"an expression of {n} leaves and {m} operations, some "
-                                f"nodes shared"),
+    cases = [Case(_hidden(kind, f"an expression of {n} leaves and {m + 3} operations, some "
+                                f"nodes shared, one ReLU at exactly 0"),
                   dict(zip(("leaves", "program", "constants"),
-                           random_graph(seed + index, n, m), strict=True)))
+                           with_relu_at_zero(*random_graph(seed + index, n, m)), strict=True)))
              for index, (n, m) in enumerate(graphs)]
-    chain = deep_chain(seed + len(graphs), leaves, length, skips)
+    chain = with_relu_at_zero(*deep_chain(seed + len(graphs), leaves, length, skips))
     cases.append(Case(_hidden(kind, f"a chain of {length} operations with {skips} skip "
-                                    f"connections, x + x.tanh()"),
+                                    f"connections, x + x.tanh(), then a ReLU at exactly 0"),
                       dict(zip(("leaves", "program", "constants"), chain, strict=True))))
     return cases
 

@@ -96,15 +96,6 @@ def _without_relu_slope(x, y, w1, w2):
             "grad_w2": h_relu.T @ grad_y_pred}
 
 
-def _trained_without_relu_slope(x, y, w1, w2, learning_rate, steps):
-    losses = []
-    for _ in range(steps):
-        step = _without_relu_slope(x, y, w1, w2)
-        w1, w2 = w1 - learning_rate * step["grad_w1"], w2 - learning_rate * step["grad_w2"]
-        losses.append(step["loss"])
-    return {"losses": torch.stack(losses), "w1": w1, "w2": w2}
-
-
 def _slope_1_at_zero(x, y, w1, w2):
     """backward with ReLU's slope taken as 1 where h == 0 (h >= 0)."""
     h = x @ w1
@@ -113,6 +104,19 @@ def _slope_1_at_zero(x, y, w1, w2):
     grad_h = (grad_y_pred @ w2.T) * (h >= 0).to(h.dtype)
     return {"loss": (grad_y_pred ** 2).sum() / 4, "grad_w1": x.T @ grad_h,
             "grad_w2": h_relu.T @ grad_y_pred}
+
+
+def _trained_with(mistaken_backward):
+    """A known mistake of train: the loop with this wrong backward, as train would run it."""
+    def compute(_reference, args):
+        x, y, w1, w2, learning_rate, steps = args.values()
+        losses = []
+        for _ in range(steps):
+            step = mistaken_backward(x, y, w1, w2)
+            w1, w2 = w1 - learning_rate * step["grad_w1"], w2 - learning_rate * step["grad_w2"]
+            losses.append(step["loss"])
+        yield {"losses": torch.stack(losses), "w1": w1, "w2": w2}
+    return compute
 
 
 _MASK_AT_ZERO_HINT = (
@@ -128,8 +132,9 @@ _BACKWARD_MISTAKES = (KnownMistake("relu_factor_missing", _RELU_SLOPE_HINT,
                                    lambda _reference, args: [_slope_1_at_zero(
                                        *args.values())]))
 _TRAIN_MISTAKES = (KnownMistake("relu_factor_missing", _RELU_SLOPE_HINT,
-                                lambda _reference, args: [_trained_without_relu_slope(
-                                    *args.values())]),
+                                _trained_with(_without_relu_slope)),
+                   KnownMistake("relu_slope_at_zero", _MASK_AT_ZERO_HINT,
+                                _trained_with(_slope_1_at_zero)),
                    LOSS_AFTER_UPDATE, *rate_mistakes(_USUAL_RATES))
 
 
@@ -150,13 +155,20 @@ def _network_label(kind: str, sizes: tuple[int, int, int, int], more: str = "") 
     return _hidden(kind, f"a batch of {batch}, a {n_in}-{n_hidden}-{n_out} network{more}")
 
 
+def with_a_unit_at_zero(x, y, w1, w2):
+    """(x, y, w1, w2) with the last hidden unit's weights 0: h = 0 there in every row, where
+    the prose defines ReLU's slope (0, as autograd). Every part that runs the student's ReLU'
+    has such a unit: a slope of 1 there moves its weights, where a right backward pass leaves
+    them at 0 (the unit never learns)."""
+    w1 = w1.clone()
+    w1[:, -1] = 0.0
+    return x, y, w1, w2
+
+
 def _backward_cases(kind, seed):
-    """The networks, each with its last hidden unit's weights 0: h = 0 there in every row,
-    where the prose defines ReLU's slope (0, as autograd)."""
     cases = []
     for index, size in enumerate(_VISIBLE_SIZES if kind == "visible" else _HIDDEN_SIZES):
-        x, y, w1, w2 = random_data(seed + index, *size)
-        w1[:, -1] = 0.0
+        x, y, w1, w2 = with_a_unit_at_zero(*random_data(seed + index, *size))
         cases.append(Case(_network_label(kind, size, ", its last hidden unit at h = 0"),
                           {"x": x, "y": y, "w1": w1, "w2": w2}))
     return cases
@@ -172,11 +184,12 @@ _MAX_DRAWS = 100
 
 def learnable_data(seed: int, sizes: tuple[int, int, int, int], learning_rate: float,
                    steps: int):
-    """random_data(seed, *sizes), or if autograd's training loop does not bring the loss
-    down on it, the first redraw on which it does (always the same one for a seed). The
-    loop's result is remembered: it is the case's reference, which judging reads."""
+    """with_a_unit_at_zero(*random_data(seed, *sizes)), or if autograd's training loop does
+    not bring the loss down on it, the first redraw on which it does (always the same one for
+    a seed). The loop's result is remembered: it is the case's reference, which judging
+    reads."""
     for draw in range(_MAX_DRAWS):
-        data = random_data(seed + draw * _REDRAW_STRIDE, *sizes)
+        data = with_a_unit_at_zero(*random_data(seed + draw * _REDRAW_STRIDE, *sizes))
         losses = remembered(reference_train, *data, learning_rate, steps)["losses"]
         if torch.isfinite(losses).all() and losses[-1] < losses[0]:
             return data
@@ -189,7 +202,8 @@ def _train_cases(kind, seed):
     cases = []
     for index, (size, (rate, steps)) in enumerate(zip(sizes, settings, strict=True)):
         data = learnable_data(seed + index, size, rate, steps)
-        cases.append(Case(f"{_network_label(kind, size)}, learning rate {rate}, {steps} steps",
+        label = _network_label(kind, size, ", its last hidden unit starting at h = 0")
+        cases.append(Case(f"{label}, learning rate {rate}, {steps} steps",
                           {**dict(zip(("x", "y", "w1", "w2"), data, strict=True)),
                            "learning_rate": rate, "steps": steps}))
     return cases

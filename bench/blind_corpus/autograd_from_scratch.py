@@ -283,7 +283,11 @@ SUBMISSIONS = [
     Submission("afs/relu_slope_one_at_zero", ASSIGNMENT,
                "relu's _backward with >= 0: slope 1 at 0 (the prose says > 0)",
                _edit(VALUE, ("(1.0 if self.data > 0 else 0.0) * out.grad", "(1.0 if self.data >= 0 else 0.0) * out.grad")),
-               {"local_gradients": Loss(0, "relu_slope_at_zero")}),
+               # backward relabelled (issue 27's last misses): Part 3 compares every node's
+               # .grad with autograd's, whose slope at 0 is 0 (Part 1: relu "at 0 too"), and
+               # its expressions now hold a ReLU at exactly 0.
+               {"local_gradients": Loss(0, "relu_slope_at_zero"),
+                "backward": Loss(0, "relu_slope_at_zero")}),
     Submission("afs/no_visited_set", ASSIGNMENT,
                "backward's depth-first search without the visited set",
                _edit(BACKWARD, ("        if node not in seen:\n            seen.add(node)\n            for child in node._prev:\n                visit(child)\n            order.append(node)",

@@ -8,10 +8,13 @@ they read off the nodes as float64 tensors. The trusted side builds the same exp
 torch and asks autograd.
 """
 
+import contextlib
+
 import torch
 
 from ..datasets import HeldOut
-from ..parts import Assignment, Part, StudentError
+from ..diagnosis import Finding
+from ..parts import Assignment, Part, StudentError, unpack
 from ..tolerances import ONE_OPERATION, ONE_STEP, TRAINING
 from ..training import STEPS, cleared_before_step, recording_steps
 
@@ -128,6 +131,124 @@ def graph_gradients(Value, leaves, program, constants):
     return _numbers(nodes, "grad")
 
 
+# The output a recording train_mlp call adds: (backward() calls, those after which a
+# parameter's gradient was set to 0 and then its value updated).
+BACKWARD_CALLS = "backward() calls"
+
+
+class _ClearedBeforeUpdate:
+    """Watches the notebook's Value while train_mlp runs: its backward(), and what is
+    assigned to the .grad and .data of the leaves (nodes without `_prev`) that a backward()
+    gave a nonzero gradient. Evidence of gradients cleared between backward() and the
+    update: after a backward(), a leaf's .grad set to 0, then its .data assigned (the update,
+    which then had nothing to apply). A loop that clears them first, or after the update,
+    assigns .data first; one that never updates (p = p - ..., a new Value) assigns no .data.
+    Nothing here changes what the code does."""
+
+    def __init__(self):
+        self.watched: dict[int, list] = {}  # id of a leaf: [the leaf, "filled" or "cleared"]
+        self.counts = [0, 0]
+        self.seen_update = False
+
+    def wrapping(self, backward):
+        def recorded(root, *args, **kwargs):
+            self.settle()
+            result = backward(root, *args, **kwargs)
+            self.counts[0] += 1
+            self.watched = {id(leaf): [leaf, "filled"] for leaf in _leaves(root)
+                            if _nonzero(getattr(leaf, "grad", None))}
+            return result
+        return recorded
+
+    def assigned(self, node, name: str, value) -> None:
+        entry = self.watched.get(id(node))
+        if entry is None or entry[0] is not node:
+            return
+        if name == "grad" and entry[1] == "filled" and not _nonzero(value):
+            entry[1] = "cleared"
+        elif name == "data":
+            self.seen_update = self.seen_update or entry[1] == "cleared"
+            entry[1] = "updated"
+
+    def settle(self) -> None:
+        self.counts[1] += self.seen_update
+        self.watched, self.seen_update = {}, False
+
+
+def _nonzero(grad) -> bool:
+    return isinstance(grad, (int, float)) and grad != 0
+
+
+def _leaves(root) -> list:
+    """The nodes without inputs that root was computed from (none if the graph cannot be
+    read through `_prev`)."""
+    leaves, seen, stack = [], {id(root)}, [root]
+    try:
+        while stack:
+            node = stack.pop()
+            inputs = tuple(node._prev)
+            if not inputs:
+                leaves.append(node)
+            for child in inputs:
+                if id(child) not in seen:
+                    seen.add(id(child))
+                    stack.append(child)
+    except Exception:  # noqa: BLE001 - a graph of the student's own making: no evidence
+        return []
+    return leaves
+
+
+def recording_backward_calls(function, *args):
+    """train_mlp's `Part.call`: its values, then BACKWARD_CALLS, as `_ClearedBeforeUpdate`
+    records them on the notebook's Value (its backward and __setattr__ wrapped during the
+    call, then put back as they were)."""
+    record = _ClearedBeforeUpdate()
+    Value = getattr(function, "__globals__", {}).get("Value")
+    backward = getattr(Value, "backward", None) if isinstance(Value, type) else None
+    if callable(backward):
+        setattr_ = Value.__setattr__
+
+        def recorded_setattr(node, name, value):
+            setattr_(node, name, value)
+            record.assigned(node, name, value)
+
+        with _replaced(Value, backward=record.wrapping(backward),
+                       __setattr__=recorded_setattr):
+            result = function(*args)
+    else:
+        result = function(*args)
+    record.settle()
+    unpack("train_mlp", result, _TRAINING["returns"], _TRAINING["sequences"])
+    return (*result, torch.tensor(record.counts, dtype=torch.float64))
+
+
+@contextlib.contextmanager
+def _replaced(cls: type, **attributes):
+    """cls with these attributes set, then each put back as it was (or removed)."""
+    own = {name: cls.__dict__[name] for name in attributes if name in cls.__dict__}
+    for name, value in attributes.items():
+        setattr(cls, name, value)
+    try:
+        yield
+    finally:
+        for name in attributes:
+            if name in own:
+                setattr(cls, name, own[name])
+            else:
+                delattr(cls, name)
+
+
+def _cleared_before_update(_case, outputs: dict[str, torch.Tensor]) -> Finding | None:
+    """Evidence: a backward()'s gradients were set back to 0 before any parameter moved."""
+    counts = outputs[BACKWARD_CALLS]
+    if counts.shape != (2,) or not counts[1] > 0:
+        return None
+    return Finding("the gradients that backward() had just filled were set back to 0 before "
+                   "the update used them, so p.data -= learning_rate * p.grad moved nothing "
+                   "and the parameters never changed. Clear them before backward() (or after "
+                   "the update), never between the two.", "cleared_before_step")
+
+
 # The boundary the module's run draws, checked on held-out points.
 _HELD_OUT = HeldOut(torch.tanh)
 
@@ -145,7 +266,8 @@ ASSIGNMENT = Assignment("autograd_from_scratch", (
     Part("mlp_gradients", "mlp_gradients", points=2, returns=MLP_RETURNS, tolerance=ONE_STEP,
          builds_on=("Value",), manual_backprop=True),
     Part("train_mlp", "train_mlp", points=2, builds_on=("Value",), manual_backprop=True,
-         **_TRAINING),
+         **{**_TRAINING, "returns": (*_TRAINING["returns"], BACKWARD_CALLS)},
+         call=recording_backward_calls, explain=_cleared_before_update),
     Part("torch_module", "train_module", points=3, uses_autograd=True,
          extra_check=_HELD_OUT.check, passed_note=_HELD_OUT.note,
          **{**_TRAINING, "returns": (*_TRAINING["returns"], STEPS)},
