@@ -15,6 +15,8 @@ import inspect
 import json
 import textwrap
 
+from .syntax import parse, parse_cell
+
 UNREADABLE = -1  # what the grader records when the source does not show the function
 CODE_BYTES_READ = 1 << 20  # more code than this in the cells: the source is not read
 HIDING = frozenset({"exec", "eval", "compile", "globals", "vars", "setattr"})
@@ -47,9 +49,6 @@ def resolved_definitions(notebook: bytes, function: str, code_cells
     CODE_BYTES_READ of code is not read at all.
     code_cells: notebook dict -> the sources of the cells that run (see engine.child).
     """
-    from IPython.core.inputtransformer2 import TransformerManager
-
-    to_python = TransformerManager().transform_cell
     definitions: dict[str, ast.AST] = {}
     bound: dict[str, str | None] = {}  # name -> the def it is bound to, None if unknown
     try:
@@ -61,7 +60,7 @@ def resolved_definitions(notebook: bytes, function: str, code_cells
     declared_global: set[str] = set()
     for source in cells:
         try:
-            tree = ast.parse(to_python(source))
+            tree = parse_cell(source)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             continue
         for node in ast.walk(tree):
@@ -118,7 +117,7 @@ def loops_of(function) -> int | None:
     while pending:
         current = pending.pop()
         try:
-            tree = ast.parse(textwrap.dedent(inspect.getsource(current)))
+            tree = parse(textwrap.dedent(inspect.getsource(current)))
         except (OSError, TypeError, SyntaxError):
             if current is function:
                 return None

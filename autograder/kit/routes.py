@@ -32,6 +32,7 @@ from torch.utils._pytree import tree_flatten
 
 from .parts import StudentError
 from .python_loops import resolved_definitions
+from .syntax import parse_cell
 
 # Arithmetic, comparisons, exp and log, reductions, shapes and copies: what a formula written
 # by hand is made of (in the names `operation` gives).
@@ -177,12 +178,9 @@ def _aliases(notebook: bytes, code_cells) -> dict[str, str]:
     `e = torch.exp` make e the operation "exp"; `import torch.nn.functional as F` binds
     nothing callable (its attributes are named where they are used)."""
     aliases: dict[str, str] = {}
-    from IPython.core.inputtransformer2 import TransformerManager
-
-    to_python = TransformerManager().transform_cell
     for source in code_cells(json.loads(notebook)):
         try:
-            tree = ast.parse(to_python(source))
+            tree = parse_cell(source)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             continue
         for node in ast.walk(tree):
