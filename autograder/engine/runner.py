@@ -39,7 +39,7 @@ import psutil
 import torch
 
 from .. import references
-from ..kit.grading import PartResult, failed, grade_outcomes
+from ..kit.grading import PartResult, failed, grade_outcomes, helpers_failed
 from ..references.graded import COMPUTED, SEED_POOL
 from ..student_ids import shown, student_id_problem
 from .course_config import CourseConfig, CourseError, course_lock, load_course
@@ -266,8 +266,7 @@ def grade_data(submission: Submission, assignment: str, *, seed: int | None = No
         for part in graded.parts:  # in notebook order: a part's helpers come before it
             verdict = failed(part, run.failures[part.id]) if part.id in run.failures \
                 else grade_outcomes(part, cases[part.id], run.outcomes[part.id], COMPUTED,
-                                    helpers_failed_with=frozenset(
-                                        failing[f] for f in part.builds_on if f in failing))
+                                    helpers_failed_with=helpers_failed(part, failing))
             result.parts.append(verdict)
             if not verdict.passed:
                 failing[part.function] = verdict.mistake
