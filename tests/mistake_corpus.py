@@ -493,22 +493,27 @@ TWO_LAYER_NET = [
     wrong("loop_slope_1_at_zero", "relu_slope_at_zero", edits(
         "relu_grad_loop_answer", ("if value > 0:", "if value >= 0:")), "relu_grad_loop"),
     wrong("comprehension", "python_loop", edits(VECTORIZED, (
-        ONE_OPERATION, "return torch.stack([(row > 0).to(h.dtype) for row in h])")), "speed"),
+        ONE_OPERATION, "return torch.stack([(row > 0).to(h.dtype) for row in h])")),
+          "relu_grad_vectorized", "speed"),
     wrong("row_loop", "python_loop", edits(VECTORIZED, (
         ONE_OPERATION, "grad = torch.zeros_like(h)\n    for i in range(h.shape[0]):\n"
-                       "        grad[i] = (h[i] > 0).to(h.dtype)\n    return grad")), "speed"),
+                       "        grad[i] = (h[i] > 0).to(h.dtype)\n    return grad")),
+          "relu_grad_vectorized", "speed"),
     wrong("apply_per_entry", "python_loop", edits(VECTORIZED, (
-        ONE_OPERATION, "return h.clone().apply_(lambda v: 1.0 if v > 0 else 0.0)")), "speed"),
+        ONE_OPERATION, "return h.clone().apply_(lambda v: 1.0 if v > 0 else 0.0)")),
+          "relu_grad_vectorized", "speed"),
     wrong("map_over_a_list", "python_loop", edits(VECTORIZED, (
         ONE_OPERATION, "return torch.tensor(list(map(lambda v: float(v > 0), "
-                       "h.reshape(-1).tolist())), dtype=h.dtype).reshape(h.shape)")), "speed"),
+                       "h.reshape(-1).tolist())), dtype=h.dtype).reshape(h.shape)")),
+          "relu_grad_vectorized", "speed"),
     wrong("calls_the_loop", "python_loop", edits(VECTORIZED, (
-        ONE_OPERATION, "return relu_grad_loop(h)")), "speed"),
+        ONE_OPERATION, "return relu_grad_loop(h)")), "relu_grad_vectorized", "speed"),
     wrong("loop_in_a_helper", "python_loop", edits(VECTORIZED, (
         ONE_OPERATION, "return slopes_one_by_one(h)\n\n\n"
                        "def slopes_one_by_one(h):\n"
                        "    return torch.tensor([float(v > 0) for v in h.reshape(-1)], "
-                       "dtype=h.dtype).reshape(h.shape)")), "speed"),
+                       "dtype=h.dtype).reshape(h.shape)")),
+          "relu_grad_vectorized", "speed"),
     # No loop in any source: numpy runs Python once per entry. Only the timing shows it.
     wrong("numpy_vectorize", "too_slow", edits(VECTORIZED, (
         ONE_OPERATION, "return torch.from_numpy(SLOPE(h.cpu().numpy())).to(h)\n\n\n"

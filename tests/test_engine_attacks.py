@@ -289,9 +289,9 @@ def train(*args):
     Attack("empty_file", 0, "is empty", damage="empty"),
     Attack("million_line_output", 15, "is correct", damage="million lines"),
     # ---- a measurement that decides points, taken where student code runs --------------
-    # exec hides every function of the notebook from the grader: relu_grad_loop loses its
-    # point too.
-    Attack("tln_stopped_clocks_hidden_loop", 6, "cannot be read", assignment=TWO_LAYER_NET,
+    # exec hides every function of the notebook from the grader: relu_grad_loop and
+    # relu_grad_vectorized lose their points too.
+    Attack("tln_stopped_clocks_hidden_loop", 5, "cannot be read", assignment=TWO_LAYER_NET,
            code=(("relu_grad_vectorized_answer", """
 import time
 for name in ("perf_counter", "process_time", "thread_time", "monotonic", "time"):
@@ -303,7 +303,7 @@ exec("def relu_grad_vectorized(h):\\n"
      "    values = [1.0 if v > 0 else 0.0 for v in h.reshape(-1).tolist()]\\n"
      "    return torch.tensor(values, dtype=h.dtype).reshape(h.shape)")
 """),)),
-    Attack("tln_loop_in_a_helper", 7, "still loops in Python", assignment=TWO_LAYER_NET,
+    Attack("tln_loop_in_a_helper", 6, "still loops in Python", assignment=TWO_LAYER_NET,
            code=(("relu_grad_vectorized_answer", """
 def _entries(h):
     return list(h.reshape(-1).numpy())

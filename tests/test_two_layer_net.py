@@ -90,9 +90,13 @@ def test_a_vectorized_answer_that_loops_is_refused_however_fast():
     def comprehension(h):
         return torch.stack([row > 0 for row in h]).to(h.dtype)
 
-    assert grade("relu_grad_vectorized", comprehension).passed  # right values...
-    result = grade("speed", comprehension)
-    assert result.score == 0 and "still loops in Python" in result.message  # ...but a loop
+    def one_operation(h):
+        return (h > 0).to(h.dtype)
+
+    assert grade("relu_grad_vectorized", one_operation).passed
+    for part in ("relu_grad_vectorized", "speed"):  # right values, but a loop
+        result = grade(part, comprehension)
+        assert result.score == 0 and "still loops in Python" in result.message
 
 
 def test_per_entry_python_work_in_a_helper_fails_the_ratio():

@@ -576,17 +576,57 @@ def with_relu_at_zero(leaves, program, constants):
             torch.cat([constants, torch.zeros(3, dtype=constants.dtype)]))
 
 
+# Each method's shared node: (operation, constant) twice on the same node, the unary ones on
+# p = x * x (positive, so every one is defined, bounded and of nonzero slope), the binary
+# ones as x + p and x * p (x and p each an operand twice, on either side).
+_SHARED_UNDER = ((POW, 2.0), (POW, 3.0), (EXP, 0.0), (EXP, 0.0), (TANH, 0.0), (TANH, 0.0),
+                 (SIGMOID, 0.0), (SIGMOID, 0.0), (RELU, 0.0), (RELU, 0.0), (ADD, 0.0),
+                 (ADD, 0.0), (MUL, 0.0), (MUL, 0.0))
+
+
+def with_every_method_shared(leaves, program, constants):
+    """The expression (leaves, program, constants), its last node then added to a tail in
+    which, for each method of Value, one node is the operand of two of its calls (see
+    `_SHARED_UNDER`). Whichever of the two _backward calls runs second, one that sets
+    .grad in place of adding to it loses the other's contribution: the mistake shows on
+    every case, not on the graphs that happen to share a node under that method."""
+    x, last = 0, len(leaves) + len(program) - 1
+    p = last + 1
+    tail, numbers = [[MUL, x, x]], [0.0]
+    for operation, c in _SHARED_UNDER:
+        tail.append([operation, x if operation in BINARY else p,
+                     p if operation in BINARY else -1])
+        numbers.append(c)
+    total = last
+    for used in range(p + 1, p + 1 + len(_SHARED_UNDER)):
+        tail.append([ADD, total, used])
+        numbers.append(0.0)
+        total = p + len(tail) - 1
+    return (leaves, torch.cat([program, torch.tensor(tail)]),
+            torch.cat([constants, torch.tensor(numbers, dtype=constants.dtype)]))
+
+
+TAIL_OPERATIONS = 1 + 2 * len(_SHARED_UNDER) + 3  # with_every_method_shared's, then the ReLU's
+
+
+def _in_full(expression):
+    """An expression with every method's shared node, then a ReLU at exactly 0."""
+    return with_relu_at_zero(*with_every_method_shared(*expression))
+
+
 def _backward_cases(kind, seed):
     graphs = _VISIBLE_GRAPHS if kind == "visible" else _HIDDEN_GRAPHS
     leaves, length, skips = _VISIBLE_CHAIN if kind == "visible" else _HIDDEN_CHAIN
-    cases = [Case(_hidden(kind, f"an expression of {n} leaves and {m + 3} operations, some "
-                                f"nodes shared, one ReLU at exactly 0"),
+    cases = [Case(_hidden(kind, f"an expression of {n} leaves and {m + TAIL_OPERATIONS} "
+                                f"operations, some nodes shared under every operation, one "
+                                f"ReLU at exactly 0"),
                   dict(zip(("leaves", "program", "constants"),
-                           with_relu_at_zero(*random_graph(seed + index, n, m)), strict=True)))
+                           _in_full(random_graph(seed + index, n, m)), strict=True)))
              for index, (n, m) in enumerate(graphs)]
-    chain = with_relu_at_zero(*deep_chain(seed + len(graphs), leaves, length, skips))
+    chain = _in_full(deep_chain(seed + len(graphs), leaves, length, skips))
     cases.append(Case(_hidden(kind, f"a chain of {length} operations with {skips} skip "
-                                    f"connections, x + x.tanh(), then a ReLU at exactly 0"),
+                                    f"connections, x + x.tanh(), then a node shared under "
+                                    f"every operation and a ReLU at exactly 0"),
                       dict(zip(("leaves", "program", "constants"), chain, strict=True))))
     return cases
 

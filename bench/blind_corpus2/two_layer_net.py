@@ -112,6 +112,7 @@ def relu_grad_vectorized(h):
     slope = numpy.vectorize(lambda v: 1.0 if v > 0 else 0.0, otypes=[numpy.float64])
     return torch.from_numpy(slope(h.cpu().numpy())).to(h.device)
 ''')},
+            relu_grad_vectorized=Loss(0, "python_loop"),
             speed=Loss(0, "python_loop", ok=("too_slow",)))
 _corpus.add("backward_w1_grad_transposed", "grad_w1 = grad_h.t() @ x: the transpose, which "
             "fits only square w1",

@@ -142,7 +142,8 @@ def _measured_speed(case: Case, outputs: dict[str, torch.Tensor]) -> str:
             f"{OVER_ANY_PYTHON_LOOP} times).")
 
 
-def _fast_enough(case: Case, outputs: dict[str, torch.Tensor]) -> Finding | None:
+def _no_python_loop(case: Case, outputs: dict[str, torch.Tensor]) -> Finding | None:
+    """Part 2's prose (and the speed part's) forbids every Python loop, read in the source."""
     if outputs["python_loops"].item() == UNREADABLE:
         return Finding("the grader cannot read relu_grad_vectorized in the notebook's source: "
                        "define it with `def` at the top of a cell, and do not rebind its name "
@@ -152,6 +153,13 @@ def _fast_enough(case: Case, outputs: dict[str, torch.Tensor]) -> Finding | None
                        "comprehension, or a call that runs Python for each entry: map, apply_, "
                        "tolist, item), in itself or in a helper it calls: express it as one "
                        "operation on the whole tensor.", "python_loop")
+    return None
+
+
+def _fast_enough(case: Case, outputs: dict[str, torch.Tensor]) -> Finding | None:
+    looped = _no_python_loop(case, outputs)
+    if looped:
+        return looped
     over_tutorial, over_python = speedups(case, outputs)
     if over_tutorial >= REQUIRED_SPEEDUP and over_python >= OVER_ANY_PYTHON_LOOP:
         return None
@@ -164,7 +172,7 @@ def _fast_enough(case: Case, outputs: dict[str, torch.Tensor]) -> Finding | None
 
 
 def with_python_loops(function, h):
-    """(relu_grad_loop's result, the Python loops in its source). The sandboxed engine
+    """(the function's result, the Python loops in its source). The sandboxed engine
     replaces the count with the one it reads in the notebook's source (`python_loops`)."""
     result = function(h)
     return result, torch.tensor(float(python_loops(function)), dtype=torch.float64)
@@ -186,8 +194,9 @@ def _one_entry_at_a_time(case: Case, outputs: dict[str, torch.Tensor]) -> Findin
 ASSIGNMENT = Assignment("two_layer_net", returning_new_tensors(
     Part("relu_grad_loop", "relu_grad_loop", points=1, returns=("relu_grad", "python_loops"),
          tolerance=EXACT, call=with_python_loops, extra_check=_one_entry_at_a_time),
-    Part("relu_grad_vectorized", "relu_grad_vectorized", points=1, returns="relu_grad",
-         tolerance=EXACT),
+    Part("relu_grad_vectorized", "relu_grad_vectorized", points=1,
+         returns=("relu_grad", "python_loops"), tolerance=EXACT, call=with_python_loops,
+         extra_check=_no_python_loop),
     Part("backward", "backward", points=3, returns=("loss", "grad_w1", "grad_w2"),
          tolerance=ONE_STEP, builds_on=("relu_grad_vectorized",), manual_backprop=True),
     Part("train", "train", points=2, returns=("losses", "w1", "w2"), tolerance=TRAINING,
