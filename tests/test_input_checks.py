@@ -42,6 +42,7 @@ EVERY_PART = [(assignment, part.id) for assignment in ASSIGNMENTS
               for part in get(assignment).parts if part.function != "Value"]
 PARTS = [(assignment, part_id) for assignment, part_id in EVERY_PART
          if not get(assignment).part(part_id).timed]
+REFUSE_LOOPS = {("two_layer_net", "relu_grad_vectorized")}  # its own check reads the source
 
 
 def answer_key(assignment: str, function: str):
@@ -79,7 +80,10 @@ def test_switching_requires_grad_on_an_input_loses_the_points(assignment, part_i
     result = grade(assignment, part_id, floating)
     first = next(value for value in part.cases("hidden", 1)[0].args.values()
                  if isinstance(value, torch.Tensor))
-    if first.is_floating_point():
+    if first.is_floating_point() and (assignment, part_id) in REFUSE_LOOPS:
+        # the wrapper finds the tensor with a generator: a part that refuses loops says so
+        assert (result.score, result.mistake) == (0, "python_loop"), result.message
+    elif first.is_floating_point():
         assert (result.score, result.mistake) == (0, "changed_input"), result.message
         assert "requires_grad" in result.message
 

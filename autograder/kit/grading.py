@@ -183,9 +183,10 @@ def judge(part: Part, case: Case, outputs: Outputs, expected: Expectations) -> F
 
     The layout of every output (shape, dtype, device, length of a history) is checked
     before any values: a bias of the wrong shape says more than the losses it changed. Then
-    whether the call changed its inputs' values, then the outputs' values, whether it
-    changed an input's requires_grad or returned an input's memory, and last the part's own
-    check (how it was written: what the call did to its inputs is the mistake to fix first)."""
+    whether the call changed its inputs' values, then the outputs' values, the part's own
+    check (its own mistakes name more than a flag: `requires_grad_on_input`, `python_loop`),
+    and last whether it changed an input's requires_grad or returned an input's memory
+    (what the call left behind, `_left_behind`)."""
     case_scales = Scales.of(dict(case.args))
     references = expected.reference(part, case)
     compared = [(name, *_judged(part, case, name, outputs[name], reference),
@@ -215,8 +216,8 @@ def judge(part: Part, case: Case, outputs: Outputs, expected: Expectations) -> F
                 or _same_as(part, name, what, outputs, references) \
                 or value_finding(what, got, reference, scales, part.tolerance)
             return replace(finding, output=name)
-    return _flags_changed_or_shared(part, case, outputs) \
-        or (part.extra_check(case, outputs) if part.extra_check else None)
+    return (part.extra_check(case, outputs) if part.extra_check else None) \
+        or _flags_changed_or_shared(part, case, outputs)
 
 
 def _sent_and_returned(case: Case, outputs: Outputs) -> tuple[list, torch.Tensor, torch.Tensor,
