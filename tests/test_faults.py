@@ -94,8 +94,13 @@ def grade(root: Path, *extra: str, env: dict | None = None, timeout: float = 240
 
 
 def command(root: Path, assignment: str = ASSIGNMENT, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "autograder", "grade-assignment", assignment, "--course",
-            str(root), "--part-seconds", "30", *extra]
+    return [sys.executable, "-m", "autograder", *arguments(root, assignment, *extra)]
+
+
+def arguments(root: Path, assignment: str = ASSIGNMENT, *extra: str) -> list[str]:
+    """grade-assignment's arguments, as the command line and `cli.main` take them."""
+    return ["grade-assignment", assignment, "--course", str(root), "--part-seconds", "30",
+            *extra]
 
 
 def stored(root: Path, results: Path | None = None) -> dict[str, dict]:
@@ -333,7 +338,7 @@ def test_a_course_the_engine_cannot_use_stops_it_before_grading(course, fault, c
     if fault == "a configuration that does not run":  # the command line itself, once
         done = grade(course, assignment=assignment)
     else:  # the same main() in this process: no start-up of Python and torch per fault
-        code = cli.main(command(course, assignment)[3:])
+        code = cli.main(arguments(course, assignment))
         done = subprocess.CompletedProcess([], code, *capsys.readouterr())
     assert done.returncode == 2
     assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
