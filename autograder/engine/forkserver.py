@@ -83,9 +83,11 @@ class Server:
             self._run_child(request, name, report_write, child_timer.detach())
         os.close(report_write)
         child_timer.close()
-        running = _Running(request["id"], pid, name, report_read, timer)
+        running = _Running(request["id"], pid, name, report_read, timer, _pidfd(pid))
         self.selector.register(report_read, selectors.EVENT_READ, running)
         self.selector.register(timer, selectors.EVENT_READ, running)
+        if running.pidfd is not None:  # readable once the child has ended: reap it at once
+            self.selector.register(running.pidfd, selectors.EVENT_READ, running)
         self.children[pid] = running
         self.by_id[running.id] = running
         return running
@@ -172,6 +174,15 @@ def _plain_name(name: str) -> str:
     return name
 
 
+def _pidfd(pid: int) -> int | None:
+    """A descriptor that becomes readable when the child pid ends (Linux 5.3+), or None
+    where the kernel has none: then the server polls for ended children."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
 def cpu_time_of(pid: int) -> float:
     """The CPU time (user and system) the process pid has used so far, in seconds."""
     return time.clock_gettime(((~pid) << 3) | 2)  # the kernel's CPU clock of a process
@@ -188,7 +199,8 @@ def serve(server: Server, requests, replies) -> None:
         replies.flush()
 
     while True:
-        for key, _ in selector.select(timeout=0.01 if server.children else None):
+        polling = any(running.pidfd is None for running in server.children.values())
+        for key, _ in selector.select(timeout=0.01 if polling else None):
             if key.fileobj is requests:
                 chunk = os.read(requests.fileno(), 65536)
                 if not chunk:
@@ -213,7 +225,7 @@ def serve(server: Server, requests, replies) -> None:
                         reply({"id": running.id, "pid": running.pid})
             elif isinstance(key.fileobj, socket.socket):
                 key.data.timer_event(server)
-            else:
+            elif key.fd != key.data.pidfd:  # the child ended: reaped below
                 key.data.read(selector, block=False)
         for pid, status, cpu in _reaped():
             running = server.children.pop(pid, None)
@@ -230,9 +242,10 @@ class _Running:
     """A child the server forked: its request id, pid, report and timer."""
 
     def __init__(self, request_id: int, pid: int, name: str, report_fd: int,
-                 timer: socket.socket):
+                 timer: socket.socket, pidfd: int | None):
         self.id = request_id
         self.pid = pid
+        self.pidfd = pidfd
         self.name = name
         self.fd: int | None = report_fd
         self.timer: socket.socket | None = timer
@@ -276,6 +289,10 @@ class _Running:
             selector.unregister(self.timer)
             self.timer.close()
             self.timer = None
+        if self.pidfd is not None:
+            selector.unregister(self.pidfd)
+            os.close(self.pidfd)
+            self.pidfd = None
 
     def report(self) -> dict[str, str]:
         """{"report": what the child reported} or {"error": why it could not start}."""
