@@ -134,14 +134,16 @@ def engine_scores(course: Course) -> dict[str, float]:
 
 
 def time_engine(workdir: Path, count: int, jobs: int, scheduler: str | None = None,
-                workers: list[psutil.Process] = ()) -> tuple[Timing, dict[str, float]]:
+                workers: list[psutil.Process] = (), threads: int = 1
+                ) -> tuple[Timing, dict[str, float]]:
     course, _ = prepare(workdir, count)
     command = [sys.executable, "-m", "autograder", "grade-assignment", ASSIGNMENT,
                "--course", str(course.root), "--jobs", str(jobs)]
     name = f"engine, {jobs} local job{'s' if jobs > 1 else ''}"
     if scheduler:
         command += ["--scheduler", scheduler]
-        name = f"engine on Dask, {len(workers)} workers"
+        name = f"engine on Dask, {len(workers)} worker{'s' if len(workers) > 1 else ''} x " \
+               f"{threads} thread{'s' if threads > 1 else ''}"
     wall, peak, pss = run_measured(command, course.root, workers)
     return Timing(name, count, wall, peak, pss), engine_scores(course)
 
@@ -169,14 +171,14 @@ def time_floor(workdir: Path, count: int) -> tuple[Timing, dict[str, float]]:
 
 
 def report(rows: list[tuple[Timing, Timing]], baseline: Timing) -> None:
-    print(f"{'system':34} {'N':>5} {'wall s':>8} {'subs/s':>8} {'marginal s':>11} "
+    print(f"{'system':38} {'N':>5} {'wall s':>8} {'subs/s':>8} {'marginal s':>11} "
           f"{'peak MiB':>9} {'PSS MiB':>8} {'vs nbgrader':>12}")
     for small, full in rows:
         marginal = (full.wall - small.wall) / (full.count - small.count)
         peak = f"{full.peak_bytes / 2**20:9.0f}" if full.peak_bytes else f"{'-':>9}"
         pss = f"{full.peak_pss_bytes / 2**20:8.0f}" if full.peak_pss_bytes else f"{'-':>8}"
         ratio = (full.count / full.wall) / (baseline.count / baseline.wall)
-        print(f"{full.system:34} {full.count:5d} {full.wall:8.1f} {full.count / full.wall:8.2f} "
+        print(f"{full.system:38} {full.count:5d} {full.wall:8.1f} {full.count / full.wall:8.2f} "
               f"{marginal:11.3f} {peak} {pss} {ratio:11.1f}x")
 
 
@@ -205,9 +207,15 @@ def main() -> None:
     rows["floor"], scores["floor"] = both(time_floor, "floor")
     rows["engine-1"], scores["engine-1"] = both(time_engine, "engine-1", jobs=1)
     rows["engine"], scores["engine"] = both(time_engine, "engine", jobs=args.jobs)
+    # The README's deployment: one `dask worker --nthreads <cores>` on each grading machine.
+    with local_cluster(1, threads=args.jobs) as (address, workers):
+        rows["dask"], scores["dask"] = both(time_engine, "dask", jobs=args.jobs,
+                                            scheduler=address, workers=workers,
+                                            threads=args.jobs)
+    # Two single-threaded workers: two machines' worth of processes on this one.
     with local_cluster(2) as (address, workers):
-        rows["dask"], scores["dask"] = both(time_engine, "dask", jobs=2, scheduler=address,
-                                            workers=workers)
+        rows["dask-2"], scores["dask-2"] = both(time_engine, "dask-2", jobs=2,
+                                                scheduler=address, workers=workers)
     baseline = rows["nbgrader"][1]
     report(list(rows.values()), baseline)
     differ = scores_that_differ(scores, kinds_of(work / "engine-1"))
