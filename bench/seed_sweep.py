@@ -167,6 +167,8 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=os.cpu_count(), help="processes")
     parser.add_argument("--skip-part", action="append", default=[], metavar="PART",
                         help="leave this part out of verdicts and labels (repeatable)")
+    parser.add_argument("--student", action="append", default=[], metavar="NAME",
+                        help="sweep only these submissions (repeatable; default: all)")
     parser.add_argument("--dump", type=Path, metavar="FILE",
                         help="write every verdict (JSON lines), to compare two versions")
     parser.add_argument("assignments", nargs="*", default=list(CORPUS))
@@ -178,7 +180,8 @@ def main() -> int:
     with ProcessPoolExecutor(args.jobs) as pool:
         for assignment in args.assignments:
             start = time.perf_counter()
-            submissions = labelled_submissions(assignment)
+            submissions = [submission for submission in labelled_submissions(assignment)
+                           if not args.student or submission.student in args.student]
             futures = [(submission, pool.submit(sweep_one, submission, seeds,
                                                 frozenset(SKIPPED)))
                        for submission in submissions]

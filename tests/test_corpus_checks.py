@@ -116,3 +116,24 @@ def test_backward_without_grad_points_to_prepare_only_where_it_exists():
     assert with_prepare.mistake == "missing_requires_grad" and "prepare" in with_prepare.message
     without = exception_finding("f", error, {})
     assert without.mistake is None and "prepare" not in without.message
+
+
+# Hidden seeds on which a diverging run once lost its name: delta_at_z2's train kept finite
+# losses, the mistake's, while every entry of its w1 became NaN, as in the mistake's run.
+DIVERGED_SEEDS = [HIDDEN_SEED, 207_782_347, 547_294_882]
+
+
+def diverging_submissions():
+    """The corpus's named submissions whose training overflows (a part labelled not_finite)."""
+    return [submission for submission in wrong_submissions("named")
+            if "not_finite" in submission.fails.values()]
+
+
+@pytest.mark.parametrize("submission", diverging_submissions(),
+                         ids=lambda s: f"{s.assignment}-{s.student}")
+def test_a_run_that_diverges_keeps_its_mistakes_name(submission):
+    _, hidden = sweep_one(submission, DIVERGED_SEEDS, TIMED)
+    labelled = {part: name for part, name in submission.fails.items() if part not in TIMED}
+    got = {seed: {part: name for part, (name, _) in verdicts.items()}
+           for seed, verdicts in zip(DIVERGED_SEEDS, hidden, strict=True)}
+    assert got == dict.fromkeys(DIVERGED_SEEDS, labelled)

@@ -9,6 +9,7 @@ from conftest import grade as grade_in
 from autograder.course import REPO
 from autograder.kit.notebook import WrongAnswer, checker
 from autograder.references import nn_from_scratch as nn
+from autograder.references.graded import grade_with_references
 
 
 def grade(part_id, function, kind="hidden"):
@@ -137,3 +138,52 @@ def test_a_warning_in_student_code_writes_nothing_to_stderr(nn_solution, capfd):
 
     assert grade("sigmoid_activation", noisy).passed
     assert capfd.readouterr().err == ""
+
+
+# A run of train with sigmoid_delta(z2) whose losses stay finite (the sigmoid saturates)
+# while its weights overflow: every entry of w1 ends NaN, in the student's run and the
+# mistake's alike (the lead's fresh-clone run drew it).
+SATURATED_SEED = 547_294_882
+
+
+def saturated_run():
+    """The first hidden case of train on SATURATED_SEED, and what train_step with
+    sigmoid_delta(z2) makes of it over the case's epochs."""
+    part = nn.ASSIGNMENT.part("train")
+    case = part.cases("hidden", SATURATED_SEED)[0]
+    return part, case, nn.mistaken_train(*case.args.values(), output_at_z=True)
+
+
+def returning(outputs):
+    """A train that returns these outputs, whatever it is given."""
+    return lambda *args: (outputs["losses"],
+                          tuple(outputs[name] for name in ("w1", "b1", "w2", "b2")))
+
+
+def changed(outputs, name, change):
+    """outputs with a copy of one of them changed in place by change."""
+    copy = outputs[name].clone()
+    change(copy)
+    return {**outputs, name: copy}
+
+
+def test_a_run_whose_weights_overflow_is_named_only_on_its_mistakes_evidence():
+    part, case, run = saturated_run()
+    assert torch.isfinite(run["losses"]).all() and run["w1"].isnan().all()
+
+    def named(outputs):
+        return grade_with_references(part, returning(outputs), [case]).mistake
+
+    def nan_and_inf_swapped(tensor):
+        nan, inf = tensor.isnan(), tensor.isinf()
+        tensor[nan], tensor[inf] = float("inf"), float("nan")
+
+    def first_finite_off(tensor):
+        tensor.view(-1)[torch.isfinite(tensor).view(-1).nonzero()[0]] *= 1.01
+
+    assert named(run) == "delta_of_z"
+    # Which of NaN and inf an overflow gives depends on the order of the operations.
+    assert named(changed(run, "w2", nan_and_inf_swapped)) == "delta_of_z"
+    assert named(changed(run, "w2", first_finite_off)) == "not_finite"
+    assert named(changed(run, "losses", first_finite_off)) == "not_finite"
+    assert named(changed(run, "w1", lambda w1: w1.view(-1)[0].zero_())) == "not_finite"

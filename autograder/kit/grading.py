@@ -406,7 +406,10 @@ def _agrees(part: Part, case: Case, known: KnownMistake, outputs: Outputs,
 
     A run that diverged (NaN or inf in a loss history, the student's or the mistake's) is
     compared on its losses before the divergence only: what NaN does after that depends on
-    how each implementation happens to propagate it."""
+    how each implementation happens to propagate it. Elsewhere an entry agrees when both are
+    finite and close, or both are NaN or inf (which of them an overflow gives depends on the
+    order of the operations); some finite entry must agree, in some output (a run whose
+    losses stayed finite can still leave every entry of a weight NaN)."""
     compared = {name: _judged(part, case, name, outputs[name], value)[1:]
                 for name, value in candidate.items()}
     if any(got.shape != value.shape or got.dtype != value.dtype or got.device != value.device
@@ -421,12 +424,17 @@ def _agrees(part: Part, case: Case, known: KnownMistake, outputs: Outputs,
             return False
         compared = {name: (got[:epochs], value[:epochs])
                     for name, (got, value) in histories.items()}
-    # NaN where the mistake makes NaN counts as agreeing (an overflow the mistake explains),
-    # provided some finite entry agrees too.
-    return all(torch.isclose(got, value * _scale(got, value) if name in known.scaled else value,
-                             rtol=KNOWN_MISTAKE.rtol, atol=KNOWN_MISTAKE.atol,
-                             equal_nan=True).all() and torch.isfinite(value).any()
-               for name, (got, value) in compared.items())
+    return all(_agrees_where_finite(got, value * _scale(got, value)
+                                    if name in known.scaled else value)
+               for name, (got, value) in compared.items()) \
+        and any(torch.isfinite(value).any() for _, value in compared.values())
+
+
+def _agrees_where_finite(got: torch.Tensor, value: torch.Tensor) -> bool:
+    """got is NaN or inf where value is, and close to it everywhere else."""
+    finite = torch.isfinite(value)
+    return torch.equal(torch.isfinite(got), finite) and bool(torch.isclose(
+        got[finite], value[finite], rtol=KNOWN_MISTAKE.rtol, atol=KNOWN_MISTAKE.atol).all())
 
 
 def _diverges_after(pair: tuple[torch.Tensor, torch.Tensor]) -> int | None:
