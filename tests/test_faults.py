@@ -193,9 +193,11 @@ def fork_servers(process: psutil.Process) -> list[psutil.Process]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [1, 2])
-def test_a_fork_server_killed_at_a_random_point_stores_no_wrong_grade(course, fault_free,
-                                                                       seed):
+def test_a_fork_server_killed_at_a_random_point_stores_no_wrong_grade(course, fault_free):
+    """Up to two kills at random times of a real command-line run. One seed: the same
+    property on a second seed proved nothing new, and each stage of a grading is killed
+    deterministically below."""
+    seed = 1
     chance = random.Random(seed)
     run = psutil.Popen(command(course), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                        text=True)
