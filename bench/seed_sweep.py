@@ -37,7 +37,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from mistake_corpus import CORPUS, CORRECT, UNNAMED  # noqa: E402
+from mistake_corpus import CORPUS, CORRECT, UNNAMED, labels_hold  # noqa: E402
 
 from autograder.kit.grading import grade_part, helpers_failed  # noqa: E402
 from autograder.references import get  # noqa: E402
@@ -133,12 +133,12 @@ class Tally:
                 self.correct_named += any(name is not None for name in names.values())
             elif submission.kind == "named":
                 self.named += 1
-                self.named_right += names == labelled
+                self.named_right += labels_hold(labelled, names)
             else:
                 self.unnamed += 1
-                self.misleading += any(names.get(part) != mistake
+                self.misleading += any(names[part] is not None and names[part] != mistake
                                        for part, mistake in labelled.items() if part in names)
-            off = off or names != labelled
+            off = off or not labels_hold(labelled, names)
         falsely_passed = submission.kind != "correct" and not visible and any(hidden)
         self.visible_pass_graded_down += falsely_passed
         return off or falsely_passed
@@ -217,7 +217,7 @@ def print_off(submission: Submission, visible: Verdicts, hidden: list[Verdicts],
     """The first seed on which a submission was off its label, and what it got there."""
     labelled = submission.fails
     off = [(seed, got) for seed, got in zip(seeds, hidden, strict=True)
-           if {part: mistake for part, (mistake, _) in got.items()} != labelled]
+           if not labels_hold(labelled, {part: mistake for part, (mistake, _) in got.items()})]
     seed, got = off[0] if off else (None, {})
     passes_visible = " (passes every visible check)" if not visible else ""
     print(f"  {submission.student}{passes_visible}: off on {len(off)} seeds; seed {seed} "

@@ -28,6 +28,19 @@ class Wrong:
     fails: dict[str, str | None]
 
 
+# Whether a wrong run overflows depends on its hidden cases: on a seed where it stays finite,
+# the part fails with no name (its message says what is wrong), which is as honest.
+SEED_DEPENDENT = frozenset({"not_finite"})
+
+
+def labels_hold(labelled: dict[str, str | None], got: dict[str, str | None]) -> bool:
+    """Whether the parts that failed (got: each with the name it was given) are the labelled
+    ones, each named as its label says (a `not_finite` label also holds with no name)."""
+    return set(got) == set(labelled) and all(
+        got[part] == name or (name in SEED_DEPENDENT and got[part] is None)
+        for part, name in labelled.items())
+
+
 def edits(cell: str, *pairs: tuple[str, str]) -> tuple[Edit, ...]:
     """Edits of one answer cell: (old, new) pairs."""
     return tuple(Edit(cell, old, new) for old, new in pairs)
