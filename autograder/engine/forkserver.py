@@ -268,18 +268,20 @@ class _Running:
                 return
 
     def timer_event(self, server: Server) -> None:
-        """The child wrote on its timer socket: READY lets it go, DONE stops the clock and
-        the child; anything else, or its end, closes the socket."""
+        """The child wrote on its timer socket: its first READY lets it go, a DONE after
+        that stops the clock and the child. Anything else (its end, a repeat, any other
+        bytes) closes the socket: a child that floods it would otherwise keep this server
+        busy reading it a few bytes at a time while it waits, using no CPU of its own."""
         try:
             data = self.timer.recv(16)
         except OSError:
             data = b""
-        if data.startswith(protocol.READY):
+        if data == protocol.READY and self.cpu_at_go is None:
             server.let_go(self)
-        elif data.startswith(protocol.DONE) and self.cpu_at_go is not None:
+        elif data == protocol.DONE and self.cpu_at_go is not None:
             self.timed_cpu = max(0.0, cpu_time_of(self.pid) - self.cpu_at_go)
             server.kill(self)
-        if not data:
+        else:
             server.selector.unregister(self.timer)
             self.timer.close()
             self.timer = None
