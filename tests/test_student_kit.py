@@ -200,10 +200,11 @@ def test_visible_checks_in_the_kit_say_what_the_grader_says(kit_python, tmp_path
             answers = {cell: text for cell, text in
                        student_answers(assignment, None, submission.edits).items()
                        if cell in code}
+            keys = {part_id: (assignment, part_id, cells_run_by(function, answers))
+                    for part_id, function in parts}
             new = [(part_id, function) for part_id, function in parts
-                   if (assignment, part_id, cells_run_by(function, answers)) not in checked]
-            checked |= {(assignment, part_id, cells_run_by(function, answers))
-                        for part_id, function in new}
+                   if keys[part_id] not in checked]
+            checked |= set(keys.values())
             if not new:
                 continue
             namespace = defined_names(assignment, submission.edits)
