@@ -50,7 +50,14 @@ def generate_release(root: Path = REPO, db_dir: Path | None = None) -> None:
         db = f"--CourseDirectory.db_url={scratch_db.render_as_string()}"
         # One command for all assignments (nbgrader globs the id): each pays 3 s of start-up.
         nbgrader("generate_assignment", ALL, "--force", db, cwd=root)
-        nbgrader("generate_solution", ALL, "--force", db, cwd=root)
+        # The answer keys ship the release's visible data, which the command above computed
+        # (nbgrader_config.py's hook): not computed a second time.
+        nbgrader("generate_solution", ALL, "--force", db,
+                 "--GenerateSolution.post_convert_hook=None", cwd=root)
+    from .kit.visible import FILE
+
+    for data in (root / "assignments").glob(f"*/{FILE}"):
+        shutil.copyfile(data, root / "solutions" / data.parent.name / FILE)
 
 
 class Course:
