@@ -49,6 +49,7 @@ def fails_a_visible_check(submission) -> bool:
     return False
 
 
+@pytest.mark.slow
 def test_no_wrong_submission_passes_every_visible_check_but_loses_points():
     falsely_passed = [(submission.assignment, submission.student)
                       for submission in wrong_submissions("named", "unnamed")

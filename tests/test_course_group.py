@@ -18,7 +18,8 @@ from autograder.service.serve import shared_with_instructors
 ASSIGNMENT = "single_neuron"
 STEPS = ("submitted", "autograded", "feedback")
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="makes unix accounts and groups")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
+    os.geteuid() != 0, reason="makes unix accounts and groups")]
 
 
 @pytest.fixture

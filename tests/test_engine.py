@@ -305,6 +305,7 @@ def grade_command(*args):
     return done.stdout
 
 
+@pytest.mark.slow
 def test_grade_json_prints_one_object_and_reproduces_with_its_seed(tmp_path):
     first = json.loads(grade_command(str(SOLUTION), "--assignment", "nn_from_scratch", "--json",
                                      "--gradescope", str(tmp_path / "results.json")))

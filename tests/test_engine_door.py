@@ -107,6 +107,7 @@ def test_no_module_of_the_package_imports_itself_through_others():
 
 # ---- a grade on every path ------------------------------------------------------------------
 
+@pytest.mark.slow
 @FULL_ISOLATION
 def test_a_death_the_child_brings_on_itself_is_the_students_zero_with_a_note(tmp_path):
     path = notebook_with(
@@ -178,6 +179,7 @@ def test_every_string_the_child_writes_is_read_back_as_plain_text(tmp_path):
         assert "\\x1b[2J" in text and "\\ud800" in text and "\nforward" in text
 
 
+@pytest.mark.slow
 def test_grade_prints_a_hostile_message_as_itself(tmp_path):
     path = notebook_with(tmp_path, sigmoid_activation=f"raise ValueError({HOSTILE!r})")
     done = subprocess.run([sys.executable, "-m", "autograder", "grade", str(path),

@@ -672,6 +672,7 @@ def busy_loop(seconds: str) -> Edit:
                 f"        pass\n    train.done = True\n    losses = []")
 
 
+@pytest.mark.slow
 def test_a_busy_machine_costs_no_points_but_an_endless_loop_still_does(tmp_path):
     """The child shares one CPU with two processes that never sleep: a train part that
     needs 0.3 s of CPU takes about 0.9 s of wall-clock time, over its 0.5 s limit, and

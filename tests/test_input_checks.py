@@ -393,6 +393,7 @@ print(route_in_source(sys.stdin.buffer.read(), part.function, code_cells, part.c
 '''
 
 
+@pytest.mark.slow
 def test_a_route_message_is_the_same_whatever_the_hash_seed():
     answers = student_answers("autograd_basics")
     answers["softmax_cross_entropy_answer"] = SOFTMAX_WITH_HELPERS
