@@ -26,13 +26,14 @@ TICKS = 100  # dump-acct prints CPU times in the kernel's accounting ticks (AHZ)
 
 def busy_seconds() -> float:
     """Core-seconds every CPU of the machine has spent on anything but idling, since boot."""
-    fields = [int(value) for value in Path("/proc/stat").read_text().split()[1:11]]
+    # user nice system idle iowait irq softirq steal (guest time is counted in user's)
+    fields = [int(value) for value in Path("/proc/stat").read_text().split()[1:9]]
     return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def processes(accounting: Path) -> list[dict]:
-    """One record per ended process: its command name, CPU seconds, pid, parent and whether
-    it forked without exec (a sandbox's child, a fork server's fork)."""
+    """One record per ended process: its command name (the kernel's: the name of its last
+    thread), CPU seconds, pid, parent and whether it forked without exec."""
     dumped = subprocess.run(["dump-acct", str(accounting)], capture_output=True, text=True,
                             check=True).stdout
     records = []
@@ -42,6 +43,13 @@ def processes(accounting: Path) -> list[dict]:
                         "cpu": (float(fields[2]) + float(fields[3])) / TICKS,
                         "forked": "F" in fields[11]})
     return records
+
+
+# A process is recorded under its last thread's name: Chromium's and chromedriver's often
+# under one of these, a Jupyter kernel's under ZeroMQ's (ZMQbg/...).
+CHROMIUM_THREADS = ("chromium", "chromedriver", "ChromeDriver", "Chrome_", "chrome_",
+                    "ThreadPool", "HangWatcher", "PerfettoTrace", "CrShutdownDetec",
+                    "Thread<", "node")
 
 
 def kind(record: dict, by_pid: dict[int, dict]) -> str:
@@ -55,15 +63,15 @@ def kind(record: dict, by_pid: dict[int, dict]) -> str:
         return "sandboxes: the fork servers (exec) and the children they fork"
     if record["comm"] in ("nbgrader", "alembic"):
         return "nbgrader commands"
-    if record["comm"].startswith(("python", "pip", "dask", "jupyter")):
+    if record["comm"].startswith(("python", "pip", "dask", "jupyter", "ZMQbg")):
         if record["forked"]:
             return "python, forked without exec"
         return "python processes (each imports what it runs: torch alone is ~2 s)"
     if record["comm"] in ("postgres", "psql", "initdb", "pg_ctl"):
         return "PostgreSQL"
-    if "chromium" in names or "chromedriver" in names or record["comm"] == "node":
-        return "Chromium, its driver and node"
-    return "other (threads named by Chromium and ZeroMQ, shells, tools)"
+    if any(name.startswith(CHROMIUM_THREADS) for name in names):
+        return "Chromium, its driver, node"
+    return "other (shells, tools, kernel threads)"
 
 
 def main() -> int:
@@ -73,6 +81,10 @@ def main() -> int:
     args = parser.parse_args()
     if os.geteuid() != 0 or not shutil.which("accton") or not shutil.which("dump-acct"):
         sys.exit("suite_cpu: needs root and process accounting: apt-get install acct")
+    if shutil.which("systemctl") and subprocess.run(
+            ["systemctl", "is-active", "--quiet", "acct"]).returncode == 0:
+        sys.exit("suite_cpu: the machine's process accounting is on (the acct service), and "
+                 "this would switch it off: systemctl stop acct, and start it again after")
     pytest_args = args.pytest_args or ["-n", str(os.cpu_count() + 1), "--dist", "loadfile"]
     with tempfile.TemporaryDirectory() as scratch:
         accounting = Path(scratch) / "pacct"
