@@ -41,15 +41,17 @@ def nbgrader(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedP
     return done
 
 
-def generate_release(root: Path = REPO, db_dir: Path | None = None) -> None:
+def generate_release(root: Path = REPO) -> None:
     """Regenerate the student releases and the answer keys of every assignment from source/.
 
-    The gradebook this needs goes to db_dir (a temporary folder by default), not the repo.
+    nbgrader's generate commands record each assignment in a gradebook: here a throw-away
+    one, not the course's (CourseDirectory.db_url, which nbgrader_config_local.py may point
+    at a live PostgreSQL), so that regenerating the repository's files changes no course.
     """
     from sqlalchemy.engine import URL
 
     with tempfile.TemporaryDirectory() as scratch:
-        scratch_db = URL.create("sqlite", database=str(Path(db_dir or scratch) / "gradebook.db"))
+        scratch_db = URL.create("sqlite", database=str(Path(scratch) / "gradebook.db"))
         db = f"--CourseDirectory.db_url={scratch_db.render_as_string()}"
         # One command for all assignments (nbgrader globs the id): each pays 3 s of start-up.
         nbgrader("generate_assignment", ALL, "--force", db, cwd=root)

@@ -23,7 +23,7 @@ def regenerated(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("course")
     shutil.copytree(REPO / "source", root / "source")
     shutil.copy(REPO / "nbgrader_config.py", root)
-    generate_release(root, db_dir=root)
+    generate_release(root)
     return root
 
 
