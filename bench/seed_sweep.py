@@ -105,6 +105,11 @@ def sweep_one(submission: Submission, seeds: list[int],
              for seed in seeds])
 
 
+def names_given(verdicts: Verdicts) -> dict[str, str | None]:
+    """{part: the mistake it was named, or None} for the parts that failed."""
+    return {part: mistake for part, (mistake, _) in verdicts.items()}
+
+
 @dataclass
 class Tally:
     """The sweep's counts, over gradings (a submission on one seed) unless said otherwise."""
@@ -125,7 +130,8 @@ class Tally:
         labelled = submission.fails
         off = False
         for got in hidden:
-            names = {part: mistake for part, (mistake, _) in got.items()}
+            names = names_given(got)
+            held = labels_hold(labelled, names)
             self.gradings += 1
             self.score_off += set(names) != set(labelled)
             if submission.kind == "correct":
@@ -133,12 +139,12 @@ class Tally:
                 self.correct_named += any(name is not None for name in names.values())
             elif submission.kind == "named":
                 self.named += 1
-                self.named_right += labels_hold(labelled, names)
+                self.named_right += held
             else:
                 self.unnamed += 1
                 self.misleading += any(names[part] is not None and names[part] != mistake
                                        for part, mistake in labelled.items() if part in names)
-            off = off or not labels_hold(labelled, names)
+            off = off or not held
         falsely_passed = submission.kind != "correct" and not visible and any(hidden)
         self.visible_pass_graded_down += falsely_passed
         return off or falsely_passed
@@ -217,7 +223,7 @@ def print_off(submission: Submission, visible: Verdicts, hidden: list[Verdicts],
     """The first seed on which a submission was off its label, and what it got there."""
     labelled = submission.fails
     off = [(seed, got) for seed, got in zip(seeds, hidden, strict=True)
-           if not labels_hold(labelled, {part: mistake for part, (mistake, _) in got.items()})]
+           if not labels_hold(labelled, names_given(got))]
     seed, got = off[0] if off else (None, {})
     passes_visible = " (passes every visible check)" if not visible else ""
     print(f"  {submission.student}{passes_visible}: off on {len(off)} seeds; seed {seed} "

@@ -19,7 +19,7 @@ from autograder.submissions import defined_names
 from autograder.visible_data import VISIBLE_SEED
 
 sys.path.insert(0, str(REPO / "bench"))
-from seed_sweep import labelled_submissions, sweep_one  # noqa: E402
+from seed_sweep import labelled_submissions, names_given, sweep_one  # noqa: E402
 
 # two_layer_net's speed part is timed: its verdicts depend on the machine's load, and are
 # not labels' to predict in a test (`make sweep` reports them, `bench/speed_margin.py` their
@@ -62,7 +62,7 @@ def test_no_wrong_submission_passes_every_visible_check_but_loses_points():
 def test_no_name_where_none_fits(submission):
     _, (hidden,) = sweep_one(submission, [HIDDEN_SEED], TIMED)
     labelled = {part: name for part, name in submission.fails.items() if part not in TIMED}
-    assert {part: name for part, (name, _) in hidden.items()} == labelled, hidden
+    assert names_given(hidden) == labelled, hidden
 
 
 def ratio_finding(got, expected, scales=UNKNOWN_SCALES):
@@ -135,6 +135,6 @@ def diverging_submissions():
 def test_a_run_that_diverges_keeps_its_mistakes_name(submission):
     _, hidden = sweep_one(submission, DIVERGED_SEEDS, TIMED)
     labelled = {part: name for part, name in submission.fails.items() if part not in TIMED}
-    got = {seed: {part: name for part, (name, _) in verdicts.items()}
+    got = {seed: names_given(verdicts)
            for seed, verdicts in zip(DIVERGED_SEEDS, hidden, strict=True)}
     assert got == dict.fromkeys(DIVERGED_SEEDS, labelled)
