@@ -21,6 +21,7 @@ from packaging.utils import canonicalize_name
 from autograder.course import REPO, assignment_names
 from autograder.kit import visible
 from autograder.kit.grading import grade_part
+from autograder.kit.syntax import parse_cell
 from autograder.references import get
 from autograder.references.graded import grade_with_references
 from autograder.submissions import defined_names, solutions, student_answers
@@ -262,7 +263,7 @@ def cells_run_by(function: str, answers: dict[str, str]) -> tuple[str, ...]:
 def _defines_uses_and_acts(code: str) -> tuple[set[str], set[str], bool]:
     """The names a cell binds at its top level, the names it reads anywhere, and whether
     running it does anything else (or reads globals by a string)."""
-    tree = ast.parse(code)
+    tree = parse_cell(code)  # as the engine reads a cell: IPython syntax too
     defined = set()
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
