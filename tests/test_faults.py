@@ -26,7 +26,7 @@ import pytest
 from autograder import cli, demo
 from autograder.course import REPO, Course
 from autograder.engine import runner
-from autograder.engine.isolation import Limits
+from autograder.engine.isolation import FULL, Limits
 from autograder.engine.launch import ForkServer
 from autograder.engine.results import SubmissionResult
 from autograder.engine.sandbox import GraderError
@@ -612,6 +612,12 @@ class ServerKilledAt(ForkServer):
         self.process.wait()
         while self.alive():  # until this side has heard that it is gone
             time.sleep(0.01)
+        # bubblewrap's outer process can end a moment before the namespace's first process,
+        # through whose root the spool is read: until that is gone, so is not the spool.
+        deadline = time.monotonic() + 10
+        while self.isolation == FULL and self.spool.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not (self.isolation == FULL and self.spool.exists()), "the spool outlived it"
 
     def workdir(self, size: int):
         prepared = super().workdir(size)
