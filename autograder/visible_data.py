@@ -6,15 +6,25 @@ The sandbox gets the same file with the examples alone (`examples_bytes`): the n
 cells load their data from it, and nothing in it says what any part should return.
 """
 
+import dataclasses
 import functools
 import importlib
 from pathlib import Path
 
+import torch
+
 from . import references
 from .kit import visible
-from .references.graded import COMPUTED
+from .kit.grading import agrees_with_mistake
+from .kit.parts import Case
+from .references.graded import COMPUTED, GradedPart
 
 VISIBLE_SEED = 0  # the visible cases' seed; the hidden ones are drawn fresh per submission
+
+# What another machine's arithmetic does to a computation (other vector instructions, another
+# BLAS path, another order of a sum), as a nudge of its inputs: 4 units in the last place
+# of a float64.
+NUDGE = 2.0 ** -50
 
 
 def _examples(name: str) -> dict:
@@ -29,10 +39,37 @@ def shipped(name: str) -> visible.Shipped:
     for part in references.get(name).parts:
         parts[part.id] = [
             visible.ShippedCase(case, COMPUTED.reference(part, case),
-                                tuple((known.recognised(), tuple(candidates))
+                                tuple((known.recognised(), reproducible(part, case, known,
+                                                                        candidates))
                                       for known, candidates in COMPUTED.mistakes(part, case)))
             for case in part.cases("visible", VISIBLE_SEED)]
     return visible.Shipped(name, _examples(name), parts)
+
+
+def reproducible(part: GradedPart, case: Case, known, candidates: list) -> tuple:
+    """The mistake's outputs on case that every machine computes alike: those that its run
+    on the nudged inputs reproduces, compared as the kit compares a student's outputs with
+    them. A mistake that makes training chaotic (a rate N times too large) gives outputs that
+    any rounding changes: shipped, they would name the mistake on the release machine's
+    rounding alone, and make every other CPU's release differ from the committed one."""
+    recognised = known.recognised()
+    again = known.compute(part.reference, dict(nudged(case).args))
+    return tuple(candidate for candidate, other in zip(candidates, again, strict=True)
+                 if agrees_with_mistake(part, case, recognised, other, candidate))
+
+
+def nudged(case: Case) -> Case:
+    """case with each entry of its float tensors that is not a whole number moved by NUDGE,
+    relative, the sign drawn from a fixed seed; whole numbers (labels, exact zeros) and plain
+    numbers (rates, epochs, h) as they are."""
+    signs = torch.Generator().manual_seed(VISIBLE_SEED)
+    args = {}
+    for name, value in case.args.items():
+        if isinstance(value, torch.Tensor) and value.is_floating_point():
+            sign = torch.randint(0, 2, value.shape, generator=signs).to(value.dtype) * 2 - 1
+            value = torch.where(value == value.round(), value, value * (1 + NUDGE * sign))
+        args[name] = value
+    return dataclasses.replace(case, args=args)
 
 
 def release_bytes(name: str) -> bytes:

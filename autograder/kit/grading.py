@@ -384,7 +384,8 @@ def _known_mistake(part: Part, case: Case, outputs: Outputs, wrong: str,
     the wrong output `wrong` among them."""
     reference = expected.reference(part, case)[wrong]
     for known, candidates in expected.mistakes(part, case):
-        if any(_agrees(part, case, known, outputs, candidate) for candidate in candidates
+        if any(agrees_with_mistake(part, case, known, outputs, candidate)
+               for candidate in candidates
                if _shows(candidate.get(wrong), reference)):
             return known
     return None
@@ -399,8 +400,8 @@ def _shows(value: torch.Tensor | None, reference: torch.Tensor) -> bool:
                              atol=KNOWN_MISTAKE.atol, equal_nan=True).all())
 
 
-def _agrees(part: Part, case: Case, known: KnownMistake, outputs: Outputs,
-            candidate: Outputs) -> bool:
+def agrees_with_mistake(part: Part, case: Case, known: KnownMistake, outputs: Outputs,
+                        candidate: Outputs) -> bool:
     """Whether the student's outputs equal what the known mistake produces, as far as the
     mistake says to compare them.
 
