@@ -16,13 +16,16 @@ preflight:  ## the Python version, venv and bubblewrap, said (or installed) befo
 	@$(PYTHON) autograder/preflight.py
 
 # pip compiles what it installs on one core, compileall on every core (-j 0): 43 s in place
-# of 57 on 2. Like pip, it leaves a file this Python cannot compile (torch ships a few for
-# newer ones) to be compiled on import, hence the `|| true`.
+# of 57 on 2. Where -j 0 cannot run (no usable /dev/shm for its semaphores), the serial pass
+# compiles all; over a compiled venv it takes a second. Like pip, both leave a file this
+# Python cannot compile (torch ships a few for newer ones) to be compiled on import, hence
+# the `|| true`.
 $(BIN)/activate: pyproject.toml constraints.txt | preflight
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet --no-compile -c constraints.txt -e '.[dev]'
 	$(BIN)/python -m compileall -qq -j 0 $(VENV)/lib || true
+	$(BIN)/python -m compileall -qq $(VENV)/lib || true
 	touch $(BIN)/activate
 
 demo: preflight $(BIN)/activate  ## a simulated class through the whole nbgrader cycle

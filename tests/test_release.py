@@ -14,7 +14,9 @@ from autograder import references
 from autograder.course import REPO, assignment_names, generate_release
 from autograder.kit import visible
 from autograder.kit.grading import agrees_with_mistake
+from autograder.kit.parts import Case
 from autograder.kit.tolerances import ONE_OPERATION
+from autograder.visible_data import NUDGE, nudged
 
 pytestmark = pytest.mark.slow
 
@@ -84,6 +86,22 @@ def data_differences(ours: Path, theirs: Path) -> list[str]:
                                                                      strict=True))
                           if not agrees_with_mistake(part, item.case, known, other, candidate)]
     return found
+
+
+def test_a_nudge_moves_only_what_rounding_can_and_keeps_the_device():
+    """`nudged` stands for another machine's rounding: it moves float entries by a few ulps,
+    leaves whole numbers (labels, exact zeros), integer tensors and plain numbers as they
+    are, and keeps each tensor on its device (two_layer_net's cases are on CUDA where there
+    is one; `meta` stands for it here)."""
+    values = torch.tensor([0.0, 1.0, -3.0, 0.5, -2.25, 1e-3], dtype=torch.float64)
+    labels = torch.tensor([0, 1])
+    moved = nudged(Case("x", {"v": values, "labels": labels, "rate": 0.1,
+                              "elsewhere": values.to("meta")})).args
+    assert torch.equal(moved["v"][:3], values[:3])
+    change = (moved["v"][3:] / values[3:] - 1).abs()
+    assert ((change > NUDGE / 2) & (change < NUDGE * 2)).all()
+    assert moved["labels"] is labels and moved["rate"] == 0.1
+    assert moved["elsewhere"].device.type == "meta"
 
 
 def layout(path: Path) -> str:
