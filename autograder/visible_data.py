@@ -17,6 +17,7 @@ from . import references
 from .kit import visible
 from .kit.grading import agrees_with_mistake
 from .kit.parts import Case
+from .known_mistakes import KnownMistake
 from .references.graded import COMPUTED, GradedPart
 
 VISIBLE_SEED = 0  # the visible cases' seed; the hidden ones are drawn fresh per submission
@@ -50,7 +51,8 @@ def shipped(name: str) -> visible.Shipped:
     return visible.Shipped(name, _examples(name), parts)
 
 
-def reproducible(part: GradedPart, case: Case, known, candidates: list) -> tuple:
+def reproducible(part: GradedPart, case: Case, known: KnownMistake,
+                 candidates: list[visible.Outputs]) -> tuple[visible.Outputs, ...]:
     """The mistake's outputs on case that every machine computes alike: those that its run
     on the nudged inputs reproduces, compared as the kit compares a student's outputs with
     them. A mistake that makes training chaotic (a rate N times too large) gives outputs that

@@ -1,6 +1,5 @@
 """The student releases and answer keys are generated from source/ and leak nothing."""
 
-import os
 import shutil
 from pathlib import Path
 
@@ -40,13 +39,10 @@ def regenerated(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("course")
     shutil.copytree(REPO / "source", root / "source")
     shutil.copy(REPO / "nbgrader_config.py", root)
-    saved = {name: os.environ.get(name) for name in ANOTHER_MACHINE}
-    os.environ.update(ANOTHER_MACHINE)
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in ANOTHER_MACHINE.items():
+            patch.setenv(name, value)
         generate_release(root)
-    finally:
-        for name, value in saved.items():
-            os.environ.pop(name) if value is None else os.environ.update({name: value})
     return root
 
 
@@ -72,10 +68,11 @@ def data_differences(ours: Path, theirs: Path) -> list[str]:
     a known mistake's outputs that the kit would not recognise as each other."""
     if layout(ours) != layout(theirs):
         return ["the layout"]
-    mine, fresh = load(ours.read_bytes()), load(theirs.read_bytes())
+    ours, theirs = ours.read_bytes(), theirs.read_bytes()
+    mine, fresh = load(ours), load(theirs)
     found = [key for key, tensor in mine.items() if "/mistake/" not in key and not
              torch.allclose(tensor.double(), fresh[key].double(), *ROUNDING, equal_nan=True)]
-    mine, fresh = visible.loads(ours.read_bytes()), visible.loads(theirs.read_bytes())
+    mine, fresh = visible.loads(ours), visible.loads(theirs)
     for part_id, cases in mine.parts.items():
         part = references.get(mine.assignment).part(part_id)
         for index, (item, again) in enumerate(zip(cases, fresh.parts[part_id], strict=True)):
