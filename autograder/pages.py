@@ -11,12 +11,17 @@ feedback, the grading service's, the formgrader's submission page) go through:
 * `markdown2html`, the templates' markdown filter: nbconvert's own rendering (attachments,
   heading anchors, maths left as TeX for MathJax), then `sanitize_html`.
 * `SanitizeStudentContent`, a preprocessor: each output keeps only the types that cannot
-  run code (text/html sanitised; JavaScript, widgets and any other type dropped), and the
-  strings that the formgrader's template prints into its page unescaped are escaped.
+  run code (text/html sanitised; JavaScript, widgets and any other type dropped), a raw cell
+  (which the templates print as HTML, through nbconvert's lenient `clean_html`) shows its
+  text as text, and the strings that the formgrader's template prints into its page
+  unescaped are escaped.
 
 `sanitize_html` keeps the tags and attributes that markdown makes, links to http(s), mailto
 or a place in the page, images from data: URLs, and only the classes of syntax highlighting
-and heading anchors; anything else shows as text. A relative link or image is refused: in
+and heading anchors, and no `id`; anything else shows as text. The formgrader finds each
+part's score box by its id (`$("#" + grade_id)`, the first in the page): a heading's id (even
+an innocent `## train`, to which nbconvert gives id="train") or one a student wrote came
+before the box and took its scores. A relative link or image is refused: in
 the formgrader it resolves inside the instructor's own logged-in server (a link to one of
 nbgrader's pages that print the URL unescaped ran script there), and a class such as
 Bootstrap's `modal-backdrop` could cover the page with a fake verdict; cell tags, which the
@@ -45,7 +50,6 @@ ATTRIBUTES = {
     "a": ["href", "title", "class"],  # class: nbconvert's heading anchors ("anchor-link")
     "img": ["src", "alt", "title", "width", "height"],
     "th": ["style", "colspan", "rowspan"], "td": ["style", "colspan", "rowspan"],
-    **{f"h{level}": ["id"] for level in range(1, 7)},  # the anchors' targets
     **{tag: ["class"] for tag in ("code", "div", "pre", "span")},  # syntax highlighting
 }
 LINK_SCHEMES = {"http", "https", "mailto"}
@@ -146,6 +150,8 @@ class SanitizeStudentContent(Preprocessor):
 
     def preprocess(self, nb, resources):
         nb.metadata.pop("widgets", None)  # it makes the page load the widget manager's code
+        nb.cells = [shown_as_text(cell) if cell.get("cell_type") == "raw" else cell
+                    for cell in nb.cells]
         shown = 0  # the page renders at most MARKDOWN_PAGE_CHARS of markdown
         for cell in nb.cells:
             graded = cell.get("metadata", {}).get("nbgrader", {}).get("grade")
@@ -178,6 +184,14 @@ class SanitizeStudentContent(Preprocessor):
                                     if type(cell.get("execution_count")) is int else None)
             cell.outputs = [safe for safe in map(safe_output, cell.get("outputs", [])) if safe]
         return cell, resources
+
+
+def shown_as_text(raw) -> nbformat.NotebookNode:
+    """A raw cell as a markdown cell that shows its text in a code block, fenced with more
+    backticks than any run in it, and nothing of its metadata (no score box, no classes)."""
+    text = _text(raw.get("source", ""))
+    fence = "`" * max(3, 1 + max((len(run) for run in re.findall(r"`+", text)), default=0))
+    return nbformat.v4.new_markdown_cell(f"{fence}\n{text}\n{fence}")
 
 
 def safe_output(output) -> nbformat.NotebookNode | None:

@@ -84,6 +84,26 @@ def markdown_payloads(loopback: str) -> list[str]:
     ]
 
 
+def id_payloads(grade_ids: list[str]) -> str:
+    """Markdown whose elements carry the ids of the formgrader's score, extra-credit and
+    comment boxes: as a student's HTML, and as headings (nbconvert gives one the id of its
+    text). A box found by its id would then be an element of the student's."""
+    ids = [f"{grade_id}{suffix}" for grade_id in grade_ids
+           for suffix in ("", "_extra_credit", "-comment")]
+    return "\n\n".join([*(f"## {grade_id}" for grade_id in grade_ids),
+                          *(f'<h4 id="{box}">{box}</h4><span id="{box}">x</span>'
+                            for box in ids)])
+
+
+def raw_payload(grade_ids: list[str]) -> str:
+    """A raw cell: the templates print its source as HTML (nbconvert's clean_html keeps
+    any class or id) where ours shows it as text."""
+    return (f'<div class="modal-backdrop in" id="{grade_ids[0]}"></div>'
+            f'<div class="alert alert-success" id="{grade_ids[-1]}">All tests passed: 15 / 15'
+            f'</div><script>{flag("raw-cell")}</script>'
+            f'<img src=x onerror="{flag("raw-img")}">')
+
+
 def output_payloads(loopback: str) -> list[dict]:
     """Outputs a student can put in the notebook file they submit."""
     display = nbformat.v4.new_output
@@ -151,11 +171,13 @@ def course(tmp_path_factory, loopback, generated_course):
     write_submission(submitted, HOSTILE, ASSIGNMENT)
     (submitted.parent / "timestamp.txt").write_text("2026-01-05 10:00:00.000000 UTC")
     notebook = nbformat.read(submitted, as_version=4)
+    ids = id_payloads(grade_ids(notebook))
     payloads = "\n\n".join(markdown_payloads(loopback.url))
     written = next(cell for cell in notebook.cells
                    if cell.metadata.get("nbgrader", {}).get("grade_id") == "why_dead_written")
-    written.source = f"A dead ReLU passes no gradient back.\n\n{payloads}"
-    notebook.cells.insert(1, nbformat.v4.new_markdown_cell(payloads))  # a cell of their own
+    written.source = f"A dead ReLU passes no gradient back.\n\n{ids}\n\n{payloads}"
+    notebook.cells.insert(1, nbformat.v4.new_markdown_cell(f"{ids}\n\n{payloads}"))  # theirs
+    notebook.cells.insert(2, nbformat.v4.new_raw_cell(raw_payload(grade_ids(notebook))))
     notebook.metadata["title"] = f"</title><script>{flag('title')}</script>"
     nbformat.write(notebook, submitted)
     course.enroll([HOSTILE.id])  # the instructor's roster holds the id as it is
@@ -170,6 +192,11 @@ def course(tmp_path_factory, loopback, generated_course):
     course.run("generate_feedback", ASSIGNMENT, "--force")
     course.run("export", f"--to={course.root / 'grades.csv'}")
     return course
+
+
+def grade_ids(notebook) -> list[str]:
+    return [cell.metadata.nbgrader["grade_id"] for cell in notebook.cells
+            if cell.get("metadata", {}).get("nbgrader", {}).get("grade")]
 
 
 SPEC = importlib.util.spec_from_file_location("screenshots", REPO / "docs/screenshots.py")
@@ -267,6 +294,60 @@ def test_formgrader_page_runs_nothing_a_student_wrote(course, browser, loopback,
     assert own["passed"] and own["failed"] and own["figures"] >= 1, own
     assert own["typeset"] > 10, own  # offline: MathJax from the server (formgrader_guard)
     assert HOSTILE.id in browser.evaluate("document.body.textContent")  # shown, as text
+
+
+# Every element of the page that carries the id of one of the formgrader's boxes.
+ELEMENTS_WITH_IDS = """%s.map(id => [...document.querySelectorAll(`[id="${CSS.escape(id)}"]`)]
+  .map(e => e.tagName + '.' + e.className))"""
+
+
+def type_into(browser, element_id: str, text: str) -> None:
+    """Click into the field, select what it holds, type text and Tab away, as a person."""
+    browser.evaluate(f"(() => {{ const e = document.getElementById({json.dumps(element_id)});"
+                     f" e.scrollIntoView(); e.focus(); e.select(); }})()")
+    browser.call("Input.insertText", text=text)
+    for kind in ("keyDown", "keyUp"):
+        browser.call("Input.dispatchKeyEvent", type=kind, key="Tab", code="Tab",
+                     windowsVirtualKeyCode=9)
+
+
+def test_a_student_cannot_take_a_score_box_or_cover_the_page(course, browser, formgrader):
+    """The formgrader finds each part's boxes by id (the first in the page): each id is
+    its box's alone, whatever headings and ids the student wrote; and a score typed into
+    the written answer's box is saved for that part only."""
+    from nbgrader.api import Gradebook
+
+    url, token = formgrader
+    notebook = nbformat.read(course.notebook_of("autograded", HOSTILE.id, ASSIGNMENT), 4)
+    parts = grade_ids(notebook)
+    boxes = [f"{part}{suffix}" for part in parts for suffix in ("", "_extra_credit", "-comment")]
+
+    def manual_scores():
+        with Gradebook(f"sqlite:///{course.root / 'gradebook.db'}", "backprop-lab") as book:
+            submission = book.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, HOSTILE.id)
+            return submission.id, {grade.name: grade.manual_score
+                                   for grade in submission.grades}
+
+    submission, before = manual_scores()
+    browser.open(f"{url}/formgrader?token={token}")
+    browser.open(f"{url}/formgrader/submissions/{submission}/?index=0", MATHJAX_DONE)
+    found = dict(zip(boxes, browser.evaluate(ELEMENTS_WITH_IDS % json.dumps(boxes)),
+                     strict=True))
+    kinds = {"": "INPUT.score ", "_extra_credit": "INPUT.extra-credit ",
+             "-comment": "TEXTAREA.comment "}
+    for part in parts:
+        for suffix, kind in kinds.items():
+            elements = found[f"{part}{suffix}"]
+            assert len(elements) == (1 if suffix == "" else len(elements)) <= 1 and all(
+                element.startswith(kind) for element in elements), json.dumps(found)
+    assert browser.evaluate("document.querySelectorAll('.modal-backdrop, .alert-success')"
+                            ".length") == 0
+    type_into(browser, "why_dead_written", "1")
+    deadline = time.monotonic() + 10  # the formgrader saves on change
+    while manual_scores()[1] == before and time.monotonic() < deadline:
+        time.sleep(0.2)
+    _, after = manual_scores()
+    assert after == {**before, "why_dead_written": 1}
 
 
 @pytest.mark.parametrize("path", ["manage_students/{x}", "manage_students/s/{x}",
