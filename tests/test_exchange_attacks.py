@@ -72,6 +72,8 @@ for spec in json.load(sys.stdin):
             os.symlink(value, target)
         elif kind == "fifo":
             os.mkfifo(target)
+        elif kind == "folder":
+            os.mkdir(target)
     if not spec.get("unfinished"):
         os.chmod(path, 0o777)
 """
@@ -252,6 +254,24 @@ def run_attacks(exchange: Exchange) -> dict:
                          if name not in pages_before}
     seen["book_after_attacks"] = exchange.gradebook()
 
+    # Eve cannot leave herself ungraded: folders the service cannot take (a folder where
+    # nbgrader writes timestamp.txt, an assignment the kit knows but this course does not
+    # grade), then her own work, which is graded.
+    dead_ends = {
+        "timestamp.txt as a folder": {**folder(EVE, key), "files": [
+            ("timestamp.txt", "folder", ""), ("submission_secret.txt", "text", "s"),
+            (f"{ASSIGNMENT}.ipynb", "text", key)]},
+        "an assignment of another course": {
+            "name": f"{EVE}+single_neuron+{stamp()}+{os.urandom(6).hex()}",
+            "files": [("timestamp.txt", "text", stamp()), ("submission_secret.txt", "text", "s"),
+                      ("single_neuron.ipynb", "text", blank)]}}
+    names.update(zip(dead_ends, exchange.write(EVE, list(dead_ends.values())), strict=True))
+    (eve_key,) = exchange.write(EVE, [folder(EVE, key)])
+    seen["dead_ends"] = exchange.wait_final([names[what] for what in dead_ends] + [eve_key])
+    seen["dead_ends"] = {what: seen["dead_ends"][names[what]] for what in dead_ends} | {
+        "her own work": seen["dead_ends"][eve_key]}
+    seen["book_eve_graded"] = exchange.gradebook()
+
     # A flood of forged folders, junk files and unfinished folders, and bob submitting in
     # the middle of it.
     victims = [ADA, BOB, "ghost", "*"]
@@ -342,6 +362,16 @@ def test_odd_names_are_refused_and_never_become_students(attacked, odd):
     entry = attacked["attacks"][f"the name {odd!r}"]
     assert entry["state"] == "refused" and entry["reason"] in ("bad-name", "impersonation")
     assert attacked["book_after_attacks"]["*roster*"] == (ADA, BOB, EVE)
+
+
+def test_no_folder_a_student_writes_leaves_their_next_submission_ungraded(attacked):
+    dead_ends = attacked["dead_ends"]
+    assert dead_ends["timestamp.txt as a folder"]["state"] == "refused"
+    assert dead_ends["timestamp.txt as a folder"]["reason"] == "odd-file"
+    assert dead_ends["an assignment of another course"]["state"] == "refused"
+    assert dead_ends["an assignment of another course"]["reason"] == "unknown-assignment"
+    assert dead_ends["her own work"]["state"] == "released"
+    assert attacked["book_eve_graded"][EVE] == (FULL, None)
 
 
 def test_the_log_shows_odd_names_escaped(attacked):

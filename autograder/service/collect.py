@@ -116,6 +116,9 @@ class _Copier:
                 info = os.fstat(handle)
                 self.check_owned(info, repr(where))
                 self.ctimes.append(info.st_ctime)
+                if stat.S_ISDIR(info.st_mode) and depth == 0 and name in (TIMESTAMP, SECRET):
+                    raise Refused("odd-file", f"{where!r} is a folder where nbgrader submit "
+                                              f"writes a file: nothing was graded")
                 if stat.S_ISDIR(info.st_mode):
                     if depth + 1 > self.caps.depth:
                         raise Refused("too-deep", f"the submission nests folders more than "

@@ -7,8 +7,9 @@ finishes what came back. A submission moves through the journal's states (journa
    refusal journaled at once (a bad name, someone else's name, an unknown assignment, a
    student not on the roster).
 2. **queue** (`queue.FairQueue`): while a core is free, the next account in turn offers its
-   oldest submission; it is `limited` if over the hourly limit, `superseded` if the
-   gradebook already holds a later submission of that student.
+   oldest submission that is not waiting to be tried again; it is `limited` if over the
+   hourly limit, `superseded` if the gradebook already holds a later submission of that
+   student.
 3. **collect** (`collect.collect`, on a collect thread): the folder is copied into
    `submitted/` without following anything; a link, a FIFO, a foreign file or a cap makes
    it `refused`, with a page that tells the student why. Otherwise `collected`, with its
@@ -37,7 +38,7 @@ from pathlib import Path
 from ..engine.course_config import CourseBusy, CourseError, load_course
 from . import collect as collecting
 from .feedback import FEEDBACK_BATCH, FeedbackProcesses
-from .inbound import Inbound, Refusal, Roster, account_of, examine
+from .inbound import GradebookLists, Inbound, Refusal, account_of, examine
 from .journal import Journal
 from .log import log
 from .queue import FairQueue, over_limit
@@ -81,12 +82,13 @@ class CourseService:
         self.pool, self.collectors, self.feedback = pool, collectors, feedback
         self.max_per_hour, self.identity = max_per_hour, identity
         self.slots = jobs  # gradings and collects at once
-        self.roster = Roster(self.course.db_url, self.course.course_id)
-        self.assignments = set(references.ASSIGNMENTS)
+        self.gradebook = GradebookLists(self.course.db_url, self.course.course_id,
+                                        frozenset(references.ASSIGNMENTS))
         self.inbound = Path(Exchange(config=self.course.config).root) \
             / self.course.course_id / "inbound"
         self.waiting: dict[str, Inbound] = {}  # examined, not yet started
         self.unfinished: dict[str, int] = {}  # watched unfinished folders -> their owner uid
+        self.first_seen: dict[str, os.stat_result] = {}  # new entries, not yet examined
         self.feedback_faults: dict[str, int] = {}  # name -> feedback pages that failed
         self.busy: dict[str, Work] = {}  # account -> its submission on its way
         self.queue = FairQueue()
@@ -103,39 +105,49 @@ class CourseService:
         """Examine the folders in inbound/ not yet taken: the unfinished ones it watches
         (at most MAX_UNFINISHED an account: more are refused), then new ones, each account
         in turn, at most EXAMINE_PER_POLL of its own a poll (oldest first), so that one
-        account's flood of folders or files delays no one else's."""
+        account's flood of folders or files delays no one else's. A new entry's owner and
+        age are read once (a flood of 100,000 files costs a poll its listing, not 100,000
+        lstat calls); what is examined is read again."""
         try:
             entries = list(os.scandir(self.inbound))
         except OSError:
             return
         on_its_way = {work.inbound.name for work in self.busy.values()}
-        watched, new = [], {}
+        watched, new, first_seen = [], {}, {}
         for entry in entries:
             if entry.name in self.waiting or entry.name in on_its_way \
                     or self.journal.is_final(entry.name):
                 continue
-            try:
-                info = entry.stat(follow_symlinks=False)
-            except OSError:
-                continue
             if entry.name in self.unfinished:
-                watched.append((entry, info))
-            else:
-                new.setdefault(info.st_uid, []).append((entry, info))
-        for entry, info in watched:
-            self.examine(entry, info)
+                watched.append(entry)
+                continue
+            info = self.first_seen.get(entry.name)
+            if info is None:
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+            first_seen[entry.name] = info
+            new.setdefault(info.st_uid, []).append((entry, info))
+        for entry in watched:
+            self.examine(entry)
         for found in new.values():
             found.sort(key=lambda pair: (pair[1].st_ctime, pair[0].name))
-            for entry, info in found[:EXAMINE_PER_POLL]:
-                self.examine(entry, info)
+            for entry, _ in found[:EXAMINE_PER_POLL]:
+                first_seen.pop(entry.name)
+                self.examine(entry)
+        self.first_seen = first_seen
         present = {entry.name for entry in entries}
         self.unfinished = {name: uid for name, uid in self.unfinished.items()
                            if name in present and self.journal.state(name) is None
                            and name not in self.waiting}
 
-    def examine(self, entry: os.DirEntry, info: os.stat_result) -> None:
-        found = examine(entry, info, self.identity, self.assignments,
-                        self.roster.__contains__)
+    def examine(self, entry: os.DirEntry) -> None:
+        try:
+            info = os.stat(entry.path, follow_symlinks=False)
+        except OSError:
+            return
+        found = examine(entry, info, self.identity, self.gradebook)
         if isinstance(found, Refusal):
             self.refuse_unread(found)
         elif found is not None:
@@ -161,13 +173,11 @@ class CourseService:
         """Start what can start now; the futures in flight."""
         self.scan()
         now = time.monotonic()
-        for submission in self.queue.order([s for s in self.waiting.values()
-                                            if s.account not in self.busy]):
+        for submission in self.queue.order([
+                s for s in self.waiting.values() if s.account not in self.busy
+                and max(self.blocked.get(s.assignment, 0), self.blocked.get(s.name, 0)) <= now]):
             if sum(work.stage != "recorded" for work in self.busy.values()) >= self.slots:
                 break
-            if max(self.blocked.get(submission.assignment, 0),
-                   self.blocked.get(submission.name, 0)) > now:
-                continue
             if self.run is not None and self.run.assignment != submission.assignment:
                 break  # the open run drains first, then this one's opens
             try:

@@ -12,9 +12,9 @@ time+random`, as `nbgrader submit` names it), its files, its timestamp.txt. So:
 * **when** comes from the folder's ctime (which no user can set or move back; a change of
   the folder changes it), never from the name or timestamp.txt (the student's claim, kept
   beside it); the copy then takes the latest ctime of everything it copied (see collect).
-* **names** follow one rule (`student_ids`), the assignment must be one the course grades,
-  and the student must be on the course's roster (the gradebook's students) before
-  anything is made for them.
+* **names** follow one rule (`student_ids`), the assignment must be one this course grades
+  (in its gradebook, and one the kit knows), and the student must be on the course's roster
+  (the gradebook's students) before anything is made for them.
 """
 
 import os
@@ -74,8 +74,8 @@ def account_of(uid: int) -> str | None:
         return None
 
 
-def examine(entry: os.DirEntry, info: os.stat_result, identity: str, assignments: set[str],
-            on_roster) -> Inbound | Refusal | None:
+def examine(entry: os.DirEntry, info: os.stat_result, identity: str, book: "GradebookLists"
+            ) -> Inbound | Refusal | None:
     """What a folder in inbound/ (its lstat in info) is: a submission, a refusal, or None
     while it is not complete."""
     owner = account_of(info.st_uid) or f"uid {info.st_uid}"
@@ -101,10 +101,10 @@ def examine(entry: os.DirEntry, info: os.stat_result, identity: str, assignments
     if identity == "owner" and owner != student:
         return refused(account, "impersonation",
                        f"the folder names student {student} but account {owner} wrote it")
-    if assignment not in assignments:
+    if not book.has_assignment(assignment):
         return refused(account, "unknown-assignment",
                        f"{shown(assignment)!r} is not an assignment this course grades")
-    if not on_roster(student):
+    if not book.has_student(student):
         return refused(account, "not-on-roster",
                        f"{student} is not a student of this course (its gradebook)")
     return Inbound(entry.name, Path(entry.path), student, assignment, account, info.st_uid,
@@ -135,26 +135,38 @@ def _kind(mode: int) -> str:
     return "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "an odd entry"
 
 
-class Roster:
-    """The course's students, as its gradebook lists them; read again at most every
-    REFRESH_SECONDS, when a name is not on it (a flood of made-up names costs one query)."""
+class GradebookLists:
+    """The course's students and the assignments it grades (those of its gradebook that the
+    kit knows), as its gradebook lists them; read again at most every REFRESH_SECONDS, when
+    a name is not on a list (a flood of made-up names costs one query)."""
 
     REFRESH_SECONDS = 10.0
 
-    def __init__(self, db_url: str, course_id: str):
-        self.db_url, self.course_id = db_url, course_id
+    def __init__(self, db_url: str, course_id: str, gradable: frozenset[str]):
+        self.db_url, self.course_id, self.gradable = db_url, course_id, gradable
         self.students: set[str] = set()
+        self.assignments: set[str] = set()
         self.read_at = float("-inf")
 
-    def __contains__(self, student: str) -> bool:
-        if student not in self.students and \
-                time.monotonic() - self.read_at > self.REFRESH_SECONDS and is_student_id(student):
-            self.refresh()
+    def has_student(self, student: str) -> bool:
+        if student not in self.students and is_student_id(student):
+            self._refresh_if_due()
         return student in self.students
+
+    def has_assignment(self, assignment: str) -> bool:
+        if assignment not in self.assignments and assignment in self.gradable:
+            self._refresh_if_due()
+        return assignment in self.assignments
+
+    def _refresh_if_due(self) -> None:
+        if time.monotonic() - self.read_at > self.REFRESH_SECONDS:
+            self.refresh()
 
     def refresh(self) -> None:
         from nbgrader.api import Gradebook
 
         with Gradebook(self.db_url, self.course_id) as book:
             self.students = {student.id for student in book.students}
+            self.assignments = {assignment.name for assignment in book.assignments} \
+                & self.gradable
         self.read_at = time.monotonic()

@@ -1,6 +1,9 @@
 """Who goes next: accounts in turn, and a rate limit per account.
 
-A student's submissions go through one at a time, oldest first (by trusted time). Across
+A student's submissions go through one at a time, oldest first (by trusted time) of those
+that can start: one that waits to be tried again (the grader failed on it) holds up none of
+its account's others, so nothing a student writes can leave their later work ungraded (an
+older submission graded after a newer one is superseded, never recorded over it). Across
 accounts the service serves whichever account it served least recently, so one account's
 flood delays another's submission by at most one grading per core. The rate limit
 (`--max-per-hour N`) counts, per account, what it wrote that the service took in the hour
@@ -24,10 +27,11 @@ class FairQueue:
         self._turn = itertools.count()
         self.last_served: dict[str, int] = {}  # account -> its turn when last started
 
-    def order(self, waiting: list[Inbound]) -> list[Inbound]:
-        """Each account's oldest submission, the accounts least recently served first."""
+    def order(self, ready: list[Inbound]) -> list[Inbound]:
+        """Each account's oldest submission of those ready to start, the accounts least
+        recently served first."""
         oldest: dict[str, Inbound] = {}
-        for submission in sorted(waiting, key=lambda s: (s.seen_time, s.name)):
+        for submission in sorted(ready, key=lambda s: (s.seen_time, s.name)):
             oldest.setdefault(submission.account, submission)
         return sorted(oldest.values(), key=lambda s: (self.last_served.get(s.account, -1),
                                                       s.seen_time, s.name))

@@ -47,8 +47,8 @@ def serve(courses: list[Path], max_per_hour: int | None = None, jobs: int | None
             return 2
         if os.geteuid() == 0:
             for service in services:
-                service.roster.refresh()
-                if not shared_with_instructors(service.course, service.roster.students):
+                service.gradebook.refresh()
+                if not shared_with_instructors(service.course, service.gradebook.students):
                     return 2
         if identity == "folder-name":
             log("warning", why="--identity folder-name: whoever can write inbound/ can "
