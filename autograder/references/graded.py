@@ -113,9 +113,10 @@ class SeedPool:
     computed once for up to `uses` submissions instead of once for each.
 
     The hidden cases stay unpredictable: no seed exists before its first draw, a student
-    sees only their own feedback (cases by their shapes, errors without values), and never
-    gets the same cases twice, so whatever their code could pass out of one grading about
-    its inputs (a few digits of an error) is of no use to them in the next."""
+    sees only their own feedback (cases by their shapes; an exception's message is their own
+    code's, which may quote its inputs), and never gets the same cases twice, so whatever
+    their code could pass out of one grading about its inputs is of no use to them in the
+    next; to another student it is of use only with working code to compute the outputs."""
 
     def __init__(self, size: int, uses: int):
         self.size, self.uses = size, uses
