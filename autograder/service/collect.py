@@ -115,7 +115,6 @@ class _Copier:
             try:
                 info = os.fstat(handle)
                 self.check_owned(info, repr(where))
-                self.ctimes.append(info.st_ctime)
                 if stat.S_ISDIR(info.st_mode) and depth == 0 and name in (TIMESTAMP, SECRET):
                     raise Refused("odd-file", f"{where!r} is a folder where nbgrader submit "
                                               f"writes a file: nothing was graded")
@@ -131,6 +130,8 @@ class _Copier:
                     kind = "a hard link to another file" if stat.S_ISREG(info.st_mode) else \
                         "not a regular file (a FIFO, a socket or a device)"
                     raise Refused("odd-file", f"{where!r} is {kind}: nothing was graded")
+                # Read after its copy: a write while it was copied makes the time later.
+                self.ctimes.append(os.fstat(handle).st_ctime)
             finally:
                 os.close(handle)
 
