@@ -553,7 +553,10 @@ def test_student_json_never_crashes_the_grader():
                        (b'{"n": ' + b"1" * 5000 + b"}", "cannot be read"),
                        (b'{"cells": [1, 2]}', "not a Jupyter notebook"),
                        (b"\x80{}", "not text"),
-                       (b'{"nbformat": 3, "worksheets": 7}', "old format (nbformat 3)")):
+                       (b'{"nbformat": 3, "worksheets": 7}', "old format (nbformat 3)"),
+                       (b'{"nbformat": 3, "nbformat_minor": 0, "metadata": {}, "worksheets": '
+                        b'[{"metadata": {}, "cells": [{"cell_type": "markdown", "metadata": {}, '
+                        b'"source": ["a lone surrogate \\udcff"]}]}]}', "old format (nbformat 3)")):
         notebook, problem = runner.parse_notebook(data)
         assert notebook is None and note in problem, (data[:20], problem)
     result = SubmissionResult(ASSIGNMENT, [], 1, note="x")

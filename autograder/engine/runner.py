@@ -221,11 +221,11 @@ def _upgrade(data: bytes) -> tuple[bytes | None, str | None]:
     try:
         notebook = nbformat.reads(data.decode(), as_version=4)
         nbformat.validate(notebook)
+        return nbformat.writes(notebook).encode(), None  # a lone surrogate fails here
     except Exception as error:  # nbformat's errors on a malformed old notebook vary
         return None, (f"the notebook is in the old format (nbformat 3) and could not be "
                       f"converted ({type(error).__name__}), so it was not graded. Open and "
                       f"save it in a current Jupyter, then submit again.")
-    return nbformat.writes(notebook).encode(), None
 
 
 def grade_notebook(path: Path, assignment: str, *, seed: int | None = None,
