@@ -56,6 +56,9 @@ import json, os, sys
 inbound = sys.argv[1]
 for spec in json.load(sys.stdin):
     path = os.path.join(inbound, spec["name"])
+    if spec.get("complete"):  # nbgrader submit's last step, on a folder written before
+        os.chmod(path, 0o777)
+        continue
     if spec.get("folder_link"):
         os.symlink(spec["folder_link"], path)
         continue
@@ -256,7 +259,10 @@ def run_attacks(exchange: Exchange) -> dict:
 
     # Eve cannot leave herself ungraded: folders the service cannot take (a folder where
     # nbgrader writes timestamp.txt, an assignment the kit knows but this course does not
-    # grade), then her own work, which is graded.
+    # grade), as many stale unfinished folders as the service watches, then her own work,
+    # seen unfinished for a while (a slow `nbgrader submit`), which is graded.
+    stale = [{**folder(EVE, blank), "unfinished": True} for _ in range(MAX_UNFINISHED)]
+    exchange.write(EVE, stale)
     dead_ends = {
         "timestamp.txt as a folder": {**folder(EVE, key), "files": [
             ("timestamp.txt", "folder", ""), ("submission_secret.txt", "text", "s"),
@@ -266,7 +272,9 @@ def run_attacks(exchange: Exchange) -> dict:
             "files": [("timestamp.txt", "text", stamp()), ("submission_secret.txt", "text", "s"),
                       ("single_neuron.ipynb", "text", blank)]}}
     names.update(zip(dead_ends, exchange.write(EVE, list(dead_ends.values())), strict=True))
-    (eve_key,) = exchange.write(EVE, [folder(EVE, key)])
+    (eve_key,) = exchange.write(EVE, [{**folder(EVE, key), "unfinished": True}])
+    time.sleep(2)  # polls every 0.25 s: seen unfinished while the stale ones are watched
+    exchange.write(EVE, [{"name": eve_key, "complete": True}])
     seen["dead_ends"] = exchange.wait_final([names[what] for what in dead_ends] + [eve_key])
     seen["dead_ends"] = {what: seen["dead_ends"][names[what]] for what in dead_ends} | {
         "her own work": seen["dead_ends"][eve_key]}
@@ -286,7 +294,7 @@ def run_attacks(exchange: Exchange) -> dict:
     seen["flood"] = exchange.wait_final(flooded[:half] + flooded[half + JUNK + UNFINISHED:])
     seen["junk"] = exchange.wait_final(flooded[half:half + JUNK])
     seen["unfinished"] = exchange.wait_final(flooded[half + JUNK:half + JUNK + UNFINISHED]
-                                             [MAX_UNFINISHED:])
+                                             [:UNFINISHED - MAX_UNFINISHED])  # the oldest
     seen["health"] = subprocess.run(
         [sys.executable, "-m", "autograder", "serve", "--health", "--course",
          str(course.root)], cwd=REPO, capture_output=True, text=True, timeout=120).stdout
@@ -309,7 +317,7 @@ def run_attacks(exchange: Exchange) -> dict:
     shutil.rmtree(course.root / "results" / "service")
     book_before_restart = exchange.gradebook()
     exchange.serve()
-    never_done = {names["a linked folder"], *(spec["name"] for spec in unfinished)}
+    never_done = {names["a linked folder"], *(spec["name"] for spec in unfinished + stale)}
     everything = [path.name for path in exchange.inbound.iterdir()
                   if path.name not in never_done]
     seen["rebuilt"] = exchange.wait_final(everything)

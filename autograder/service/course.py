@@ -87,7 +87,7 @@ class CourseService:
         self.inbound = Path(Exchange(config=self.course.config).root) \
             / self.course.course_id / "inbound"
         self.waiting: dict[str, Inbound] = {}  # examined, not yet started
-        self.unfinished: dict[str, int] = {}  # watched unfinished folders -> their owner uid
+        self.unfinished: dict[str, os.stat_result] = {}  # watched unfinished folders
         self.first_seen: dict[str, os.stat_result] = {}  # new entries, not yet examined
         self.feedback_faults: dict[str, int] = {}  # name -> feedback pages that failed
         self.busy: dict[str, Work] = {}  # account -> its submission on its way
@@ -103,11 +103,11 @@ class CourseService:
 
     def scan(self) -> None:
         """Examine the folders in inbound/ not yet taken: the unfinished ones it watches
-        (at most MAX_UNFINISHED an account: more are refused), then new ones, each account
-        in turn, at most EXAMINE_PER_POLL of its own a poll (oldest first), so that one
-        account's flood of folders or files delays no one else's. A new entry's owner and
-        age are read once (a flood of 100,000 files costs a poll its listing, not 100,000
-        lstat calls); what is examined is read again."""
+        (at most MAX_UNFINISHED an account: beyond them the oldest is refused), then new
+        ones, each account in turn, at most EXAMINE_PER_POLL of its own a poll (oldest
+        first), so that one account's flood of folders or files delays no one else's. A
+        new entry's owner and age are read once (a flood of 100,000 files costs a poll its
+        listing, not 100,000 lstat calls); what is examined is read again."""
         try:
             entries = list(os.scandir(self.inbound))
         except OSError:
@@ -138,7 +138,7 @@ class CourseService:
                 self.examine(entry)
         self.first_seen = first_seen
         present = {entry.name for entry in entries}
-        self.unfinished = {name: uid for name, uid in self.unfinished.items()
+        self.unfinished = {name: info for name, info in self.unfinished.items()
                            if name in present and self.journal.state(name) is None
                            and name not in self.waiting}
 
@@ -152,14 +152,25 @@ class CourseService:
             self.refuse_unread(found)
         elif found is not None:
             self.waiting[found.name] = found
-        elif entry.name in self.unfinished or sum(
-                uid == info.st_uid for uid in self.unfinished.values()) < MAX_UNFINISHED:
-            self.unfinished[entry.name] = info.st_uid
         else:
-            self.refuse_unread(Refusal(
-                entry.name, account_of(info.st_uid) or f"uid {info.st_uid}",
-                "too-many-unfinished", f"more than {MAX_UNFINISHED} unfinished folders of "
-                f"one account", info.st_ctime))
+            if entry.name not in self.unfinished:
+                self.give_up_oldest_unfinished(info.st_uid)
+            self.unfinished[entry.name] = info
+
+    def give_up_oldest_unfinished(self, uid: int) -> None:
+        """When this account's watched unfinished folders are MAX_UNFINISHED, refuse the
+        oldest: its own stale folders never cost the student the submission still being
+        written."""
+        mine = sorted((info.st_ctime, name) for name, info in self.unfinished.items()
+                      if info.st_uid == uid)
+        if len(mine) < MAX_UNFINISHED:
+            return
+        ctime, oldest = mine[0]
+        del self.unfinished[oldest]
+        self.refuse_unread(Refusal(
+            oldest, account_of(uid) or f"uid {uid}", "too-many-unfinished",
+            f"the oldest of more than {MAX_UNFINISHED} unfinished folders of one account",
+            ctime))
 
     def refuse_unread(self, refusal: Refusal) -> None:
         self.journal.refuse_unread({"submission": refusal.name,
