@@ -203,9 +203,14 @@ def attacked(generated_course):
             subprocess.run(["useradd", "--no-create-home", "--home-dir", "/nonexistent",
                             "--shell", "/usr/sbin/nologin", account], check=True)
             made.append(account)
+    exchange = None
     try:
-        yield run_attacks(Exchange(workdir, generated_course(workdir / "lab", ASSIGNMENT)))
+        exchange = Exchange(workdir, generated_course(workdir / "lab", ASSIGNMENT))
+        yield run_attacks(exchange)
     finally:
+        if exchange and exchange.process and exchange.process.poll() is None:
+            exchange.process.kill()  # the attacks stopped half-way: no service outlives them
+            exchange.process.wait()
         for account in made:
             subprocess.run(["userdel", account], check=False)
         shutil.rmtree(workdir, ignore_errors=True)
