@@ -1,12 +1,17 @@
 """A grading run never records a wrong grade: faults of the grader, of the course and of
 the files in submitted/, each checked against a run without faults.
 
-Every engine run here is a real `python -m autograder grade-assignment` on a small nbgrader
-course with a real gradebook. After each fault: no grade stored that differs from the
+Every engine run here is `grade-assignment` on a small nbgrader course with a real
+gradebook: a real `python -m autograder` process where the fault needs one (a process killed,
+two runs at once, another TMPDIR, a file that would hang it), and otherwise the same `main()`
+in this process, on this worker's warm fork server (each process of its own costs 4 to 5 s
+of CPU to import torch twice). After each fault: no grade stored that differs from the
 fault-free run's (JSON, Gradescope file, gradebook), every submission left ungraded named in
 one line with a non-zero exit, and a plain rerun grades everything as the fault-free run did.
 """
 
+import contextlib
+import io
 import json
 import os
 import random
@@ -93,6 +98,14 @@ def grade(root: Path, *extra: str, env: dict | None = None, timeout: float = 240
                           timeout=timeout, env=env)
 
 
+def grade_here(*argv: str) -> subprocess.CompletedProcess:
+    """The command line's main() on argv in this process: its exit status and output."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main(list(argv))
+    return subprocess.CompletedProcess(list(argv), code, out.getvalue(), err.getvalue())
+
+
 def command(root: Path, assignment: str = ASSIGNMENT, *extra: str) -> list[str]:
     return [sys.executable, "-m", "autograder", *arguments(root, assignment, *extra)]
 
@@ -134,7 +147,7 @@ def graded_without_faults(template, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("fault-free") / "course"
     shutil.copytree(template, root, symlinks=True)
     configure(root, f"{ROOT_LINE}{str(root)!r}")
-    done = grade(root)
+    done = grade_here(*arguments(root))
     assert done.returncode == 0, done.stderr
     return root
 
@@ -173,7 +186,7 @@ def check_no_wrong_grade(root: Path, done: subprocess.CompletedProcess, fault_fr
 
 
 def check_rerun_grades_all(root: Path, fault_free: dict) -> None:
-    done = grade(root)
+    done = grade_here(*arguments(root))
     assert done.returncode == 0, done.stderr
     assert stored(root) == fault_free
 
@@ -254,7 +267,7 @@ def test_a_full_disk_stores_no_wrong_grade(course, fault_free, small_tmpdir, whe
         done = grade(course, env={**os.environ, "TMPDIR": str(small_tmpdir)})
     else:
         results = small_tmpdir / "results"
-        done = grade(course, "--results", str(results))
+        done = grade_here(*arguments(course, ASSIGNMENT, "--results", str(results)))
     print(done.stderr)
     ungraded = check_no_wrong_grade(course, done, fault_free, results)
     if where == "results" and free_kib == 0:  # graded, but nothing could be stored
@@ -278,7 +291,7 @@ def test_two_runs_at_once_one_grades_and_the_other_says_who(course, fault_free):
         time.sleep(0.05)
     waiting = subprocess.Popen(command(course, ASSIGNMENT, "--wait"), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
-    second = grade(course)
+    second = grade_here(*arguments(course))
     assert second.returncode == 2
     assert second.stderr.strip().count("\n") == 0 and "Traceback" not in second.stderr
     assert f"pid {first.pid} on {os.uname().nodename}, started" in second.stderr
@@ -331,7 +344,7 @@ UNUSABLE = {
 
 @pytest.mark.slow
 @pytest.mark.parametrize("fault", list(UNUSABLE))
-def test_a_course_the_engine_cannot_use_stops_it_before_grading(course, fault, capsys):
+def test_a_course_the_engine_cannot_use_stops_it_before_grading(course, fault):
     damage, message = UNUSABLE[fault]
     if damage:
         damage(course)
@@ -340,9 +353,8 @@ def test_a_course_the_engine_cannot_use_stops_it_before_grading(course, fault, c
     assignment = "nn_from_scratchh" if "unknown" in fault and not damage else ASSIGNMENT
     if fault == "a configuration that does not run":  # the command line itself, once
         done = grade(course, assignment=assignment)
-    else:  # the same main() in this process: no start-up of Python and torch per fault
-        code = cli.main(arguments(course, assignment))
-        done = subprocess.CompletedProcess([], code, *capsys.readouterr())
+    else:
+        done = grade_here(*arguments(course, assignment))
     assert done.returncode == 2
     assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
     assert message in done.stderr and not done.stdout
@@ -357,7 +369,7 @@ def test_a_course_the_engine_cannot_use_stops_it_before_grading(course, fault, c
 def test_no_submission_is_said_not_silent(course):
     shutil.rmtree(course / "submitted")
     (course / "submitted").mkdir()
-    done = grade(course)
+    done = grade_here(*arguments(course))
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"0 submissions found in {course}/submitted/*/{ASSIGNMENT}\n"
 
@@ -438,8 +450,7 @@ def test_bad_files_are_refused_with_a_note_and_the_class_is_graded(course, fault
     assert records["ada.gradescope"]["json"][0] == records["ada.gradescope"]["gradescope"] == 4
     assert records["gradescope"]["json"][0] == records["gradescope"]["gradescope"] == 0
     assert records["ada"] == fault_free["ada"]
-    report = subprocess.run([sys.executable, "-m", "autograder", "report", ASSIGNMENT,
-                             "--course", str(course)], capture_output=True, text=True)
+    report = grade_here("report", ASSIGNMENT, "--course", str(course))
     assert report.returncode == 0 and "20 students" in report.stdout, report.stdout
 
 
@@ -463,7 +474,7 @@ def test_a_gradebook_behind_the_results_is_repaired_by_a_rerun(graded_without_fa
         gradebook.db.commit()
     (course / "results" / ASSIGNMENT / "gradescope" / "cho.json").unlink()
     (course / "autograded" / "eve" / ASSIGNMENT / NOTEBOOK).unlink()
-    done = grade(course)
+    done = grade_here(*arguments(course))
     assert done.returncode == 0, done.stderr
     assert all("already graded" in line for line in done.stdout.splitlines())
     assert stored(course) == fault_free
@@ -503,7 +514,7 @@ def test_late_penalties_and_feedback_release_work_on_the_engines_grades(course):
         gradebook.update_or_create_assignment(ASSIGNMENT, duedate="2026-12-01 09:00:00 UTC")
     (course / "submitted" / "ben" / ASSIGNMENT / "timestamp.txt").write_text(
         "2026-11-30 10:00:00.000000 UTC")  # on time; everyone else is an hour late
-    assert grade(course).returncode == 0
+    assert grade_here(*arguments(course)).returncode == 0
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "backprop-lab") as gradebook:
         ada = gradebook.find_submission(ASSIGNMENT, "ada")
         ben = gradebook.find_submission(ASSIGNMENT, "ben")
