@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import torch
-from conftest import HIDDEN_SEED
+from conftest import HIDDEN_SEED, command_here
 from safetensors.torch import load, save
 
 from autograder.course import REPO
@@ -299,8 +299,7 @@ def test_as_root_without_bubblewrap_the_engine_refuses_to_grade(tmp_path):
 # ---- one notebook through the command line -----------------------------------------------
 
 def grade_command(*args):
-    done = subprocess.run([sys.executable, "-m", "autograder", "grade", *args],
-                          capture_output=True, text=True, timeout=300)
+    done = command_here("grade", *args)
     assert done.returncode == 0, done.stderr
     return done.stdout
 

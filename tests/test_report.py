@@ -5,10 +5,9 @@ test_nbgrader_cycle.py; here the report is checked on results written by hand.""
 
 import csv
 import io
-import subprocess
-import sys
 
 import pytest
+from conftest import command_here
 
 from autograder.engine.results import SubmissionResult, write_json
 from autograder.kit.grading import PartResult
@@ -68,9 +67,8 @@ def test_the_page_has_its_plots_and_escapes_what_students_chose():
 def test_the_command_writes_the_report_and_says_where(tmp_path):
     for graded in CLASS:
         write_json(graded, tmp_path / "results" / "nn_from_scratch" / f"{graded.student}.json")
-    done = subprocess.run([sys.executable, "-m", "autograder", "report", "nn_from_scratch",
-                           "--course", str(tmp_path)], capture_output=True, text=True,
-                          check=True)
+    done = command_here("report", "nn_from_scratch", "--course", str(tmp_path))
+    assert done.returncode == 0, done.stderr
     assert "6 students" in done.stdout and "need help (below 50% of the points)" in done.stdout
     assert f"report: {tmp_path / 'reports' / 'nn_from_scratch.html'}" in done.stdout
     assert (tmp_path / "reports" / "nn_from_scratch.csv").is_file()
@@ -79,8 +77,7 @@ def test_the_command_writes_the_report_and_says_where(tmp_path):
 def test_nothing_graded_is_a_clear_error(tmp_path):
     with pytest.raises(NoResults, match="grade the assignment first"):
         read_results(tmp_path)
-    done = subprocess.run([sys.executable, "-m", "autograder", "report", "nn_from_scratch",
-                           "--course", str(tmp_path)], capture_output=True, text=True)
+    done = command_here("report", "nn_from_scratch", "--course", str(tmp_path))
     assert done.returncode == 1 and "no graded results in" in done.stderr
 
 

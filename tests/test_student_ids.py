@@ -29,8 +29,7 @@ def test_shown_is_printable_ascii_whatever_the_name():
 def test_grade_assignment_refuses_a_folder_whose_name_is_not_an_id(tmp_path):
     """Folders in submitted/ are named by whoever wrote them: an odd one is named in one
     printable line, gets no result file, and the run exits 1; the others are graded."""
-    import subprocess
-    import sys
+    from conftest import command_here
 
     from autograder.course import REPO
 
@@ -40,9 +39,8 @@ def test_grade_assignment_refuses_a_folder_whose_name_is_not_an_id(tmp_path):
         path = tmp_path / "submitted" / student / "nn_from_scratch" / release.name
         path.parent.mkdir(parents=True)
         path.write_bytes(release.read_bytes())
-    done = subprocess.run([sys.executable, "-m", "autograder", "grade-assignment",
-                           "nn_from_scratch", "--course", str(tmp_path), "--no-gradebook"],
-                          capture_output=True, text=True, timeout=600)
+    done = command_here("grade-assignment", "nn_from_scratch", "--course", str(tmp_path),
+                        "--no-gradebook")
     assert done.returncode == 1, done.stdout + done.stderr
     results = {path.name for path in (tmp_path / "results" / "nn_from_scratch").glob("*.json")}
     assert results == {"ada.json"}
