@@ -27,6 +27,7 @@ from autograder.kit.grading import PartResult
 from autograder.references import get
 from autograder.references.graded import grade_with_references
 from autograder.submissions import defined_names
+from autograder.visible_data import RELEASE_CACHE
 
 # A fixed seed for the hidden cases where a test needs them reproducible (the engine draws a
 # fresh one for every submission).
@@ -79,14 +80,27 @@ def sgd_run(model, x, y, epochs, lr):
     return torch.tensor(losses, dtype=torch.float64)
 
 
+def shared_folder(tmp_path_factory) -> Path:
+    """A folder of this test run that every xdist worker shares."""
+    folder = tmp_path_factory.getbasetemp()
+    return folder.parent if "PYTEST_XDIST_WORKER" in os.environ else folder
+
+
+@pytest.fixture(scope="session", autouse=True)
+def release_cache(tmp_path_factory):
+    """Each release's visible data computed once per test run, by whichever process needs it
+    first (`visible_data.RELEASE_CACHE`), instead of by each `generate_assignment`."""
+    folder = shared_folder(tmp_path_factory) / "release-cache"
+    folder.mkdir(exist_ok=True)
+    os.environ[RELEASE_CACHE] = str(folder)
+
+
 @pytest.fixture(scope="session")
 def generated_course(tmp_path_factory):
     """A function: a fresh course in a folder with one assignment generated into its release
     and gradebook, as `nbgrader generate_assignment` leaves them (5 to 10 s of CPU each),
     copied from a generation made once per test run and shared by the xdist workers."""
-    shared = tmp_path_factory.getbasetemp()
-    if "PYTEST_XDIST_WORKER" in os.environ:  # each worker's folder sits in the run's folder
-        shared = shared.parent
+    shared = shared_folder(tmp_path_factory)
 
     def make(workdir: Path, assignment: str) -> Course:
         template = shared / f"generated-{assignment}"

@@ -15,7 +15,7 @@ from autograder.kit import visible
 from autograder.kit.grading import agrees_with_mistake
 from autograder.kit.parts import Case
 from autograder.kit.tolerances import ONE_OPERATION
-from autograder.visible_data import NUDGE, nudged
+from autograder.visible_data import NUDGE, RELEASE_CACHE, nudged, release_bytes
 
 pytestmark = pytest.mark.slow
 
@@ -35,13 +35,14 @@ ROUNDING = (ONE_OPERATION.rtol / 10, ONE_OPERATION.atol / 10)
 @pytest.fixture(scope="module")
 def regenerated(tmp_path_factory) -> Path:
     """A copy of the course with assignments/ and solutions/ regenerated from source/, on
-    another machine's arithmetic."""
+    another machine's arithmetic, computed afresh (not the run's shared release cache)."""
     root = tmp_path_factory.mktemp("course")
     shutil.copytree(REPO / "source", root / "source")
     shutil.copy(REPO / "nbgrader_config.py", root)
     with pytest.MonkeyPatch.context() as patch:
         for name, value in ANOTHER_MACHINE.items():
             patch.setenv(name, value)
+        patch.delenv(RELEASE_CACHE)
         generate_release(root)
     return root
 
@@ -137,3 +138,20 @@ def test_release_holds_no_solution_or_hidden_test(assignment):
     for cell, lines in regions.items():
         leaked = [line for line in lines if line in released_cells[cell]]
         assert not leaked, f"the release of {assignment} shows in {cell}: {leaked}"
+
+
+def test_the_release_cache_keeps_what_a_generation_computes(tmp_path, monkeypatch):
+    """Kept for the same code, the data is the very bytes that computing it gives; a
+    second generation reads it (the test suite shares one folder across its workers); a
+    folder it cannot use is passed by."""
+    monkeypatch.setenv(RELEASE_CACHE, str(tmp_path))
+    computed = release_bytes("two_layer_net")
+    [kept] = tmp_path.glob("two_layer_net-*.safetensors")
+    assert kept.read_bytes() == computed
+    monkeypatch.delenv(RELEASE_CACHE)
+    assert release_bytes("two_layer_net") == computed
+    kept.write_bytes(b"what the cache holds")
+    monkeypatch.setenv(RELEASE_CACHE, str(tmp_path))
+    assert release_bytes("two_layer_net") == b"what the cache holds"
+    monkeypatch.setenv(RELEASE_CACHE, str(tmp_path / "not a folder"))  # unusable: computed
+    assert release_bytes("two_layer_net") == computed
