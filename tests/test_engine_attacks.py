@@ -789,10 +789,24 @@ HOSTILE = [a for a in ATTACKS if a.student in (
 HONEST = [a for a in ATTACKS if a.honest]
 
 
-def grade_in_a_subprocess(course: Path, assignment: str) -> subprocess.Popen:
+# One process grades each course in turn, as `grade-assignment` would (one start-up of
+# torch and of a fork server for all of them); it exits with the first non-zero status.
+GRADE_IN_TURN = """
+import sys
+from autograder import cli
+for course, assignment in zip(sys.argv[1::2], sys.argv[2::2]):
+    code = cli.main(["grade-assignment", assignment, "--course", course, "--no-gradebook",
+                     "--part-seconds", "5"])
+    if code:
+        sys.exit(code)
+"""
+
+
+def grade_in_a_subprocess(courses: dict[Path, str]) -> subprocess.Popen:
+    """A process that grades each course's assignment in turn."""
     return subprocess.Popen(
-        [sys.executable, "-m", "autograder", "grade-assignment", assignment, "--course",
-         str(course), "--no-gradebook", "--part-seconds", "5"],
+        [sys.executable, "-c", GRADE_IN_TURN,
+         *(str(part) for course, assignment in courses.items() for part in (course, assignment))],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -809,23 +823,20 @@ def scores(result: SubmissionResult) -> tuple:
 
 
 def test_a_hostile_class_beside_an_honest_one_changes_none_of_its_grades(corpus, tmp_path):
-    """The honest class's assignments, each a course graded by a run of its own while one run
-    grades the hostile class on the same machine, get the grades the corpus run gave the same
-    submissions (where each earns what its code does)."""
+    """The honest class's assignments, each a course of its own, graded by one process while
+    another grades the hostile class on the same machine, get the grades the corpus run gave
+    the same submissions (where each earns what its code does)."""
     constants = {"BREACH_DIR": str(tmp_path), "PORT": 9, "SECRET": SECRET,
                  "UNIX": str(tmp_path / "none.sock")}
-    hostile = write_course(tmp_path / "hostile", HOSTILE, constants)
-    beside = grade_in_a_subprocess(hostile, ASSIGNMENT)
-    runs = {}
-    for assignment in sorted({a.assignment for a in HONEST}):
-        course = write_course(tmp_path / assignment, HONEST, constants)
-        runs[course] = grade_in_a_subprocess(course, assignment)
-    graded = {}
-    for course, run in runs.items():
-        _, said = run.communicate(timeout=600)
-        assert run.returncode == 0, said
-        graded |= {student: scores(result) for student, result in
-                   stored_results(course, HONEST).items()}
+    beside = grade_in_a_subprocess({write_course(tmp_path / "hostile", HOSTILE, constants):
+                                    ASSIGNMENT})
+    courses = {write_course(tmp_path / assignment, HONEST, constants): assignment
+               for assignment in sorted({a.assignment for a in HONEST})}
+    run = grade_in_a_subprocess(courses)
+    _, said = run.communicate(timeout=600)
+    assert run.returncode == 0, said
+    graded = {student: scores(result) for course in courses
+              for student, result in stored_results(course, HONEST).items()}
     beside.communicate(timeout=600)
     assert graded == {a.student: scores(corpus["results"][a.student]) for a in HONEST}
     assert stray_sandbox_processes() == []
