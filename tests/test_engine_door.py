@@ -16,6 +16,7 @@ from pathlib import Path
 import nbformat
 import psutil
 import pytest
+from conftest import command_here
 from safetensors.torch import save
 
 from autograder.course import REPO
@@ -264,11 +265,10 @@ def test_nbgrader_autograde_and_feedback_grade_hostile_metadata_and_strings(
     autograded = nbformat.read(course.notebook_of("autograded", "meta", ASSIGNMENT), 4)
     assert "restored from the assignment" in autograded.metadata["backprop_lab"]["note"]
     # The engine's own path over the same course, then nbgrader's feedback from its notebooks.
-    done = subprocess.run([sys.executable, "-m", "autograder", "grade-assignment", ASSIGNMENT,
-                           "--course", str(course.root), "--regrade"], capture_output=True,
-                          timeout=600)
-    assert done.returncode == 0, done.stderr.decode(errors="replace")
-    assert "restored from the assignment" in done.stdout.decode("utf-8")
+    done = command_here("grade-assignment", ASSIGNMENT, "--course", str(course.root),
+                        "--regrade")
+    assert done.returncode == 0, done.stderr
+    assert "restored from the assignment" in done.stdout
     course.run("generate_feedback", ASSIGNMENT, "--force")
 
 
