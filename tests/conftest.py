@@ -130,17 +130,19 @@ def neuron_solution():
 
 # `make test` runs the test files on every core and one more worker (pytest-xdist, --dist
 # loadfile; the extra worker fills the cores while another waits on a browser, a kernel's
-# start or a lock): the longest start first, so that the short ones fill in beside them and
-# the workers end together. The order of a profile on 2 cores (CPU seconds per file);
-# test_hub waits for its environment, built from the start beside the others
-# (pytest_collection_finish), so it goes once that is likely done. pyproject.toml keeps
-# xdist from reordering the files by their number of tests.
+# start or a lock), the longest first, so that the short ones fill in beside them and the
+# workers end together. Long is wall time on 2 cores: the files that mostly wait (a live
+# service polled, submissions that sleep on a Dask cluster) start early, beside files that
+# compute, instead of ending the run with one worker waiting alone; test_hub waits for its
+# environment, built from the start beside the others (pytest_collection_finish), so it goes
+# once that is likely done. pyproject.toml keeps xdist from reordering the files by their
+# number of tests.
 LONGEST_FIRST = ("test_nbgrader_cycle.py", "test_student_kit.py", "test_faults.py",
-                 "test_nbgrader_sandbox.py", "test_engine_attacks.py",
-                 "test_exchange_attacks.py", "test_hub.py", "test_release.py",
-                 "test_engine_door.py", "test_pages.py", "test_service.py",
-                 "test_corpus_checks.py", "test_diagnosis.py", "test_cluster.py",
-                 "test_engine_course.py", "test_engine.py")
+                 "test_exchange_attacks.py", "test_cluster.py", "test_nbgrader_sandbox.py",
+                 "test_engine_attacks.py", "test_hub.py", "test_release.py",
+                 "test_engine_door.py", "test_pages.py", "test_diagnosis.py",
+                 "test_service.py", "test_corpus_checks.py", "test_engine_course.py",
+                 "test_engine.py")
 
 
 def pytest_collection_modifyitems(config, items):
