@@ -12,8 +12,13 @@ import functools
 import hashlib
 import importlib
 import os
+import platform
+import stat
+import tempfile
 from pathlib import Path
 
+import safetensors
+import safetensors.torch
 import torch
 
 from . import references
@@ -34,9 +39,10 @@ VISIBLE_SEED = 0  # the visible cases' seed; the hidden ones are drawn fresh per
 # drops that output on some draws (and the notebook's name for the mistake with it).
 NUDGE = 2.0 ** -50
 
-# A folder where each release's data, once computed, is kept for the same code and torch:
-# set by the test suite, whose many `generate_assignment` runs (3 to 10 s of CPU each) then
-# compute each release once per run. Unset, every generation computes it.
+# A folder of this user's, writable by nobody else, where each release's data, once computed,
+# is kept for the same code, libraries and arithmetic: set by the test suite, whose many
+# `generate_assignment` runs (3 to 10 s of CPU each) then compute each release once per run.
+# Unset (or any other folder), every generation computes it.
 RELEASE_CACHE = "BACKPROP_LAB_RELEASE_CACHE"
 
 
@@ -88,31 +94,78 @@ def nudged(case: Case) -> Case:
 
 def release_bytes(name: str) -> bytes:
     """The release file of assignment name (from $BACKPROP_LAB_RELEASE_CACHE where set)."""
-    folder = os.environ.get(RELEASE_CACHE)
-    if not folder:
+    folder = private_folder(os.environ.get(RELEASE_CACHE))
+    if folder is None:
         return visible.dump(shipped(name))
-    kept = Path(folder) / f"{name}-{code_digest()}.safetensors"
+    kept = folder / f"{name}-{CODE_DIGEST}.safetensors"
     try:
-        lock = open(kept.with_suffix(".lock"), "a")  # noqa: SIM115 -- closed below
-    except OSError:  # not this user's folder (a hub's grader account, under the suite)
+        with os.fdopen(os.open(folder / f"{name}.lock", LOCK_FLAGS, 0o600), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # one process computes it, the others wait
+            data = _read_whole(kept)
+            if data is None:
+                data = visible.dump(shipped(name))
+                with tempfile.NamedTemporaryFile(dir=folder, delete=False) as partial:
+                    partial.write(data)
+                os.replace(partial.name, kept)
+            return data
+    except OSError:  # a folder it cannot use: computed here, as without one
         return visible.dump(shipped(name))
-    with lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one process computes it, the others wait
-        if not kept.exists():
-            partial = kept.with_suffix(".partial")
-            partial.write_bytes(visible.dump(shipped(name)))
-            partial.replace(kept)
-        return kept.read_bytes()
 
 
-@functools.cache
-def code_digest() -> str:
-    """What a release's data is computed from: this package's code and torch's version."""
-    digest = hashlib.sha256(torch.__version__.encode())
+LOCK_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW
+
+
+def private_folder(path: str | None) -> Path | None:
+    """path where it names a folder of this user's that nobody else can write to."""
+    try:
+        status = os.stat(path, follow_symlinks=False) if path else None
+    except OSError:
+        return None
+    if status is None or not stat.S_ISDIR(status.st_mode) or status.st_uid != os.geteuid() \
+            or status.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return None
+    return Path(path)
+
+
+def _read_whole(kept: Path) -> bytes | None:
+    """The kept file's bytes where it is one this code wrote whole (a safetensors file that
+    loads), or None."""
+    try:
+        with os.fdopen(os.open(kept, os.O_RDONLY | os.O_NOFOLLOW), "rb") as file:
+            data = file.read()
+        safetensors.torch.load(data)
+    except Exception:  # missing, a link, cut short or not safetensors: computed again
+        return None
+    return data
+
+
+def _code_digest() -> str:
+    """What a release's data is computed from: this package's code (as imported now), the
+    versions of torch and safetensors, and the arithmetic this machine does (CPU, the
+    vector instructions ATen uses, MKL's reproducibility mode)."""
+    digest = hashlib.sha256()
+    for part in (torch.__version__, safetensors.__version__, platform.machine(),
+                 _cpu_model(), torch.backends.cpu.get_cpu_capability(),
+                 os.environ.get("MKL_CBWR", "")):
+        digest.update(part.encode() + b"\0")
     package = Path(__file__).parent
     for path in sorted(package.rglob("*.py")):
-        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+        relative = path.relative_to(package)
+        if path.is_file() and not path.is_symlink() and not any(
+                part.startswith(".") for part in relative.parts):  # no editor's lock file
+            digest.update(relative.as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def _cpu_model() -> str:
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor()
+    return next((line for line in info.splitlines() if line.startswith("model name")), "")
+
+
+CODE_DIGEST = _code_digest()
 
 
 @functools.cache

@@ -52,19 +52,25 @@ def grade(assignment: str, part_id: str, function, kind: str = "hidden") -> Part
 def command_here(*argv: str) -> subprocess.CompletedProcess:
     """`python -m autograder ARGV` run by its main() in this process, on this worker's warm
     fork server: its exit status and output, without the 4 to 5 s of CPU that a process of
-    its own spends importing torch twice (its own and its fork server's). Tests whose
-    subject is the process itself (killed, run twice at once, its environment) start one."""
+    its own spends importing torch twice (its own and its fork server's). Its output goes
+    through the encodings of a real process's pipes (stdout strict UTF-8: a lone surrogate
+    fails here as it would there). Tests whose subject is the process itself (killed, run
+    twice at once, its environment, a reproduction without this process's memo) start one."""
     from autograder import cli
 
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    out, err = io.BytesIO(), io.BytesIO()
+    stdout = io.TextIOWrapper(out, encoding="utf-8", errors="strict", write_through=True)
+    stderr = io.TextIOWrapper(err, encoding="utf-8", errors="backslashreplace",
+                              write_through=True)
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
         try:
             code = cli.main(list(argv))
         except SystemExit as stop:  # ended as the interpreter ends it
-            code = stop.code if isinstance(stop.code, int) else 1 if stop.code else 0
-            if stop.code is not None and not isinstance(stop.code, int):
+            code = 0 if stop.code is None else stop.code if isinstance(stop.code, int) else 1
+            if not isinstance(stop.code, int | None):
                 print(stop.code, file=sys.stderr)
-    return subprocess.CompletedProcess(list(argv), code, out.getvalue(), err.getvalue())
+    return subprocess.CompletedProcess(list(argv), code, out.getvalue().decode("utf-8"),
+                                       err.getvalue().decode("utf-8"))
 
 
 def sgd_run(model, x, y, epochs, lr):

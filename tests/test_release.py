@@ -42,7 +42,7 @@ def regenerated(tmp_path_factory) -> Path:
     with pytest.MonkeyPatch.context() as patch:
         for name, value in ANOTHER_MACHINE.items():
             patch.setenv(name, value)
-        patch.delenv(RELEASE_CACHE)
+        patch.delenv(RELEASE_CACHE, raising=False)
         generate_release(root)
     return root
 
@@ -141,17 +141,25 @@ def test_release_holds_no_solution_or_hidden_test(assignment):
 
 
 def test_the_release_cache_keeps_what_a_generation_computes(tmp_path, monkeypatch):
-    """Kept for the same code, the data is the very bytes that computing it gives; a
-    second generation reads it (the test suite shares one folder across its workers); a
-    folder it cannot use is passed by."""
+    """Kept for the same code, the data is the very bytes that computing it gives, and a
+    second generation reads them (the test suite shares one folder across its workers). A
+    kept file that is not whole is computed again; a folder that is not this user's alone
+    is passed by."""
     monkeypatch.setenv(RELEASE_CACHE, str(tmp_path))
     computed = release_bytes("two_layer_net")
     [kept] = tmp_path.glob("two_layer_net-*.safetensors")
     assert kept.read_bytes() == computed
     monkeypatch.delenv(RELEASE_CACHE)
     assert release_bytes("two_layer_net") == computed
-    kept.write_bytes(b"what the cache holds")
     monkeypatch.setenv(RELEASE_CACHE, str(tmp_path))
-    assert release_bytes("two_layer_net") == b"what the cache holds"
-    monkeypatch.setenv(RELEASE_CACHE, str(tmp_path / "not a folder"))  # unusable: computed
+    kept.write_bytes(computed[:-1])  # cut short
+    assert release_bytes("two_layer_net") == computed == kept.read_bytes()
+    kept.unlink()
+    kept.symlink_to(tmp_path / "planted")
+    (tmp_path / "planted").write_bytes(visible.dump(visible.Shipped("two_layer_net", {}, {})))
+    assert release_bytes("two_layer_net") == computed and not kept.is_symlink()
+    tmp_path.chmod(0o777)  # anyone could plant a file: not used
+    kept.write_bytes(b"planted")
+    assert release_bytes("two_layer_net") == computed and kept.read_bytes() == b"planted"
+    monkeypatch.setenv(RELEASE_CACHE, str(tmp_path / "not a folder"))
     assert release_bytes("two_layer_net") == computed
