@@ -6,6 +6,7 @@ The sandbox gets the same file with the examples alone (`examples_bytes`): the n
 cells load their data from it, and nothing in it says what any part should return.
 """
 
+import contextlib
 import dataclasses
 import fcntl
 import functools
@@ -44,6 +45,7 @@ NUDGE = 2.0 ** -50
 # `generate_assignment` runs (3 to 10 s of CPU each) then compute each release once per run.
 # Unset (or any other folder), every generation computes it.
 RELEASE_CACHE = "BACKPROP_LAB_RELEASE_CACHE"
+LOCK_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW
 
 
 def _examples(name: str) -> dict:
@@ -95,24 +97,25 @@ def nudged(case: Case) -> Case:
 def release_bytes(name: str) -> bytes:
     """The release file of assignment name (from $BACKPROP_LAB_RELEASE_CACHE where set)."""
     folder = private_folder(os.environ.get(RELEASE_CACHE))
-    if folder is None:
-        return visible.dump(shipped(name))
-    kept = folder / f"{name}-{CODE_DIGEST}.safetensors"
-    try:
-        with os.fdopen(os.open(folder / f"{name}.lock", LOCK_FLAGS, 0o600), "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # one process computes it, the others wait
-            data = _read_whole(kept)
-            if data is None:
-                data = visible.dump(shipped(name))
-                with tempfile.NamedTemporaryFile(dir=folder, delete=False) as partial:
-                    partial.write(data)
-                os.replace(partial.name, kept)
-            return data
-    except OSError:  # a folder it cannot use: computed here, as without one
-        return visible.dump(shipped(name))
+    if folder is not None:
+        with contextlib.suppress(OSError):  # a folder it cannot use: computed here instead
+            return _kept(folder, name)
+    return visible.dump(shipped(name))
 
 
-LOCK_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW
+def _kept(folder: Path, name: str) -> bytes:
+    """The release file as folder keeps it for this code, computed and kept first where it
+    is not (one process computes it, the others wait)."""
+    kept = folder / f"{name}-{code_digest()}.safetensors"
+    with os.fdopen(os.open(folder / f"{name}.lock", LOCK_FLAGS, 0o600), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = _read_whole(kept)
+        if data is None:
+            data = visible.dump(shipped(name))
+            with tempfile.NamedTemporaryFile(dir=folder, delete=False) as partial:
+                partial.write(data)
+            os.replace(partial.name, kept)
+        return data
 
 
 def private_folder(path: str | None) -> Path | None:
@@ -139,8 +142,9 @@ def _read_whole(kept: Path) -> bytes | None:
     return data
 
 
-def _code_digest() -> str:
-    """What a release's data is computed from: this package's code (as imported now), the
+@functools.cache
+def code_digest() -> str:
+    """What a release's data is computed from: this package's code (read at its first use), the
     versions of torch and safetensors, and the arithmetic this machine does (CPU, the
     vector instructions ATen uses, MKL's reproducibility mode)."""
     digest = hashlib.sha256()
@@ -163,9 +167,6 @@ def _cpu_model() -> str:
     except OSError:
         return platform.processor()
     return next((line for line in info.splitlines() if line.startswith("model name")), "")
-
-
-CODE_DIGEST = _code_digest()
 
 
 @functools.cache
