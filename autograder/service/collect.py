@@ -115,10 +115,10 @@ class _Copier:
             try:
                 info = os.fstat(handle)
                 self.check_owned(info, repr(where))
-                if stat.S_ISDIR(info.st_mode) and depth == 0 and name in (TIMESTAMP, SECRET):
-                    raise Refused("odd-file", f"{where!r} is a folder where nbgrader submit "
-                                              f"writes a file: nothing was graded")
                 if stat.S_ISDIR(info.st_mode):
+                    if depth == 0 and name in (TIMESTAMP, SECRET):
+                        raise Refused("odd-file", f"{where!r} is a folder where nbgrader "
+                                                  f"submit writes a file: nothing was graded")
                     if depth + 1 > self.caps.depth:
                         raise Refused("too-deep", f"the submission nests folders more than "
                                                   f"{self.caps.depth} deep")
