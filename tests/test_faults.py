@@ -2,11 +2,12 @@
 the files in submitted/, each checked against a run without faults.
 
 Every engine run here is `grade-assignment` on a small nbgrader course with a real
-gradebook: a real `python -m autograder` process where the fault needs one (a process killed,
-two runs at once, another TMPDIR, a file that would hang it), and otherwise the same `main()`
-in this process (`conftest.command_here`). After each fault: no grade stored that differs from the
-fault-free run's (JSON, Gradescope file, gradebook), every submission left ungraded named in
-one line with a non-zero exit, and a plain rerun grades everything as the fault-free run did.
+gradebook: a real `python -m autograder` process where the fault needs one (`grade`: a
+process killed, two runs at once, another TMPDIR, a file that would hang it), and otherwise
+the same `main()` in this process (`grade_here`). After each fault: no grade stored that
+differs from the fault-free run's (JSON, Gradescope file, gradebook), every submission left
+ungraded named in one line with a non-zero exit, and a plain rerun grades everything as the
+fault-free run did.
 """
 
 import json
@@ -96,6 +97,12 @@ def grade(root: Path, *extra: str, env: dict | None = None, timeout: float = 240
                           timeout=timeout, env=env)
 
 
+def grade_here(root: Path, *extra: str, assignment: str = ASSIGNMENT
+               ) -> subprocess.CompletedProcess:
+    """The same run as `grade`, by main() in this process (`conftest.command_here`)."""
+    return command_here(*arguments(root, assignment, *extra))
+
+
 def command(root: Path, assignment: str = ASSIGNMENT, *extra: str) -> list[str]:
     return [sys.executable, "-m", "autograder", *arguments(root, assignment, *extra)]
 
@@ -137,7 +144,7 @@ def graded_without_faults(template, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("fault-free") / "course"
     shutil.copytree(template, root, symlinks=True)
     configure(root, f"{ROOT_LINE}{str(root)!r}")
-    done = command_here(*arguments(root))
+    done = grade_here(root)
     assert done.returncode == 0, done.stderr
     return root
 
@@ -176,7 +183,7 @@ def check_no_wrong_grade(root: Path, done: subprocess.CompletedProcess, fault_fr
 
 
 def check_rerun_grades_all(root: Path, fault_free: dict) -> None:
-    done = command_here(*arguments(root))
+    done = grade_here(root)
     assert done.returncode == 0, done.stderr
     assert stored(root) == fault_free
 
@@ -257,7 +264,7 @@ def test_a_full_disk_stores_no_wrong_grade(course, fault_free, small_tmpdir, whe
         done = grade(course, env={**os.environ, "TMPDIR": str(small_tmpdir)})
     else:
         results = small_tmpdir / "results"
-        done = command_here(*arguments(course, ASSIGNMENT, "--results", str(results)))
+        done = grade_here(course, "--results", str(results))
     print(done.stderr)
     ungraded = check_no_wrong_grade(course, done, fault_free, results)
     if where == "results" and free_kib == 0:  # graded, but nothing could be stored
@@ -281,7 +288,7 @@ def test_two_runs_at_once_one_grades_and_the_other_says_who(course, fault_free):
         time.sleep(0.05)
     waiting = subprocess.Popen(command(course, ASSIGNMENT, "--wait"), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
-    second = command_here(*arguments(course))
+    second = grade_here(course)
     assert second.returncode == 2
     assert second.stderr.strip().count("\n") == 0 and "Traceback" not in second.stderr
     assert f"pid {first.pid} on {os.uname().nodename}, started" in second.stderr
@@ -344,7 +351,7 @@ def test_a_course_the_engine_cannot_use_stops_it_before_grading(course, fault):
     if fault == "a configuration that does not run":  # the command line itself, once
         done = grade(course, assignment=assignment)
     else:
-        done = command_here(*arguments(course, assignment))
+        done = grade_here(course, assignment=assignment)
     assert done.returncode == 2
     assert done.stderr.startswith("error: ") and done.stderr.count("\n") == 1, done.stderr
     assert message in done.stderr and not done.stdout
@@ -359,7 +366,7 @@ def test_a_course_the_engine_cannot_use_stops_it_before_grading(course, fault):
 def test_no_submission_is_said_not_silent(course):
     shutil.rmtree(course / "submitted")
     (course / "submitted").mkdir()
-    done = command_here(*arguments(course))
+    done = grade_here(course)
     assert done.returncode == 0, done.stderr
     assert done.stdout == f"0 submissions found in {course}/submitted/*/{ASSIGNMENT}\n"
 
@@ -464,7 +471,7 @@ def test_a_gradebook_behind_the_results_is_repaired_by_a_rerun(graded_without_fa
         gradebook.db.commit()
     (course / "results" / ASSIGNMENT / "gradescope" / "cho.json").unlink()
     (course / "autograded" / "eve" / ASSIGNMENT / NOTEBOOK).unlink()
-    done = command_here(*arguments(course))
+    done = grade_here(course)
     assert done.returncode == 0, done.stderr
     assert all("already graded" in line for line in done.stdout.splitlines())
     assert stored(course) == fault_free
@@ -504,7 +511,7 @@ def test_late_penalties_and_feedback_release_work_on_the_engines_grades(course):
         gradebook.update_or_create_assignment(ASSIGNMENT, duedate="2026-12-01 09:00:00 UTC")
     (course / "submitted" / "ben" / ASSIGNMENT / "timestamp.txt").write_text(
         "2026-11-30 10:00:00.000000 UTC")  # on time; everyone else is an hour late
-    assert command_here(*arguments(course)).returncode == 0
+    assert grade_here(course).returncode == 0
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "backprop-lab") as gradebook:
         ada = gradebook.find_submission(ASSIGNMENT, "ada")
         ben = gradebook.find_submission(ASSIGNMENT, "ben")
