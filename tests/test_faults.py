@@ -636,8 +636,8 @@ class ServerKilledAt(ForkServer):
             self.die()
         return prepared
 
-    def start(self, name: str, uid, nonce: str, dynamo: bool = False):
-        child = super().start(name, uid, nonce, dynamo)
+    def start(self, name: str, uid, nonce: str):
+        child = super().start(name, uid, nonce)
         status, wait, kill = self.spool / name / "status.json", child.wait, child.kill
         if self.point == "started":
             self.die()

@@ -8,7 +8,6 @@ reads requests from stdin and answers on stdout, one JSON object per line:
     -> {"id": 6, "prepare": "s7", "bytes": 150000000}   a working directory DIR/s7, a tmpfs
     <- {"id": 6, "prepared": true}                      (or "error": why not)
     -> {"id": 7, "name": "s7", "uid": 1500000123, "nonce": "..."}   fork a child for DIR/s7
-                                 ("dynamo": true: import torch._dynamo here first)
     <- {"id": 7, "pid": 1234}                                      it is running
     -> {"id": 7, "kill": true}                                     kill it (and all it left)
     <- {"id": 7, "exit": -9, "report": "...", "timed_cpu": 0.004, "cpu": 1.2}  it has ended
@@ -67,25 +66,9 @@ class Server:
         self.selector = selectors.DefaultSelector()
         self.children: dict[int, _Running] = {}  # by pid
         self.by_id: dict[int, _Running] = {}
-        self.dynamo_imported = False
-
-    def import_dynamo(self) -> None:
-        """Import torch._dynamo (1 to 2 s of CPU here, 35 MiB) and take an optimizer's
-        first step, which uses it: once, before the first child whose code may need it (a
-        sandboxed child cannot import it: it reads frames). A server that forks no such
-        child never holds it."""
-        if self.dynamo_imported:
-            return
-        layer = torch.nn.Linear(3, 1, dtype=torch.float64)
-        optimizer = torch.optim.SGD(layer.parameters(), lr=0.1)
-        layer(torch.ones(2, 3, dtype=torch.float64)).sum().backward()
-        optimizer.step()
-        self.dynamo_imported = True
 
     def fork_child(self, request: dict) -> "_Running":
         """Fork a sandboxed child for one request (pid 1 of its own namespace if isolated)."""
-        if request.get("dynamo"):
-            self.import_dynamo()
         report_read, report_write = os.pipe()
         timer, child_timer = socket.socketpair()
         name = _plain_name(str(request["name"]))
@@ -335,11 +318,10 @@ def _reaped() -> list[tuple[int, int, float]]:
 
 
 def prepare_children() -> None:
-    """Do once, here, what every child would otherwise do on its own (and could not, where
-    it reads frames): import what the notebooks' setup cells import, and run torch's lazy
-    first-use work (printing a tensor, the elementwise and matrix kernels, safetensors,
-    broadcast_shapes' symbolic shapes, which the diagnosis of a shape error uses).
-    torch._dynamo waits for the first child that may need it (`Server.import_dynamo`)."""
+    """Do once, here, what every child would otherwise do on its own: import what the
+    notebooks' setup cells import, and run torch's lazy first-use work (printing a tensor,
+    the elementwise and matrix kernels, safetensors, and a step of `optim.SGD`, whose first
+    use imports torch._dynamo: 2 s here)."""
     from safetensors.torch import load, save
 
     import autograder.kit  # noqa: F401 -- every setup cell imports it
@@ -350,8 +332,10 @@ def prepare_children() -> None:
     repr(x)
     y = torch.sigmoid(torch.mm(x, x.t())) * (1 - torch.exp(-x.sum(0, keepdim=True)).sum())
     load(save({"y": y.contiguous()}))
-    torch.broadcast_shapes((2, 1), (1, 2))
-    torch.nn.MSELoss()(torch.nn.Linear(3, 1, dtype=torch.float64)(x), y[:, :1]).backward()
+    layer = torch.nn.Linear(3, 1, dtype=torch.float64)
+    optimizer = torch.optim.SGD(layer.parameters(), lr=0.1)
+    torch.nn.MSELoss()(layer(x), y[:, :1]).backward()
+    optimizer.step()
 
 
 def keep_freed_memory() -> None:

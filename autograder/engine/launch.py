@@ -91,16 +91,13 @@ class ForkServer:
         with self._lock:
             self._send({"release": name})
 
-    def start(self, name: str, uid: int | None, nonce: str,
-              dynamo: bool = False) -> "WarmChild":
-        """Ask for a child that runs the request in the working directory `name` (dynamo:
-        the server imports torch._dynamo first, see `sandbox.needs_dynamo`)."""
+    def start(self, name: str, uid: int | None, nonce: str) -> "WarmChild":
+        """Ask for a child that runs the request in the working directory `name`."""
         with self._lock:
             self._refuse_if_stopped()
             self._next_id += 1
             child = self._children[self._next_id] = WarmChild(self, self._next_id)
-            self._send({"id": child.id, "name": name, "uid": uid, "nonce": nonce,
-                        "dynamo": dynamo})
+            self._send({"id": child.id, "name": name, "uid": uid, "nonce": nonce})
         if not child.started.wait(SERVER_START_SECONDS):
             raise OSError("the fork server did not start a sandbox in time")
         return child

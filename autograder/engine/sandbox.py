@@ -31,8 +31,6 @@ else no grade.
 """
 
 import contextlib
-import json
-import re
 import secrets
 import signal
 import time
@@ -80,12 +78,11 @@ def run_parts(notebook: bytes, assignment: Assignment, cases: dict[str, list[Cas
 
     Raises GraderError when the grader, not the student, failed."""
     run = SandboxRun()
-    dynamo = needs_dynamo(notebook)
     for remaining in child_groups(assignment, list(cases)):
         while remaining:
             cells_finished, stopped = _launch(
                 notebook, assignment, {part_id: cases[part_id] for part_id in remaining},
-                limits, launcher, run, dynamo)
+                limits, launcher, run)
             remaining = [p for p in remaining if not run.settled(p)]
             if remaining and not cells_finished:  # the next child would stop the same way
                 run.failures.update(dict.fromkeys(remaining, Finding(stopped, "stopped")))
@@ -96,22 +93,8 @@ def run_parts(notebook: bytes, assignment: Assignment, cases: dict[str, list[Cas
     return run
 
 
-# What torch code reaches torch._dynamo through: an optimizer's step, torch.func's transforms
-# (`from torch import func` too), torch.compile. Other names that match cost only time.
-REACHES_DYNAMO = re.compile(r"\b(optim|func|compile)\b|functorch|_dynamo")
-
-
-def needs_dynamo(notebook: bytes) -> bool:
-    """Whether the notebook's code may reach torch._dynamo, whose import reads the
-    interpreter's frames: a sandboxed child may not, so the fork server imports it before
-    forking such a child, and only then (a second of CPU and 35 MiB, in the server and each
-    child after). Code that reaches it by a name not in REACHES_DYNAMO fails on its own."""
-    return any(REACHES_DYNAMO.search(cell) for cell in code_cells(json.loads(notebook)))
-
-
 def _launch(notebook: bytes, assignment: Assignment, cases: dict[str, list[Case]],
-            limits: Limits, launcher: ForkServer, run: SandboxRun, dynamo: bool
-            ) -> tuple[bool, str | None]:
+            limits: Limits, launcher: ForkServer, run: SandboxRun) -> tuple[bool, str | None]:
     """One child for these parts. Returns (cells finished?, why it stopped early or None)."""
     parts = [assignment.part(part_id) for part_id in cases]
     try:
@@ -133,7 +116,7 @@ def _launch(notebook: bytes, assignment: Assignment, cases: dict[str, list[Case]
         full = launcher.isolation == FULL
         with leased_uid() if full else contextlib.nullcontext() as uid:
             try:
-                child = launcher.start(name, uid, nonce, dynamo)
+                child = launcher.start(name, uid, nonce)
             except OSError as error:
                 raise GraderError(f"the sandbox could not be started: {error}") from None
             stopped = _watch(child, workdir, parts, limits)
