@@ -44,3 +44,21 @@ def test_a_fork_server_that_died_is_started_again(tmp_path):
     first.process.wait()
     result = grade_notebook(write(tmp_path / "honest.ipynb"), ASSIGNMENT)
     assert result.score == result.max_score and default_launcher() is not first
+
+
+# torch imports some modules on first use, and some of those read the interpreter's frames
+# (torch.library), which a sandboxed child may not: the fork server has them loaded before
+# it forks. A correct notebook that checks a part with torch.testing.assert_close (which
+# imports torch.distributed) lost 5 points when torch._dynamo was no longer imported there.
+LOSS = "def loss(X, y, w1, b1, w2, b2):"
+SELF_CHECK = Edit("gradient_check_answer", LOSS, f"""z = torch.linspace(-3, 3, 7)
+torch.testing.assert_close(sigmoid_delta(sigmoid_activation(z)),
+                           torch.sigmoid(z) * (1 - torch.sigmoid(z)))
+
+
+{LOSS}""")
+
+
+def test_a_correct_notebook_that_uses_what_torch_imports_late_gets_full_marks(tmp_path):
+    result = grade_notebook(write(tmp_path / "self_check.ipynb", (SELF_CHECK,)), ASSIGNMENT)
+    assert result.score == result.max_score, result.feedback()
